@@ -1,0 +1,114 @@
+"""The detector interface.
+
+A detector gets the events of one subject (user) in a batch, its own state for that subject and a
+clock, and returns its new state and any alerts. State is a JSON value (dicts, lists, numbers,
+strings) holding counts, sketches or running statistics, never a list of events; ``None`` means
+"no state" (a new subject, or state that has expired and should be deleted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, ClassVar
+
+from .alert import Alert
+from .event import Event
+
+Clock = Callable[[], float]
+"""Returns "now" as POSIX seconds. The worker passes the wall clock; replay may pass a fixed time."""
+
+SNAPSHOT_FIELDS = (
+    "id", "ts", "kind", "action", "outcome", "dataset", "sensitivity", "record_count", "case_ref",
+    "recipient_party", "destination_domain", "url_domain", "file_name", "channel", "app_id",
+    "policy_set", "group_id", "min_group_size", "lat", "lon", "content",
+)
+SNAPSHOT_STR_MAX = 256
+SNAPSHOT_IDS_MAX = 20
+
+
+def snapshot(event: Event) -> dict[str, Any]:
+    """A bounded copy of an event for an alert's evidence (long strings cut, few record ids)."""
+    out: dict[str, Any] = {}
+    for name in SNAPSHOT_FIELDS:
+        value = getattr(event, name)
+        if value is None:
+            continue
+        if isinstance(value, str) and len(value) > SNAPSHOT_STR_MAX:
+            value = value[:SNAPSHOT_STR_MAX] + "…"
+        out[name] = value
+    if event.record_ids:
+        out["record_ids"] = list(event.record_ids[:SNAPSHOT_IDS_MAX])
+        if len(event.record_ids) > SNAPSHOT_IDS_MAX:
+            out["record_ids_omitted"] = len(event.record_ids) - SNAPSHOT_IDS_MAX
+    if event.media:
+        out["media"] = [{k: m.get(k) for k in ("type", "name") if k in m} for m in event.media[:5]]
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class DetectorConfig:
+    """Knobs every detector has. Subclasses add their own (time units in the names: ``window_s``)."""
+
+    enabled: bool = True
+
+
+class Detector(ABC):
+    id: ClassVar[str]
+    """Matches the module's file name (``detectors/bulk_export.py`` -> ``bulk_export``)."""
+    version: ClassVar[int] = 1
+    summary: ClassVar[str]
+    """What it catches, in one line, for ``custodes detectors`` and the docs."""
+    Config: ClassVar[type[DetectorConfig]] = DetectorConfig
+
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self.config = config if config is not None else self.Config()
+
+    @classmethod
+    def configure(cls, knobs: Mapping[str, Any]) -> Detector:
+        """Build from a config mapping; unknown knobs and wrong types are errors, not ignored."""
+        fields = {f.name: f for f in dataclasses.fields(cls.Config)}
+        unknown = set(knobs) - set(fields)
+        if unknown:
+            raise ValueError(f"detector {cls.id}: unknown setting(s) {sorted(unknown)}")
+        values = {}
+        for name, value in knobs.items():
+            default = getattr(cls.Config(), name)
+            values[name] = _coerce(cls.id, name, value, default)
+        return cls(cls.Config(**values))
+
+    @abstractmethod
+    def process(
+        self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock
+    ) -> tuple[Any | None, list[Alert]]:
+        """Events are this subject's, in arrival order (not necessarily event-time order)."""
+
+
+def _coerce(detector: str, name: str, value: Any, default: Any) -> Any:
+    where = f"detector {detector}: setting {name}"
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ValueError(f"{where} must be true or false")
+        return value
+    if isinstance(default, int | float) and not isinstance(default, bool):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{where} must be a number")
+        if value < 0:
+            raise ValueError(f"{where} must not be negative")
+        return type(default)(value) if isinstance(default, float) else value
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping):
+            raise ValueError(f"{where} must be a table")
+        merged = dict(default)
+        for k, v in value.items():
+            if k in default:
+                merged[k] = _coerce(detector, f"{name}.{k}", v, default[k])
+            else:
+                merged[k] = v
+        return merged
+    if isinstance(default, tuple):
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"{where} must be a list")
+        return tuple(value)
+    return value

@@ -1,0 +1,73 @@
+"""The detectors' view of one canonical audit event.
+
+``stream.schema`` validates a decoded JSON object (ECS field names, ``custodes.*`` extensions) and
+builds an :class:`Event`. Detectors read the typed attributes; ``doc`` keeps the validated document
+for evidence snapshots. Times are POSIX seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+ACTIVITY_KINDS = frozenset(
+    {
+        "logon",
+        "logoff",
+        "message",
+        "record_access",
+        "export",
+        "share",
+        "print",
+        "removable_media",
+        "web_upload",
+        "membership",
+        "review",
+        "other",
+    }
+)
+"""``custodes.activity``. ``membership`` (joins/leaves of a monitored group) and ``review`` (a
+reviewer's own action in the review app) extend the list in the foundation issue; ``other`` is an
+event that carries none of the signals the detectors use (an ECS document shipped as it is)."""
+
+SENSITIVITIES = ("low", "medium", "high", "special")
+"""``custodes.dataset.sensitivity``, ascending. ``special`` is special-category personal data."""
+
+
+@dataclass(slots=True)
+class Event:
+    id: str
+    ts: float
+    user_id: str
+    kind: str = "other"
+    action: str | None = None
+    outcome: str | None = None
+    user_name: str | None = None
+    host_id: str | None = None
+    record_ids: tuple[str, ...] = ()
+    record_count: int | None = None
+    dataset: str | None = None
+    sensitivity: str | None = None
+    case_ref: str | None = None
+    recipient_party: str | None = None
+    destination_domain: str | None = None
+    email_to: tuple[str, ...] = ()
+    url_domain: str | None = None
+    file_name: str | None = None
+    channel: str | None = None
+    app_id: str | None = None
+    policy_set: str | None = None
+    group_id: str | None = None
+    min_group_size: int | None = None
+    lat: float | None = None
+    lon: float | None = None
+    content: str | None = None
+    media: tuple[dict[str, Any], ...] = ()
+    doc: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def records(self) -> int:
+        """How many records the event touched: ``record.count`` if given, else the distinct ids."""
+        if self.record_count is not None:
+            return self.record_count
+        return len(self.record_ids)

@@ -1,0 +1,183 @@
+"""The Faust app: topics, the detector-state table, the routing agent and the worker's web views.
+
+The agent only routes: decoding, validation, retention and detection live in ``stream.pipeline`` and
+``detectors``. Each input message (one event, or a newline-delimited batch) is split into events;
+bad ones go to the dead-letter topic with a reason, expired ones are counted, events on a partition
+other than their user's are re-keyed through the rerouted topic, and each user's events run through
+the detectors against that user's state in the table (one table write per user per message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter as Tally
+from datetime import timedelta
+from typing import Any
+
+import faust
+import orjson
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from detectors import registry as detector_registry
+from detectors.base import Clock
+
+from .metrics import PipelineMetrics
+from .partitioning import home_partition
+from .pipeline import Pipeline
+from .settings import Settings
+
+SOURCE_CODES = {"events": "e", "rerouted": "r"}
+
+
+def create_app(
+    settings: Settings,
+    *,
+    clock: Clock = time.time,
+    registry: CollectorRegistry | None = None,
+) -> faust.App:
+    if not settings.broker:
+        raise ValueError("the worker needs a broker (CUSTODES_BROKER or --broker)")
+    registry = registry if registry is not None else CollectorRegistry()
+    metrics = PipelineMetrics(registry)
+    pipeline = Pipeline(settings, detector_registry.build(settings.detectors), clock, metrics)
+    t = settings.topics
+    app = faust.App(
+        settings.app_id,
+        broker=[f"kafka://{b}" for b in settings.broker.split(",")],
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        processing_guarantee=settings.processing_guarantee,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=settings.worker_port != 0,
+        web_bind=settings.web_bind,
+        web_port=settings.worker_port,
+        web_host=settings.web_bind,
+        web_tables_enabled=False,
+        web_stats_enabled=False,
+        web_graph_enabled=False,
+        web_router_enabled=False,
+        web_metrics_enabled=False,
+        table_standby_replicas=0,
+    )
+    retention = timedelta(seconds=settings.retention_s)
+    raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw",
+                           "partitions": settings.partitions, "retention": retention}
+    inputs = app.topic(t.events, t.rerouted, **raw)
+    rerouted = app.topic(t.rerouted, **raw)
+    dead_letter = app.topic(t.dead_letter, **raw)
+    alerts_out = app.topic(t.alerts, **raw)
+    state = app.Table(
+        "detector-state",
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        help="Detector state per user (counts, sketches, running statistics; never event lists).",
+    )
+    positions: dict[tuple[str, int], int] = {}
+    codes = {t.events: "e", t.rerouted: "r"}
+
+    async def handle(message: Any) -> None:
+        started = time.perf_counter()
+        topic, partition, offset = message.topic, message.partition, message.offset
+        source = codes[topic]
+        home = None
+        if source == "e":
+            home = lambda user: home_partition(user, settings.partitions)  # noqa: E731
+        split = pipeline.split(message.value, topic, partition, offset, home)
+        pending: list[Any] = []
+        for user, line in split.reroute:
+            pending.append(await rerouted.send(key=user.encode(), value=line))
+        kinds: Tally[str] = Tally()
+        letters = split.dead
+        for user, events in split.groups.items():
+            key = user.encode()
+            stored = state.get(key)
+            result = pipeline.apply(user, events, stored, source, partition, offset)
+            if result.state is None:
+                if stored is not None:
+                    del state[key]
+            elif result.state is not stored:
+                state[key] = result.state
+            for alert in result.alerts:
+                pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict())))
+                if not result.redelivered:
+                    metrics.alerts.labels(alert.detector, alert.severity).inc()
+            failed = {id(f.event) for f in result.failures}
+            if result.failures:
+                letters = letters + pipeline.failure_letters(result.failures, topic, partition, offset)
+            for ev in events:
+                if id(ev) not in failed:
+                    kinds[ev.kind] += 1
+            if result.redelivered:
+                metrics.duplicates.inc()
+        for letter in letters:
+            pending.append(await dead_letter.send(value=letter.raw, headers=letter.headers()))
+            metrics.dead_lettered.labels(letter.reason).inc()
+        if pending:
+            # nothing is acknowledged before what it produced is on the broker
+            await asyncio.gather(*pending)
+        metrics.consumed.labels(topic).inc(split.consumed)
+        for kind, n in kinds.items():
+            metrics.processed.labels(kind).inc(n)
+        if split.expired:
+            metrics.expired.inc(split.expired)
+        if split.reroute:
+            metrics.rerouted.inc(len(split.reroute))
+        if split.newest_ts is not None:
+            metrics.event_lag.observe(max(0.0, clock() - split.newest_ts))
+        positions[(topic, partition)] = offset
+        elapsed = time.perf_counter() - started
+        metrics.message_seconds.observe(elapsed)
+        metrics.processing_seconds.inc(elapsed)
+
+    @app.agent(inputs, name="custodes-route")
+    async def route(stream: faust.StreamT) -> None:
+        async for event in stream.events():
+            await handle(event.message)
+
+    @app.timer(interval=5.0)
+    async def report_lag() -> None:
+        metrics.state_keys.set(len(state))
+        consumer = app.consumer
+        for tp in consumer.assignment():
+            if tp.topic not in codes:
+                continue
+            high = consumer.highwater(tp)
+            if high is None:
+                continue
+            done = positions.get((tp.topic, tp.partition), -1)
+            metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done - 1))
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @app.page("/health")
+    async def health_view(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/ready")
+    async def ready_view(web: Any, request: Any) -> Any:
+        ready = not app.rebalancing and bool(app.consumer.assignment())
+        return web.json({"ready": ready}, status=200 if ready else 503)
+
+    app.custodes_metrics = metrics  # type: ignore[attr-defined]
+    app.custodes_registry = registry  # type: ignore[attr-defined]
+    app.custodes_pipeline = pipeline  # type: ignore[attr-defined]
+    return app
+
+
+def run_worker(settings: Settings) -> None:
+    """Run the worker until SIGINT/SIGTERM (the process's main loop)."""
+    from faust.worker import Worker
+
+    from .topics import ensure_topics
+
+    ensure_topics(settings, settings.broker or "")
+    app = create_app(settings)
+    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
+    worker.execute_from_commandline()

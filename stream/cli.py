@@ -1,0 +1,297 @@
+"""The ``custodes`` command line."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+import orjson
+
+from .settings import Settings, SettingsError, load
+
+FORMATS = click.Choice(["auto", "ecs", "device", "mapping"])
+
+
+class Context:
+    def __init__(self, config: Path | None, overrides: dict) -> None:
+        self.config = config
+        self.overrides = overrides
+
+    def settings(self, **more) -> Settings:
+        try:
+            return load(self.config, **{**self.overrides, **more})
+        except SettingsError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def _broker(settings: Settings) -> Settings:
+    """The configured broker, else the one of a ``custodes run`` on this data directory."""
+    if settings.broker:
+        return settings
+    from .embedded import running_broker
+
+    found = running_broker(settings)
+    if not found:
+        raise click.ClickException(
+            "no broker: set CUSTODES_BROKER (or --broker), or start `custodes run` first"
+        )
+    return settings.model_copy(update={"broker": found})
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="CUSTODES_CONFIG", help="Settings file (default: config/custodes.toml).")
+@click.option("--broker", help="Kafka bootstrap servers host:port[,…] (env CUSTODES_BROKER).")
+@click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Where SQLite and logs live (env CUSTODES_DATA_DIR).")
+@click.option("--web-bind", help="Address the HTTP endpoints listen on (env CUSTODES_WEB_BIND).")
+@click.pass_context
+def main(ctx: click.Context, config: Path | None, broker: str | None, data_dir: Path | None,
+         web_bind: str | None) -> None:
+    """Custodes: audit-log monitoring that flags suspicious data access and bulk exports."""
+    ctx.obj = Context(config, {"broker": broker, "data_dir": data_dir, "web_bind": web_bind})
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also stream a small demo organisation into the broker.")
+@pass_ctx
+def run(ctx: Context, demo: bool) -> None:
+    """Run everything: broker (embedded Tansu unless one is configured), worker, sink, review app."""
+    from .embedded import Embedded
+
+    settings = ctx.settings()
+    emb = Embedded(settings)
+    stop = threading.Event()
+    try:
+        click.echo("Starting Custodes…")
+        emb.start()
+        kind = "configured" if settings.broker else "embedded Tansu, in memory"
+        bind = settings.web_bind
+        click.echo(f"  broker   {emb.broker}  ({kind})")
+        click.echo(f"  store    {settings.describe()['database_url']}")
+        click.echo(f"  worker   http://{bind}:{settings.worker_port}/metrics")
+        click.echo(f"  sink     http://{bind}:{settings.sink_port}/metrics")
+        if any(c.name == "review" for c in emb.children):
+            click.echo(f"  review   http://{bind}:{settings.review_port}/")
+        click.echo(f"  logs     {emb.logs}")
+        click.echo(f"Feed events with: custodes ingest FILE…   (data dir {settings.data_dir})")
+        if demo:
+            from .demo import run_demo
+
+            demo_settings = settings.model_copy(update={"broker": emb.broker})
+            threading.Thread(target=run_demo, args=(demo_settings, stop), daemon=True).start()
+            click.echo("  demo     streaming a small demo organisation")
+        click.echo("Press Ctrl-C to stop.")
+        while not stop.is_set():
+            dead = emb.failed()
+            if dead is not None:
+                raise click.ClickException(
+                    f"{dead.name} exited with code {dead.proc.returncode}; see {dead.log}"
+                )
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        click.echo("\nStopping…")
+    finally:
+        stop.set()
+        emb.stop()
+        click.echo("Stopped.")
+
+
+@main.command()
+@pass_ctx
+def worker(ctx: Context) -> None:
+    """Run a Faust worker (decode, validate, detect) until SIGINT/SIGTERM."""
+    from .app import run_worker
+
+    run_worker(_broker(ctx.settings()))
+
+
+@main.command()
+@pass_ctx
+def sink(ctx: Context) -> None:
+    """Consume the alerts topic into the store until SIGINT/SIGTERM."""
+    from .sink import run_sink
+
+    run_sink(_broker(ctx.settings()))
+
+
+def _progress(paths: tuple[Path, ...], label: str):
+    total = sum(p.stat().st_size for p in paths if p.exists())
+    return click.progressbar(length=max(total, 1), label=label, file=sys.stderr,
+                             show_eta=True, show_percent=True)
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
+                                                                   path_type=Path))
+@click.option("--format", "fmt", type=FORMATS, default="auto", show_default=True)
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Mapping file (config/mappings/*.toml) for a site's own CSV/JSON log.")
+@pass_ctx
+def ingest(ctx: Context, files: tuple[Path, ...], fmt: str, mapping: Path | None) -> None:
+    """Normalise FILES and produce the events to Kafka."""
+    from .ingest import ingest as do_ingest
+
+    settings = _broker(ctx.settings())
+    started = time.perf_counter()
+    with _progress(files, "ingest") as bar:
+        counts = do_ingest(settings, files, fmt, mapping, progress=bar.update)
+    elapsed = time.perf_counter() - started
+    dead = sum(counts.dead_lettered.values())
+    click.echo(f"{counts.records:,} records read: {counts.events:,} events sent in "
+               f"{counts.messages:,} messages, {dead:,} dead-lettered ({elapsed:.1f} s)")
+    for reason, n in sorted(counts.dead_lettered.items()):
+        click.echo(f"  {reason}: {n:,}")
+
+
+def _as_of(value: str | None) -> float | None:
+    if value is None:
+        return None
+    from .schema import Invalid, parse_timestamp
+
+    try:
+        return parse_timestamp(value, "--as-of")
+    except Invalid as exc:
+        raise click.BadParameter(exc.detail) from None
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False,
+                                                                   path_type=Path))
+@click.option("--alerts-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the alerts as JSON lines here (default: standard output).")
+@click.option("--format", "fmt", type=FORMATS, default="auto", show_default=True)
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--as-of", help="Evaluate as if now were this ISO 8601 time (retention counts back from it).")
+@pass_ctx
+def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: str,
+           mapping: Path | None, as_of: str | None) -> None:
+    """Run FILES through the normalisers and detectors offline (no broker)."""
+    from .replay import replay as do_replay
+
+    settings = ctx.settings()
+    when = _as_of(as_of)
+    if when is not None:
+        click.echo(f"Evaluating as of {datetime.fromtimestamp(when, UTC).isoformat()} (not the wall "
+                   f"clock): events before {datetime.fromtimestamp(when - settings.retention_s, UTC):%Y-%m-%d}"
+                   f" are outside the {settings.retention_days}-day window.", err=True)
+    started = time.perf_counter()
+    with _progress(files, "replay") as bar:
+        result = do_replay(settings, files, fmt, mapping, as_of=when, progress=bar.update)
+    elapsed = time.perf_counter() - started
+    alerts = sorted(result.alerts.values(), key=lambda a: (a.ts, a.id))
+    lines = b"".join(orjson.dumps(a.to_dict()) + b"\n" for a in alerts)
+    if alerts_out is not None:
+        alerts_out.write_bytes(lines)
+    else:
+        sys.stdout.buffer.write(lines)
+    dead = sum(result.dead_lettered.values())
+    rate = result.consumed / elapsed if elapsed > 0 else 0
+    click.echo(f"{result.consumed:,} events: {result.processed:,} processed, {dead:,} dead-lettered, "
+               f"{result.expired:,} expired; {len(alerts):,} alerts ({elapsed:.1f} s, {rate:,.0f} events/s)",
+               err=True)
+    for reason, n in sorted(result.dead_lettered.items()):
+        click.echo(f"  {reason}: {n:,}", err=True)
+
+
+@main.command()
+@click.option("--limit", default=50, show_default=True)
+@click.option("--status", type=click.Choice(["new", "investigating", "closed"]))
+@click.option("--detector")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@pass_ctx
+def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, as_json: bool) -> None:
+    """List stored alerts, newest first."""
+    from .store import AlertStore
+
+    store = AlertStore(ctx.settings().db_url)
+    try:
+        rows = store.list_alerts(limit=limit, status=status, detector=detector)
+    finally:
+        store.dispose()
+    if as_json:
+        for r in rows:
+            click.echo(orjson.dumps(r, default=str).decode())
+        return
+    if not rows:
+        click.echo("no alerts")
+        return
+    for r in rows:
+        click.echo(f"{r['ts']:%Y-%m-%d %H:%M:%S}  {r['severity']:<8} {r['score']:>5.1f}  "
+                   f"{r['status']:<13} {r['detector']:<14} {r['id']}  {r['title']}")
+
+
+@main.command()
+@pass_ctx
+def detectors(ctx: Context) -> None:
+    """List every detector: id, what it catches, enabled or not, and its knobs."""
+    import dataclasses
+
+    from detectors.registry import CATALOG
+
+    configured = ctx.settings().detectors
+    for cls in CATALOG:
+        det = cls.configure(configured.get(cls.id, {}))
+        state = "enabled" if det.config.enabled else "disabled"
+        click.echo(f"{cls.id} (v{cls.version}, {state}): {cls.summary}")
+        for f in dataclasses.fields(det.config):
+            if f.name != "enabled":
+                click.echo(f"    {f.name} = {getattr(det.config, f.name)!r}")
+
+
+@main.group()
+def db() -> None:
+    """The alert store."""
+
+
+@db.command("upgrade")
+@pass_ctx
+def db_upgrade(ctx: Context) -> None:
+    """Create or migrate the store's schema to the latest version."""
+    from .store import engine_for, migrate
+
+    settings = ctx.settings()
+    engine = engine_for(settings.db_url)
+    migrate(engine)
+    engine.dispose()
+    click.echo(f"store at {settings.describe()['database_url']} is up to date")
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics."""
+
+
+@topics.command("check")
+@pass_ctx
+def topics_check(ctx: Context) -> None:
+    """Report Custodes topics whose retention exceeds the window; exit 1 if any does."""
+    from .topics import check_topics
+
+    settings = _broker(ctx.settings())
+    bad = 0
+    for c in check_topics(settings, settings.broker or ""):
+        days = "unlimited" if c.retention_ms is None or c.retention_ms < 0 else f"{c.retention_ms / 86_400_000:g} days"
+        click.echo(f"{c.topic}: {c.partitions} partitions, retention {days}" +
+                   (f"  PROBLEM: {c.problem}" if c.problem else ""))
+        bad += c.problem is not None
+    if bad:
+        sys.exit(1)
+
+
+@main.command("config")
+@pass_ctx
+def show_config(ctx: Context) -> None:
+    """Print the effective settings (secrets masked)."""
+    click.echo(orjson.dumps(ctx.settings().describe(), option=orjson.OPT_INDENT_2).decode())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""Which partition is a user's home: the Kafka default partitioner (murmur2 of the key), as producers
+and Faust compute it, so events of one user meet their detector state on one partition."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from kafka.partitioner.default import murmur2
+
+
+@lru_cache(maxsize=262_144)
+def home_partition(user_id: str, partitions: int) -> int:
+    return (murmur2(user_id.encode()) & 0x7FFFFFFF) % partitions

@@ -1,0 +1,134 @@
+"""Settings: one typed, frozen model, read from a TOML file and ``CUSTODES_*`` environment variables.
+
+Precedence: explicit overrides (CLI flags) > environment > the config file > defaults. The config file
+is ``$CUSTODES_CONFIG`` or ``config/custodes.toml`` in the checkout. Secrets (the database URL's
+password, the pseudonym key) are never printed: ``describe()`` masks them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from .schema import Limits
+
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "custodes.toml"
+ENV_PREFIX = "CUSTODES_"
+
+
+class Topics(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    events: str = "custodes-audit-events"
+    rerouted: str = "custodes-audit-events-by-user"
+    """Events that arrived on a partition other than their user's are re-keyed through this topic."""
+    dead_letter: str = "custodes-dead-letter"
+    alerts: str = "custodes-alerts"
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    broker: str | None = None
+    """``host:port[,host:port]`` of a Kafka cluster. None: ``custodes run`` starts an embedded broker."""
+    database_url: SecretStr | None = None
+    """SQLAlchemy URL. None: SQLite under ``data_dir``. PostgreSQL: ``postgresql+psycopg://…``."""
+    data_dir: Path = Path("custodes-data")
+    app_id: str = "custodes"
+    topics: Topics = Topics()
+    partitions: int = Field(4, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1, le=7)
+    retention_days: int = Field(730, ge=1)
+    """How long any monitoring data is kept (events, alerts, state): two years by default."""
+    max_future_s: int = Field(86_400, ge=0)
+    """Events dated further than this ahead of now are dead-lettered (``timestamp_in_future``)."""
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    web_bind: str = "127.0.0.1"
+    worker_port: int = Field(6066, ge=0, le=65535)
+    sink_port: int = Field(6067, ge=0, le=65535)
+    review_port: int = Field(8080, ge=0, le=65535)
+    ingest_batch_events: int = Field(500, ge=1, le=100_000)
+    """``custodes ingest`` packs up to this many events of one partition into one Kafka message."""
+    sink_batch_max: int = Field(500, ge=1)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    pseudonym_key: SecretStr | None = None
+    limits: dict[str, int] = Field(default_factory=dict)
+    detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("limits")
+    @classmethod
+    def _known_limits(cls, value: dict[str, int]) -> dict[str, int]:
+        Limits(**value)  # unknown names raise TypeError -> reported as a validation error
+        return value
+
+    @property
+    def retention_s(self) -> int:
+        return self.retention_days * 86_400
+
+    @property
+    def event_limits(self) -> Limits:
+        return Limits(**self.limits)
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url is not None:
+            return self.database_url.get_secret_value()
+        return f"sqlite:///{(self.data_dir / 'custodes.db').resolve()}"
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as a dict that is safe to print or log: secrets masked."""
+        from sqlalchemy.engine import make_url
+
+        out = self.model_dump(mode="json", exclude={"database_url", "pseudonym_key"})
+        out["database_url"] = make_url(self.db_url).render_as_string(hide_password=True)
+        out["pseudonym_key"] = "********" if self.pseudonym_key else None
+        return out
+
+
+class SettingsError(ValueError):
+    pass
+
+
+_ENV_FIELDS = {
+    name: name.upper()
+    for name in Settings.model_fields
+    if name not in {"topics", "limits", "detectors"}
+}
+
+
+def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None,
+         **overrides: Any) -> Settings:
+    """Read the config file, then ``CUSTODES_*`` variables, then ``overrides`` (None values ignored)."""
+    env = dict(os.environ) if env is None else env
+    file = Path(path) if path else Path(env.get("CUSTODES_CONFIG", "") or REPO_CONFIG)
+    data: dict[str, Any] = {}
+    if file.exists():
+        with file.open("rb") as fh:
+            try:
+                raw = tomllib.load(fh)
+            except tomllib.TOMLDecodeError as exc:
+                raise SettingsError(f"{file}: {exc}") from None
+        data.update(raw.get("custodes", {}))
+        for section in ("topics", "limits", "detectors"):
+            if section in raw:
+                data[section] = raw[section]
+        extra = set(raw) - {"custodes", "topics", "limits", "detectors"}
+        if extra:
+            raise SettingsError(f"{file}: unknown section(s) {sorted(extra)}")
+    elif path:
+        raise SettingsError(f"config file {file} does not exist")
+    for name, suffix in _ENV_FIELDS.items():
+        value = env.get(ENV_PREFIX + suffix)
+        if value not in (None, ""):
+            data[name] = value
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        raise SettingsError(f"invalid settings: {problems}") from None

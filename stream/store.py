@@ -1,0 +1,146 @@
+"""The alert store: SQLite by default, PostgreSQL when deployed (SQLAlchemy Core, Alembic migrations).
+
+``upsert_alerts`` is idempotent: an alert id already stored is updated only when the incoming copy
+folds more hits into it (a higher ``count``), so redelivered or replayed alerts never add rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+
+from detectors.alert import Alert
+
+from .tables import alerts
+
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def engine_for(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        eng = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(eng, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")  # readers (review app) never block the sink
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return eng
+    return create_engine(url, pool_pre_ping=True)
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+def _insert(engine: Engine):
+    if engine.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def alert_row(alert: Alert, now: datetime) -> dict[str, Any]:
+    return {
+        "id": alert.id,
+        "detector": alert.detector,
+        "detector_version": alert.detector_version,
+        "severity": alert.severity,
+        "score": alert.score,
+        "subject": alert.subject,
+        "title": alert.title,
+        "explanation": alert.explanation,
+        "ts": utc(alert.ts),
+        "first_seen": utc(alert.first_seen),
+        "last_seen": utc(alert.last_seen),
+        "count": alert.count,
+        "evidence_event_ids": list(alert.evidence_event_ids),
+        "evidence": list(alert.evidence),
+        "facts": alert.facts,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+_UPDATED_ON_FOLD = (
+    "severity", "score", "title", "explanation", "ts", "first_seen", "last_seen", "count",
+    "evidence_event_ids", "evidence", "facts", "updated_at",
+)
+
+
+class AlertStore:
+    def __init__(self, url: str, *, migrate_schema: bool = True) -> None:
+        self.url = url
+        self.engine = engine_for(url)
+        if migrate_schema:
+            migrate(self.engine)
+
+    def upsert_alerts(self, batch: Sequence[Alert], now: datetime | None = None) -> int:
+        """Store alerts; returns how many rows were inserted or updated."""
+        if not batch:
+            return 0
+        now = now or datetime.now(UTC)
+        # one row per id within the batch: the copy that folds the most hits wins
+        best: dict[str, Alert] = {}
+        for a in batch:
+            if a.id not in best or a.count > best[a.id].count:
+                best[a.id] = a
+        rows = [alert_row(a, now) for a in best.values()]
+        insert = _insert(self.engine)
+        stmt = insert(alerts)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[alerts.c.id],
+            set_={c: stmt.excluded[c] for c in _UPDATED_ON_FOLD},
+            where=stmt.excluded.count > alerts.c.count,
+        )
+        with self.engine.begin() as conn:
+            result = conn.execute(stmt, rows)
+        return max(result.rowcount, 0)
+
+    def list_alerts(self, limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
+        q = select(alerts).order_by(alerts.c.ts.desc(), alerts.c.id).limit(limit)
+        for name, value in filters.items():
+            if value is not None:
+                q = q.where(alerts.c[name] == value)
+        with self.engine.connect() as conn:
+            return [dict(r._mapping) for r in conn.execute(q)]
+
+    def count_alerts(self) -> int:
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.count()).select_from(alerts)).scalar_one()
+
+    def ids(self) -> set[str]:
+        with self.engine.connect() as conn:
+            return set(conn.execute(select(alerts.c.id)).scalars())
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+def store_all(url: str, batch: Iterable[Alert]) -> int:
+    store = AlertStore(url)
+    try:
+        return store.upsert_alerts(list(batch))
+    finally:
+        store.dispose()
