@@ -293,5 +293,17 @@ def show_config(ctx: Context) -> None:
     click.echo(orjson.dumps(ctx.settings().describe(), option=orjson.OPT_INDENT_2).decode())
 
 
+def _register_optional_commands() -> None:
+    """Commands owned by other packages (review app: review, users, audit) register themselves."""
+    try:
+        from review.cli import COMMANDS
+    except ImportError:
+        return
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_optional_commands()
+
 if __name__ == "__main__":
     main()
