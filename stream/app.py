@@ -114,6 +114,8 @@ def create_app(
                     kinds[ev.kind] += 1
             if result.redelivered:
                 metrics.duplicates.inc()
+            if result.duplicates:
+                metrics.duplicate_events.inc(result.duplicates)
         for letter in letters:
             pending.append(await dead_letter.send(value=letter.raw, headers=letter.headers()))
             metrics.dead_lettered.labels(letter.reason).inc()

@@ -42,6 +42,10 @@ class PipelineMetrics:
             "custodes_messages_redelivered_total", "Messages seen again after a restart whose effect on "
             "detector state was already applied (skipped, their alerts re-sent).", registry=registry,
         )
+        self.duplicate_events = Counter(
+            "custodes_events_duplicate_total", "Events whose id the user's recent events already had "
+            "(re-sent by a producer); counted as processed, not applied again.", registry=registry,
+        )
         self.alerts = Counter(
             "custodes_alerts_raised_total", "Alerts emitted by detectors.", ["detector", "severity"],
             registry=registry,

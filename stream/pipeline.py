@@ -8,10 +8,15 @@ Delivery is at-least-once. So that a message redelivered after a crash is not co
 user's state records the (partition, offset) of the last message applied per input topic; a message
 at or below it leaves the state alone, and the alerts it raised the first time (kept, at most
 ``RECENT_ALERTS``, in the state) are sent again. Alert ids are deterministic, so the store keeps one row.
+
+A producer may also send the same event twice (Beats and other shippers are at-least-once too): the
+state keeps short hashes of the user's last ``dedupe_events`` event ids, and an event seen again is
+recognised as a duplicate instead of being counted twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -72,6 +77,11 @@ class Applied:
     alerts: list[Alert]
     failures: list[Failure]
     redelivered: bool = False
+    duplicates: int = 0
+
+
+def _id_hash(event_id: str) -> str:
+    return hashlib.blake2b(event_id.encode(), digest_size=4).hexdigest()
 
 
 class Pipeline:
@@ -161,20 +171,33 @@ class Pipeline:
         if seen is not None and seen[0] == partition and offset <= seen[1]:
             again = [Alert.from_dict(a) for off, a in wrapper.get("r", ()) if off >= offset]
             return Applied(stored, again, [], redelivered=True)
+        keep = self.settings.dedupe_events
+        duplicates = 0
+        if keep:
+            recent_ids: list[str] = wrapper.get("x", [])
+            seen_ids = set(recent_ids)
+            fresh = []
+            for ev in events:
+                h = _id_hash(ev.id)
+                if h in seen_ids:
+                    duplicates += 1
+                    continue
+                seen_ids.add(h)
+                recent_ids.append(h)
+                fresh.append(ev)
+            events = fresh
+            wrapper["x"] = recent_ids[-keep:]
         det_state, alerts, failures = self.engine.run(user, events, wrapper.get("d"))
-        if det_state is None and not wrapper.get("r"):
-            if not alerts:
-                # nothing left to remember but the position; keep it only if the user has state
-                return Applied(None, [], failures)
+        if det_state is None:
+            # detector state expired (or never began): the position, recent alerts and recent ids
+            # only matter together with it, so the user's entry is deleted
+            return Applied(None, alerts, failures, duplicates=duplicates)
         wrapper["o"] = {**wrapper.get("o", {}), source: [partition, offset]}
         wrapper["d"] = det_state
         if alerts:
             recent = wrapper.get("r", []) + [[offset, a.to_dict()] for a in alerts]
             wrapper["r"] = recent[-RECENT_ALERTS:]
-        if det_state is None:
-            # detector state expired: the position and recent alerts are only worth keeping with it
-            return Applied(None, alerts, failures)
-        return Applied(orjson.dumps(wrapper), alerts, failures)
+        return Applied(orjson.dumps(wrapper), alerts, failures, duplicates=duplicates)
 
     def failure_letters(self, failures: list[Failure], topic: str, partition: int, offset: int
                         ) -> list[DeadLetter]:

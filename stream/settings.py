@@ -53,6 +53,8 @@ class Settings(BaseModel):
     ingest_batch_events: int = Field(500, ge=1, le=100_000)
     """``custodes ingest`` packs up to this many events of one partition into one Kafka message."""
     sink_batch_max: int = Field(500, ge=1)
+    dedupe_events: int = Field(64, ge=0, le=4096)
+    """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pseudonym_key: SecretStr | None = None
     limits: dict[str, int] = Field(default_factory=dict)
@@ -61,7 +63,10 @@ class Settings(BaseModel):
     @field_validator("limits")
     @classmethod
     def _known_limits(cls, value: dict[str, int]) -> dict[str, int]:
-        Limits(**value)  # unknown names raise TypeError -> reported as a validation error
+        known = set(Limits.__dataclass_fields__)
+        unknown = set(value) - known
+        if unknown:
+            raise ValueError(f"unknown limit(s) {sorted(unknown)}; known: {sorted(known)}")
         return value
 
     @property

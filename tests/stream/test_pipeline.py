@@ -1,0 +1,139 @@
+import orjson
+import pytest
+
+from detectors.registry import build
+from stream.pipeline import Pipeline
+from stream.settings import load
+
+from .events import T0, export, lines
+
+NOW = T0 + 3600
+
+
+@pytest.fixture
+def settings(tmp_path):
+    return load(env={"CUSTODES_DATA_DIR": str(tmp_path)})
+
+
+@pytest.fixture
+def pipeline(settings):
+    return Pipeline(settings, build(settings.detectors), clock=lambda: NOW)
+
+
+def test_bad_lines_are_dead_lettered_with_reasons_and_source(pipeline):
+    value = lines(
+        export("alice", T0, 5),
+        b'{"truncated": ',
+        b"\xff\xfe\xfd",
+        b"[1, 2]",
+        {"@timestamp": "2026-03-02T09:00:00", "user": {"id": "bob"}},
+        {"@timestamp": "2026-03-02T09:00:00Z"},
+        {"@timestamp": "yesterday", "user": {"id": "bob"}},
+        {"@timestamp": "2026-03-02T09:00:00Z", "user": {"id": ["bob"]}},
+    )
+    split = pipeline.split(value, "events", 3, 42)
+    assert split.consumed == 8
+    assert [d.reason for d in split.dead] == [
+        "invalid_json", "not_utf8", "not_an_object", "timestamp_without_timezone", "missing_user",
+        "bad_timestamp", "wrong_type",
+    ]
+    assert [d.line for d in split.dead] == [2, 3, 4, 5, 6, 7, 8]
+    assert split.dead[1].raw == b"\xff\xfe\xfd"  # the original bytes, untouched
+    headers = dict(split.dead[0].headers())
+    assert headers["custodes.source.partition"] == b"3"
+    assert headers["custodes.source.offset"] == b"42"
+    assert list(split.groups) == ["alice"]
+
+
+def test_empty_message_is_bad_input_but_blank_lines_in_a_batch_are_not_events(pipeline):
+    assert [d.reason for d in pipeline.split(b"", "events", 0, 0).dead] == ["invalid_json"]
+    split = pipeline.split(lines(export("a", T0, 1)) + b"\n\n", "events", 0, 1)
+    assert split.consumed == 1 and not split.dead
+
+
+def test_retention_gate_counts_expired_and_dead_letters_far_future(pipeline, settings):
+    too_old = NOW - settings.retention_s - 1
+    just_inside = NOW - settings.retention_s + 1
+    future = NOW + settings.max_future_s + 1
+    split = pipeline.split(
+        lines(export("a", too_old, 1), export("a", just_inside, 1), export("a", future, 1),
+              export("a", NOW + settings.max_future_s - 1, 1)),
+        "events", 0, 0,
+    )
+    assert split.expired == 1
+    assert [d.reason for d in split.dead] == ["timestamp_in_future"]
+    assert len(split.groups["a"]) == 2
+    assert split.consumed == split.expired + len(split.dead) + len(split.groups["a"])
+
+
+def test_events_off_their_home_partition_are_rerouted(pipeline):
+    home = {"alice": 1, "bob": 2}.__getitem__
+    split = pipeline.split(lines(export("alice", T0, 1), export("bob", T0, 1)), "events", 1, 0, home)
+    assert list(split.groups) == ["alice"]
+    assert [user for user, _ in split.reroute] == ["bob"]
+    assert orjson.loads(split.reroute[0][1])["user"]["id"] == "bob"
+
+
+def test_redelivered_message_does_not_count_twice_and_resends_its_alerts(pipeline):
+    events = pipeline.split(lines(export("alice", T0, 150, event_id="e1")), "events", 0, 10).groups["alice"]
+    first = pipeline.apply("alice", events, None, "e", 0, 10)
+    assert first.alerts == []
+    events2 = pipeline.split(lines(export("alice", T0 + 60, 100, event_id="e2")), "events", 0, 11).groups
+    second = pipeline.apply("alice", events2["alice"], first.state, "e", 0, 11)
+    assert [a.count for a in second.alerts] == [1]  # 250 > 200 for high sensitivity
+    # the same message again (a crash before the offset commit): state unchanged, alert re-sent
+    again = pipeline.apply("alice", events2["alice"], second.state, "e", 0, 11)
+    assert again.redelivered and again.state == second.state
+    assert [a.id for a in again.alerts] == [a.id for a in second.alerts]
+    # an older message redelivered: nothing counted again, and it raised no alert
+    older = pipeline.apply("alice", events, second.state, "e", 0, 10)
+    assert older.redelivered and older.state == second.state
+    assert [a.id for a in older.alerts] == [a.id for a in second.alerts]  # offset 11 >= 10
+    # the next new message counts normally, folding into the same alert
+    events3 = pipeline.split(lines(export("alice", T0 + 120, 10, event_id="e3")), "events", 0, 12).groups
+    third = pipeline.apply("alice", events3["alice"], second.state, "e", 0, 12)
+    assert [(a.id, a.count) for a in third.alerts] == [(second.alerts[0].id, 2)]
+
+
+def test_same_offset_on_another_partition_is_not_a_redelivery(pipeline):
+    evs = pipeline.split(lines(export("alice", T0, 150)), "events", 0, 5).groups["alice"]
+    first = pipeline.apply("alice", evs, None, "e", 0, 5)
+    evs2 = pipeline.split(lines(export("alice", T0 + 1, 150)), "events", 1, 5).groups["alice"]
+    moved = pipeline.apply("alice", evs2, first.state, "e", 1, 5)
+    assert not moved.redelivered
+    assert len(moved.alerts) == 1  # 300 records now counted
+
+
+def test_a_failing_detector_dead_letters_only_the_event_it_fails_on(settings):
+    from detectors.base import Detector
+
+    class Fussy(Detector):
+        id = "fussy"
+        summary = "fails on one user name"
+
+        def process(self, subject, events, state, clock):
+            if any(e.user_name == "poison" for e in events):
+                raise KeyError("poison")
+            return {"n": (state or {}).get("n", 0) + len(events)}, []
+
+    pipe = Pipeline(settings, [Fussy(), *build(settings.detectors)], clock=lambda: NOW)
+    value = lines(export("a", T0, 150), {**export("a", T0, 100), "user": {"id": "a", "name": "poison"}})
+    split = pipe.split(value, "events", 0, 0)
+    applied = pipe.apply("a", split.groups["a"], None, "e", 0, 0)
+    assert [f.detector for f in applied.failures] == ["fussy"]
+    assert len(applied.alerts) == 1  # bulk_export still saw both events: 250 > 200
+    letters = pipe.failure_letters(applied.failures, "events", 0, 0)
+    assert letters[0].reason == "detector_failed" and letters[0].detector == "fussy"
+    assert "poison" not in letters[0].detail  # the error text may hold personal data: type only
+    assert orjson.loads(applied.state)["d"]["fussy"] == {"n": 1}
+
+
+def test_a_resent_event_is_recognised_and_not_counted_twice(pipeline):
+    one = export("alice", T0, 150, event_id="same")
+    first = pipeline.apply("alice", pipeline.split(lines(one), "events", 0, 1).groups["alice"], None, "e", 0, 1)
+    again = pipeline.apply("alice", pipeline.split(lines(one), "events", 0, 2).groups["alice"],
+                           first.state, "e", 0, 2)
+    assert again.duplicates == 1 and again.alerts == []  # 150, not 300 > 200
+    other = pipeline.apply("alice", pipeline.split(lines(export("alice", T0, 60, event_id="new")),
+                                                   "events", 0, 3).groups["alice"], again.state, "e", 0, 3)
+    assert other.duplicates == 0 and [a.facts["records"] for a in other.alerts] == [210]
