@@ -64,11 +64,16 @@ def main(ctx: click.Context, config: Path | None, broker: str | None, data_dir: 
 @pass_ctx
 def run(ctx: Context, demo: bool) -> None:
     """Run everything: broker (embedded Tansu unless one is configured), worker, sink, review app."""
+    import signal
+
     from .embedded import Embedded
 
     settings = ctx.settings()
     emb = Embedded(settings)
     stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    failure: str | None = None
     try:
         click.echo("Starting Custodes…")
         emb.start()
@@ -88,20 +93,19 @@ def run(ctx: Context, demo: bool) -> None:
             demo_settings = settings.model_copy(update={"broker": emb.broker})
             threading.Thread(target=run_demo, args=(demo_settings, stop), daemon=True).start()
             click.echo("  demo     streaming a small demo organisation")
-        click.echo("Press Ctrl-C to stop.")
-        while not stop.is_set():
+        click.echo("Press Ctrl-C to stop.", nl=True)
+        while not stop.wait(0.5):
             dead = emb.failed()
             if dead is not None:
-                raise click.ClickException(
-                    f"{dead.name} exited with code {dead.proc.returncode}; see {dead.log}"
-                )
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        click.echo("\nStopping…")
+                failure = f"{dead.name} exited with code {dead.proc.returncode}; see {dead.log}"
+                break
+        click.echo("Stopping…")
     finally:
         stop.set()
         emb.stop()
         click.echo("Stopped.")
+    if failure:
+        raise click.ClickException(failure)
 
 
 @main.command()

