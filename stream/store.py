@@ -113,10 +113,11 @@ class AlertStore:
             index_elements=[alerts.c.id],
             set_={c: stmt.excluded[c] for c in _UPDATED_ON_FOLD},
             where=stmt.excluded.count > alerts.c.count,
-        )
+        ).returning(alerts.c.id)
         with self.engine.begin() as conn:
-            result = conn.execute(stmt, rows)
-        return max(result.rowcount, 0)
+            # RETURNING lists the rows really inserted or updated (rowcount is unreliable for
+            # multi-row upserts on some drivers)
+            return len(conn.execute(stmt, rows).all())
 
     def list_alerts(self, limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
         q = select(alerts).order_by(alerts.c.ts.desc(), alerts.c.id).limit(limit)

@@ -51,3 +51,34 @@ alerts = Table(
 )
 
 ALERT_STATUSES = ("new", "investigating", "closed")
+
+holds = Table(
+    "holds",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("target_kind", String(16), nullable=False),  # "alert" or "case"
+    Column("target_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("placed_by", String(255), nullable=False),
+    Column("placed_at", DateTime(timezone=True), nullable=False),
+    Column("released_by", String(255)),
+    Column("released_at", DateTime(timezone=True)),
+    Column("release_reason", Text),
+    Index("ix_holds_target", "target_kind", "target_id"),
+)
+
+retention_receipts = Table(
+    "retention_receipts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(32), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("cutoff", DateTime(timezone=True), nullable=False),
+    Column("deleted", Integer, nullable=False, server_default="0"),
+    Column("oldest", DateTime(timezone=True)),
+    Column("newest", DateTime(timezone=True)),
+    Column("kept_on_hold", Integer, nullable=False, server_default="0"),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_retention_receipts_started", "started_at"),
+)

@@ -1,0 +1,233 @@
+"""The retention job: deletes stored data older than the window, keeps what is on legal hold, and
+writes a receipt per run and kind that a data-protection officer can list.
+
+Each batch deletes at most ``batch_size`` rows and adds them to the run's receipt in the same
+transaction, then pauses briefly, so reviewers are never locked out and an interrupted run leaves a
+receipt that says exactly what it did (``finished_at`` empty). Running again deletes the rest: nothing
+is deleted twice and nothing is missed. A receipt holds counts and timestamps only, never the data.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from sqlalchemy import Column, Engine, String, Table, and_, cast, delete, func, insert, inspect, select, update
+
+from .tables import alerts, holds, retention_receipts
+
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class Target:
+    """One kind of stored data and the column its age is measured by."""
+
+    kind: str
+    table: Table
+    key: Column
+    time: Column
+    hold_kind: str | None = None
+    extra: Callable[[], Any] | None = None
+    """An extra WHERE condition (e.g. only released holds)."""
+
+
+TARGETS: list[Target] = [
+    Target("alerts", alerts, alerts.c.id, alerts.c.ts, hold_kind="alert"),
+    Target("released_holds", holds, holds.c.id, holds.c.released_at,
+           extra=lambda: holds.c.released_at.is_not(None)),
+]
+"""What the job deletes. Other stores of personal data (the review app's tables) add theirs here."""
+
+
+def register(target: Target) -> None:
+    if any(t.kind == target.kind for t in TARGETS):
+        return
+    TARGETS.append(target)
+
+
+class RetentionMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.deleted = Counter("custodes_retention_deleted_total", "Rows deleted by the retention job.",
+                               ["kind"], registry=registry)
+        self.last_success = Gauge("custodes_retention_last_success_timestamp_seconds",
+                                  "When the retention job last completed (POSIX seconds).", registry=registry)
+        self.run_seconds = Histogram("custodes_retention_run_seconds", "Duration of a retention run.",
+                                     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 1800), registry=registry)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    run_id: str
+    kind: str
+    cutoff: datetime
+    deleted: int
+    oldest: datetime | None
+    newest: datetime | None
+    kept_on_hold: int
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class Interrupted(Exception):
+    """Raised by the test hook to simulate a run stopped part-way."""
+
+
+def _utc(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:  # SQLite hands back naive datetimes
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+class Retention:
+    def __init__(
+        self,
+        engine: Engine,
+        retention_s: int,
+        clock: Clock = time.time,
+        metrics: RetentionMetrics | None = None,
+        batch_size: int = 500,
+        pause_s: float = 0.02,
+    ) -> None:
+        self.engine = engine
+        self.retention_s = retention_s
+        self.clock = clock
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.pause_s = pause_s
+        self.after_batch: Callable[[str, int], None] | None = None
+        """Test hook: called with (kind, batch number) after each committed batch."""
+
+    # -- holds ----------------------------------------------------------------------------------
+
+    def _held_ids(self, conn: Any, hold_kind: str) -> set[str]:
+        active = holds.c.released_at.is_(None)
+        ids = set(conn.execute(select(holds.c.target_id).where(
+            and_(active, holds.c.target_kind == hold_kind))).scalars())
+        if hold_kind == "alert" and "case_alerts" in inspect(conn).get_table_names():
+            case_alerts = Table("case_alerts", alerts.metadata, autoload_with=conn, extend_existing=True)
+            case_ids = select(holds.c.target_id).where(and_(active, holds.c.target_kind == "case"))
+            alert_col = next(c for c in case_alerts.c if c.name in ("alert_id", "alert"))
+            case_col = next(c for c in case_alerts.c if c.name in ("case_id", "case"))
+            ids |= {str(v) for v in conn.execute(
+                select(alert_col).where(cast(case_col, String).in_(case_ids))).scalars()}
+        return ids
+
+    # -- the run --------------------------------------------------------------------------------
+
+    def run(self) -> list[Receipt]:
+        started = time.perf_counter()
+        run_id = uuid.uuid4().hex
+        now = self.clock()
+        cutoff = _utc(now - self.retention_s)
+        receipts = [self._run_target(t, run_id, cutoff) for t in TARGETS if self._exists(t)]
+        if self.metrics is not None:
+            self.metrics.last_success.set(now)
+            self.metrics.run_seconds.observe(time.perf_counter() - started)
+        return receipts
+
+    def _exists(self, target: Target) -> bool:
+        return inspect(self.engine).has_table(target.table.name)
+
+    def _run_target(self, target: Target, run_id: str, cutoff: datetime) -> Receipt:
+        started_at = _utc(self.clock())
+        old = target.time < cutoff
+        if target.extra is not None:
+            old = and_(old, target.extra())
+        with self.engine.begin() as conn:
+            receipt_id = conn.execute(insert(retention_receipts).values(
+                run_id=run_id, kind=target.kind, cutoff=cutoff, deleted=0, kept_on_hold=0,
+                started_at=started_at)).inserted_primary_key[0]
+        batch_no = 0
+        held: set[str] = set()
+        while True:
+            with self.engine.begin() as conn:
+                # re-read every batch: a hold placed while the job runs is honoured at once
+                held = self._held_ids(conn, target.hold_kind) if target.hold_kind else set()
+                where = and_(old, target.key.not_in(held)) if held else old
+                rows = conn.execute(select(target.key, target.time).where(where)
+                                    .order_by(target.time).limit(self.batch_size)).all()
+                if not rows:
+                    break
+                keys = [r[0] for r in rows]
+                deleted = conn.execute(delete(target.table).where(and_(target.key.in_(keys), where))).rowcount
+                times = [_aware(r[1]) for r in rows]
+                receipt = retention_receipts.c
+                conn.execute(update(retention_receipts).where(receipt.id == receipt_id).values(
+                    deleted=receipt.deleted + deleted,
+                    oldest=func.coalesce(receipt.oldest, min(times)),
+                    newest=max(times),
+                ))
+            if self.metrics is not None:
+                self.metrics.deleted.labels(target.kind).inc(deleted)
+            batch_no += 1
+            if self.after_batch is not None:
+                self.after_batch(target.kind, batch_no)
+            if self.pause_s:
+                time.sleep(self.pause_s)
+        with self.engine.begin() as conn:
+            kept = 0
+            if held:
+                kept = conn.execute(select(func.count()).select_from(target.table).where(
+                    and_(old, target.key.in_(held)))).scalar_one()
+            conn.execute(update(retention_receipts).where(retention_receipts.c.id == receipt_id)
+                         .values(kept_on_hold=kept, finished_at=_utc(self.clock())))
+            row = conn.execute(select(retention_receipts).where(retention_receipts.c.id == receipt_id)).one()
+        return _receipt(row._mapping)
+
+
+def _receipt(m: Any) -> Receipt:
+    return Receipt(m["run_id"], m["kind"], _aware(m["cutoff"]), m["deleted"], _aware(m["oldest"]),
+                   _aware(m["newest"]), m["kept_on_hold"], _aware(m["started_at"]), _aware(m["finished_at"]))
+
+
+def receipts(engine: Engine, limit: int = 100) -> list[Receipt]:
+    with engine.connect() as conn:
+        rows = conn.execute(select(retention_receipts).order_by(
+            retention_receipts.c.started_at.desc(), retention_receipts.c.id.desc()).limit(limit))
+        return [_receipt(r._mapping) for r in rows]
+
+
+# -- legal holds ----------------------------------------------------------------------------------
+
+HOLD_KINDS = ("alert", "case")
+
+
+def place_hold(engine: Engine, kind: str, target_id: str, reason: str, by: str,
+               now: float | None = None) -> int:
+    if kind not in HOLD_KINDS:
+        raise ValueError(f"a hold is on an alert or a case, not {kind!r}")
+    if not reason.strip() or not by.strip():
+        raise ValueError("a hold needs a reason and who placed it")
+    with engine.begin() as conn:
+        return conn.execute(insert(holds).values(
+            target_kind=kind, target_id=target_id, reason=reason, placed_by=by,
+            placed_at=_utc(now if now is not None else time.time()))).inserted_primary_key[0]
+
+
+def release_hold(engine: Engine, hold_id: int, reason: str, by: str, now: float | None = None) -> bool:
+    if not reason.strip() or not by.strip():
+        raise ValueError("releasing a hold needs a reason and who released it")
+    with engine.begin() as conn:
+        done = conn.execute(update(holds).where(and_(holds.c.id == hold_id, holds.c.released_at.is_(None)))
+                            .values(released_by=by, release_reason=reason,
+                                    released_at=_utc(now if now is not None else time.time()))).rowcount
+    return bool(done)
+
+
+def list_holds(engine: Engine, active_only: bool = False) -> list[dict[str, Any]]:
+    q = select(holds).order_by(holds.c.placed_at.desc(), holds.c.id.desc())
+    if active_only:
+        q = q.where(holds.c.released_at.is_(None))
+    with engine.connect() as conn:
+        return [{k: _aware(v) if isinstance(v, datetime) else v for k, v in r._mapping.items()}
+                for r in conn.execute(q)]
