@@ -10,6 +10,7 @@ the detectors against that user's state in the table (one table write per user p
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import Counter as Tally
 from datetime import timedelta
@@ -75,6 +76,10 @@ def create_app(
         partitions=settings.partitions,
         key_type=bytes,
         value_type=bytes,
+        # writes (also the sweep's deletes, made outside any event) go to the key's home partition
+        use_partitioner=True,
+        # compacted, and also bounded by the window: no state entry outlives two years
+        extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": settings.retention_s * 1000},
         help="Detector state per user (counts, sketches, running statistics; never event lists).",
     )
     positions: dict[tuple[str, int], int] = {}
@@ -103,7 +108,8 @@ def create_app(
             elif result.state is not stored:
                 state[key] = result.state
             for alert in result.alerts:
-                pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict())))
+                pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict()),
+                                                    timestamp=alert.ts))
                 if not result.redelivered:
                     metrics.alerts.labels(alert.detector, alert.severity).inc()
             failed = {id(f.event) for f in result.failures}
@@ -145,7 +151,14 @@ def create_app(
     async def report_lag() -> None:
         metrics.state_keys.set(len(state))
         consumer = app.consumer
-        for tp in consumer.assignment():
+        assigned = consumer.assignment()
+        for (topic, partition) in list(positions):
+            if not any(tp.topic == topic and tp.partition == partition for tp in assigned):
+                # revoked in a rebalance: stop reporting a lag this worker no longer owns
+                positions.pop((topic, partition), None)
+                with contextlib.suppress(KeyError):
+                    metrics.consumer_lag.remove(topic, str(partition))
+        for tp in assigned:
             if tp.topic not in codes:
                 continue
             high = consumer.highwater(tp)
@@ -153,6 +166,15 @@ def create_app(
                 continue
             done = positions.get((tp.topic, tp.partition), -1)
             metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, high - done - 1))
+
+    @app.timer(interval=float(settings.state_sweep_interval_s))
+    async def sweep_state() -> None:
+        now = clock()
+        stale = [key for key, value in list(state.items()) if pipeline.stale(value, now)]
+        for key in stale:
+            del state[key]
+        if stale:
+            metrics.state_expired.inc(len(stale))
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
@@ -181,5 +203,8 @@ def run_worker(settings: Settings) -> None:
 
     ensure_topics(settings, settings.broker or "")
     app = create_app(settings)
-    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False)
+    from .logs import dict_config
+
+    worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False,
+                    logging_config=dict_config(settings.log_level))
     worker.execute_from_commandline()

@@ -50,12 +50,17 @@ def ingest(
     partitions = len(producer.partitions_for(topic) or ()) or settings.partitions
     counts = IngestCounts()
     pending: dict[int, list[bytes]] = {}
+    newest: dict[int, float] = {}
     futures = []
 
     def flush(p: int) -> None:
         lines = pending.pop(p, None)
         if lines:
-            futures.append(producer.send(topic, value=b"\n".join(lines), partition=p))
+            # the message's timestamp is its newest event's time, so the broker's time-based
+            # retention drops it once every event in it is past the window
+            stamp = newest.pop(p, None)
+            futures.append(producer.send(topic, value=b"\n".join(lines), partition=p,
+                                         timestamp_ms=int(stamp * 1000) if stamp else None))
             counts.messages += 1
 
     try:
@@ -81,6 +86,9 @@ def ingest(
                 p = home_partition(user, partitions) if user else 0
                 batch = pending.setdefault(p, [])
                 batch.append(canonical_bytes(record.doc))
+                ts = _time_of(record.doc)
+                if ts is not None and ts > newest.get(p, 0.0):
+                    newest[p] = ts
                 counts.events += 1
                 if len(batch) >= settings.ingest_batch_events:
                     flush(p)
@@ -96,6 +104,15 @@ def ingest(
     finally:
         producer.close()
     return counts
+
+
+def _time_of(doc: dict) -> float | None:
+    from .schema import Invalid, lookup, parse_timestamp
+
+    try:
+        return parse_timestamp(lookup(doc, "@timestamp"))
+    except Invalid:
+        return None  # the worker dead-letters it with the reason
 
 
 def _user_of(doc: dict) -> str | None:

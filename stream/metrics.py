@@ -70,6 +70,10 @@ class PipelineMetrics:
             "custodes_consumer_lag_messages", "Messages behind the end of each assigned partition.",
             ["topic", "partition"], registry=registry,
         )
+        self.state_expired = Counter(
+            "custodes_detector_state_expired_total", "Users' detector state deleted by the sweep because "
+            "every event behind it is older than the retention window.", registry=registry,
+        )
         self.state_keys = Gauge(
             "custodes_detector_state_users", "Users with detector state held by this worker.",
             registry=registry,

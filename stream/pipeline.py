@@ -194,10 +194,18 @@ class Pipeline:
             return Applied(None, alerts, failures, duplicates=duplicates)
         wrapper["o"] = {**wrapper.get("o", {}), source: [partition, offset]}
         wrapper["d"] = det_state
+        if events:
+            wrapper["t"] = max(wrapper.get("t", 0.0), max(ev.ts for ev in events))
         if alerts:
             recent = wrapper.get("r", []) + [[offset, a.to_dict()] for a in alerts]
             wrapper["r"] = recent[-RECENT_ALERTS:]
         return Applied(orjson.dumps(wrapper), alerts, failures, duplicates=duplicates)
+
+    def stale(self, stored: bytes, now: float) -> bool:
+        """True when every event behind a user's state is older than the retention window: the
+        worker's sweep deletes such entries, so no state derived from expired events survives."""
+        newest = orjson.loads(stored).get("t")
+        return newest is not None and newest < now - self.settings.retention_s
 
     def failure_letters(self, failures: list[Failure], topic: str, partition: int, offset: int
                         ) -> list[DeadLetter]:

@@ -209,6 +209,15 @@ def place_hold(engine: Engine, kind: str, target_id: str, reason: str, by: str,
     if not reason.strip() or not by.strip():
         raise ValueError("a hold needs a reason and who placed it")
     with engine.begin() as conn:
+        if kind == "alert":
+            found = conn.execute(select(alerts.c.id).where(alerts.c.id == target_id)).first()
+        elif inspect(conn).has_table("cases"):
+            cases = Table("cases", alerts.metadata, autoload_with=conn, extend_existing=True)
+            found = conn.execute(select(cases.c.id).where(cast(cases.c.id, String) == target_id)).first()
+        else:
+            found = None
+        if found is None:
+            raise ValueError(f"there is no {kind} {target_id!r}")
         return conn.execute(insert(holds).values(
             target_kind=kind, target_id=target_id, reason=reason, placed_by=by,
             placed_at=_utc(now if now is not None else time.time()))).inserted_primary_key[0]

@@ -43,6 +43,10 @@ class Settings(BaseModel):
     replication_factor: int = Field(1, ge=1, le=7)
     retention_days: int = Field(730, ge=1)
     """How long any monitoring data is kept (events, alerts, state): two years by default."""
+    retention_interval_s: int = Field(3600, ge=0)
+    """How often the sink runs the retention job on the store (0: never; use `custodes retention run`)."""
+    state_sweep_interval_s: int = Field(600, ge=1)
+    """How often the worker deletes detector state whose newest event is past the window."""
     max_future_s: int = Field(86_400, ge=0)
     """Events dated further than this ahead of now are dead-lettered (``timestamp_in_future``)."""
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"

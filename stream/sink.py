@@ -71,7 +71,12 @@ class Sink:
             return
 
     def run(self) -> None:
+        from .topics import ensure_topics
+
         s = self.settings
+        # create the topics first: subscribing to a missing topic lets the broker auto-create it
+        # with its own defaults (partitions, no retention) and delays the sink by a metadata refresh
+        ensure_topics(s, s.broker or "")
         consumer = KafkaConsumer(
             s.topics.alerts,
             bootstrap_servers=(s.broker or "").split(","),
@@ -80,6 +85,7 @@ class Sink:
             auto_offset_reset="earliest",
             max_poll_records=s.sink_batch_max,
             client_id="custodes-sink",
+            metadata_max_age_ms=30_000,
         )
         try:
             while not self.stopping.is_set():
@@ -106,14 +112,40 @@ class Sink:
                 self.store.dispose()
 
 
+def schedule_retention(settings: Settings, registry: CollectorRegistry, stopping: threading.Event) -> None:
+    """Run the retention job every ``retention_interval_s`` (first run at start) until stopping."""
+    from .retention import Retention, RetentionMetrics
+    from .store import engine_for
+
+    metrics = RetentionMetrics(registry)
+    engine = engine_for(settings.db_url)
+
+    def loop() -> None:
+        while not stopping.is_set():
+            try:
+                receipts = Retention(engine, settings.retention_s, metrics=metrics).run()
+                log.info("retention run: %s", ", ".join(f"{r.kind} {r.deleted}" for r in receipts))
+            except SQLAlchemyError as exc:
+                log.warning("retention run failed (%s); next try in %d s", type(exc).__name__,
+                            settings.retention_interval_s)
+            stopping.wait(settings.retention_interval_s)
+
+    threading.Thread(target=loop, name="custodes-retention", daemon=True).start()
+
+
 def run_sink(settings: Settings) -> None:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    from .logs import configure
+
+    configure(settings.log_level)
     sink = Sink(settings)
     server = None
     if settings.sink_port:
         server = serve(sink.registry, settings.web_bind, settings.sink_port, ready=lambda: sink.assigned)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: sink.stopping.set())
+    if settings.retention_interval_s:
+        sink._store()  # migrate before the retention thread touches the tables
+        schedule_retention(settings, sink.registry, sink.stopping)
     try:
         sink.run()
     finally:

@@ -137,3 +137,12 @@ def test_a_resent_event_is_recognised_and_not_counted_twice(pipeline):
     other = pipeline.apply("alice", pipeline.split(lines(export("alice", T0, 60, event_id="new")),
                                                    "events", 0, 3).groups["alice"], again.state, "e", 0, 3)
     assert other.duplicates == 0 and [a.facts["records"] for a in other.alerts] == [210]
+
+
+def test_state_is_stale_once_its_newest_event_is_past_the_window(pipeline, settings):
+    evs = pipeline.split(lines(export("a", T0, 150), export("a", T0 + 60, 10)), "events", 0, 0).groups["a"]
+    state = pipeline.apply("a", evs, None, "e", 0, 0).state
+    assert state is not None
+    newest = T0 + 60
+    assert not pipeline.stale(state, newest + settings.retention_s - 1)
+    assert pipeline.stale(state, newest + settings.retention_s + 1)

@@ -113,3 +113,5 @@ def test_a_hold_needs_a_reason_and_a_name(store):
         place_hold(store.engine, "alert", "x", " ", "dpo")
     with pytest.raises(ValueError):
         place_hold(store.engine, "subject", "x", "why", "dpo")
+    with pytest.raises(ValueError, match="no alert"):
+        place_hold(store.engine, "alert", "no-such-alert", "why", "dpo")

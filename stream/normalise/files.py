@@ -1,0 +1,332 @@
+"""Reading audit-log files for ``custodes ingest`` and ``custodes replay``: one record at a time.
+
+:func:`read` streams a file (plain or gzip, detected by its magic bytes; ``-`` is standard input) in
+constant memory and yields one :class:`Record` per record: the canonical document, or the
+:class:`~stream.schema.Invalid` that explains why the record was rejected, with its line number and
+original bytes for the dead-letter topic. A bad record never stops the file.
+
+Formats (``fmt``):
+
+* ``canonical`` (or ``ecs``): JSON lines already in the canonical/ECS shape, passed through unchanged (the worker
+  validates them; ``check=True`` validates here too).
+* ``device``: managed-device notification export, CSV or JSON lines (:mod:`.device`).
+* ``mapping``: any CSV or JSON lines log, through a mapping file (:mod:`.mapping`).
+* ``auto``: a mapping if one is given; else by suffix (``.gz`` ignored): ``.jsonl``, ``.json`` and
+  ``.ndjson`` are canonical JSON lines unless the first record has the device-notification keys;
+  ``.csv``/``.tsv`` with the device-notification header are ``device``; other suffixes are sniffed
+  (a first line starting with ``{`` is JSON lines, otherwise a CSV header). A CSV that is not a device
+  export needs a mapping: :class:`FormatError`.
+
+Problems with the file as a whole (no such file, unknown format, a JSON array, a CSV header that
+lacks a mapped column) raise when :func:`read` is called, before any record.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import os
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from itertools import chain
+from pathlib import Path
+from typing import IO, Any
+
+import orjson
+
+from stream.schema import DEFAULT_LIMITS, Invalid, Limits, decode, validate
+
+from . import device, ecs
+from .mapping import FieldMapping, load
+
+FORMATS = ("auto", "canonical", "ecs", "device", "mapping")
+"""``ecs`` is another name for ``canonical``."""
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+CSV_SUFFIXES = (".csv", ".tsv")
+_BOM = b"\xef\xbb\xbf"
+
+Line = tuple[int, bytes, bool]
+"""(1-based line number, the line without its end-of-line, whether it was cut at the size limit)"""
+
+
+class FormatError(ValueError):
+    """The file cannot be read in the requested or detected format (a usage error, not a bad record)."""
+
+
+@dataclass(slots=True)
+class Record:
+    """One record of a file: ``doc`` (canonical) or ``error``; ``raw`` is its original bytes."""
+
+    line: int
+    """1-based number of the line the record starts on (for CSV, the header is line 1)."""
+    raw: bytes
+    doc: dict[str, Any] | None = None
+    error: Invalid | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+def canonical_bytes(doc: dict[str, Any]) -> bytes:
+    """A canonical document -> one line of JSON (no newline): the value of a Kafka event message."""
+    return orjson.dumps(doc)
+
+
+def read(
+    path: str | os.PathLike[str],
+    fmt: str = "auto",
+    mapping: FieldMapping | str | os.PathLike[str] | None = None,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    check: bool = False,
+) -> Iterator[Record]:
+    """Stream the records of ``path`` (see the module docstring). ``check`` also validates canonical
+    records; device and mapping records are always validated."""
+    if fmt not in FORMATS:
+        raise FormatError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    if fmt == "ecs":
+        fmt = "canonical"
+    if mapping is not None and not isinstance(mapping, FieldMapping):
+        mapping = load(mapping)
+    if fmt == "mapping" and mapping is None:
+        raise FormatError("format 'mapping' needs a mapping file")
+    if mapping is not None and fmt not in ("auto", "mapping"):
+        raise FormatError(f"a mapping file was given with format {fmt!r}")
+    name = str(path)
+    stream, close = _open(path)
+    try:
+        lines = _lines(stream, limits.max_event_bytes)
+        head, lines = _peek(lines)
+        kind = _kind(fmt, mapping, _suffix(name), head)
+        if kind != "device-csv" and kind != "mapping-csv" and head is not None and head[1].lstrip()[:1] == b"[":
+            raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')")
+        records = _records(kind, lines, head, mapping, limits, check, name)
+    except BaseException:
+        close()
+        raise
+    return _closing(records, close)
+
+
+def _kind(fmt: str, mapping: FieldMapping | None, suffix: str, head: Line | None) -> str:
+    if mapping is not None:
+        return "mapping-" + mapping.format
+    if suffix in JSON_SUFFIXES:
+        container = "jsonl"
+    elif suffix in CSV_SUFFIXES:
+        container = "csv"
+    else:
+        container = "jsonl" if head is not None and head[1].lstrip()[:1] in (b"{", b"[") else "csv"
+    if fmt == "canonical":
+        return "canonical"
+    if fmt == "device":
+        return "device-" + container
+    if container == "jsonl":
+        return "device-jsonl" if head is not None and _is_device_json(head[1]) else "canonical"
+    return "device-csv"
+
+
+def _records(kind: str, lines: Iterator[Line], head: Line | None, mapping: FieldMapping | None,
+             limits: Limits, check: bool, name: str) -> Iterator[Record]:
+    if kind == "canonical":
+        return _json(lines, ecs.from_json, limits, check)
+    if kind == "device-jsonl":
+        return _json(lines, device.normalise, limits, False)
+    if kind == "mapping-jsonl":
+        assert mapping is not None
+        return _json(lines, mapping.normalise, limits, False)
+    if head is None:
+        return iter(())
+    header_line = next(lines)
+    header = _header_text(header_line, name)
+    if kind == "mapping-csv":
+        assert mapping is not None
+        columns = _split_header(header, mapping.delimiter, mapping.quotechar)
+        mapping.check_header(columns)
+        return _csv(lines, columns, mapping.normalise, mapping.delimiter, mapping.quotechar)
+    delimiter = max(",;\t|", key=header.count)
+    columns = _split_header(header, delimiter, '"')
+    if not device.is_device(columns):
+        raise FormatError(
+            f"{name}: not a device-notification export (the header lacks Notification Type, "
+            "Notification Date/Time and Uid/Owner Name/Device ID); give a mapping file for other CSV logs"
+        )
+    return _csv(lines, columns, device.normalise, delimiter, '"')
+
+
+def _closing(records: Iterator[Record], close: Callable[[], None]) -> Iterator[Record]:
+    try:
+        yield from records
+    finally:
+        close()
+
+
+def _open(path: str | os.PathLike[str]) -> tuple[IO[bytes], Callable[[], None]]:
+    """The file's bytes (decompressed if gzip) and how to close it (standard input stays open)."""
+    stdin = str(path) == "-"
+    raw: Any = sys.stdin.buffer if stdin else Path(path).open("rb")  # noqa: SIM115 (closed by the generator)
+    if not hasattr(raw, "peek"):
+        raw = io.BufferedReader(raw)
+    if raw.peek(2)[:2] != b"\x1f\x8b":
+        return raw, (lambda: None) if stdin else raw.close
+    unzipped = gzip.GzipFile(fileobj=raw, mode="rb")
+
+    def close() -> None:
+        unzipped.close()
+        if not stdin:
+            raw.close()
+
+    return unzipped, close
+
+
+def _suffix(name: str) -> str:
+    name = name.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    return os.path.splitext(name)[1]
+
+
+def _lines(stream: IO[bytes], max_bytes: int) -> Iterator[Line]:
+    """Physical lines, each at most ``max_bytes`` (longer ones are cut and flagged, the rest skipped)."""
+    number = 0
+    while True:
+        line = stream.readline(max_bytes + 2)
+        if not line:
+            return
+        number += 1
+        if number == 1 and line.startswith(_BOM):
+            line = line[len(_BOM):]
+        cut = False
+        if not line.endswith(b"\n") and len(line) >= max_bytes + 2:
+            cut = True
+            while True:
+                rest = stream.readline(1 << 20)
+                if not rest or rest.endswith(b"\n"):
+                    break
+            line = line[:max_bytes]
+        else:
+            line = line.removesuffix(b"\n").removesuffix(b"\r")
+        yield number, line, cut
+
+
+def _peek(lines: Iterator[Line]) -> tuple[Line | None, Iterator[Line]]:
+    """The first non-blank line, and all the lines again (blank ones before it dropped)."""
+    for line in lines:
+        if line[1].strip():
+            return line, chain([line], lines)
+    return None, iter(())
+
+
+def _is_device_json(raw: bytes) -> bool:
+    try:
+        first = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(first, dict) and device.is_device(first)
+
+
+def _json(lines: Iterator[Line], normalise: Callable[[Any], dict[str, Any]], limits: Limits,
+          check: bool) -> Iterator[Record]:
+    for number, raw, cut in lines:
+        if not raw.strip():
+            continue
+        if cut:
+            yield Record(number, raw, error=_too_large(limits))
+            continue
+        try:
+            doc = normalise(decode(raw, limits))
+            if check:
+                validate(doc, raw, limits)
+        except Invalid as exc:
+            yield Record(number, raw, error=exc)
+        else:
+            yield Record(number, raw, doc=doc)
+
+
+def _too_large(limits: Limits) -> Invalid:
+    return Invalid("event_too_large", f"record is longer than {limits.max_event_bytes} bytes (raw cut there)")
+
+
+def _header_text(line: Line, name: str) -> str:
+    number, raw, cut = line
+    if cut:
+        raise FormatError(f"{name}: the header line is too long")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise FormatError(f"{name}: the header line is not UTF-8") from None
+
+
+def _split_header(header: str, delimiter: str, quotechar: str) -> list[str]:
+    return [c.strip() for c in next(csv.reader([header], delimiter=delimiter, quotechar=quotechar))]
+
+
+class _Feed:
+    """Text lines for :mod:`csv` that remember the bytes and problems of the record being read."""
+
+    def __init__(self, lines: Iterator[Line]) -> None:
+        self.lines = lines
+        self.start = 0
+        self.pending: list[bytes] = []
+        self.not_utf8 = False
+        self.cut = False
+
+    def __iter__(self) -> _Feed:
+        return self
+
+    def __next__(self) -> str:
+        number, raw, cut = next(self.lines)
+        if not self.pending:
+            self.start = number
+        self.pending.append(raw)
+        self.cut |= cut
+        try:
+            return raw.decode("utf-8") + "\n"
+        except UnicodeDecodeError:
+            self.not_utf8 = True
+            return raw.decode("utf-8", "replace") + "\n"
+
+    def take(self) -> tuple[int, bytes, Invalid | None]:
+        error = None
+        if self.cut:
+            error = Invalid("event_too_large", "a line of the record is longer than the size limit (cut)")
+        elif self.not_utf8:
+            error = Invalid("not_utf8", "the record is not valid UTF-8")
+        out = self.start, b"\n".join(self.pending), error
+        self.pending, self.not_utf8, self.cut = [], False, False
+        return out
+
+
+def _csv(lines: Iterator[Line], columns: list[str], normalise: Callable[[Any], dict[str, Any]],
+         delimiter: str, quotechar: str) -> Iterator[Record]:
+    feed = _Feed(lines)
+    reader = csv.reader(feed, delimiter=delimiter, quotechar=quotechar, strict=True)
+    width = len(columns)
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            if feed.pending:  # a quoted field still open at the end of the file
+                number, raw, error = feed.take()
+                yield Record(number, raw, error=error or Invalid("bad_value", "the file ends inside a quoted field"))
+            return
+        except csv.Error as exc:
+            number, raw, error = feed.take()
+            reason = "oversized_field" if "field limit" in str(exc) else "bad_value"
+            yield Record(number, raw, error=error or Invalid(reason, f"not valid CSV ({exc})"))
+            continue
+        number, raw, error = feed.take()
+        if error is None and not any(cell.strip() for cell in row):
+            continue
+        try:
+            if error is not None:
+                raise error
+            if len(row) > width:
+                raise Invalid("bad_value", f"the row has {len(row)} cells, the header {width}")
+            doc = normalise(dict(zip(columns, row, strict=False)))
+        except Invalid as exc:
+            yield Record(number, raw, error=exc)
+        else:
+            yield Record(number, raw, doc=doc)

@@ -1,0 +1,7 @@
+"""Root conftest. The service fixtures (kafka_broker, topic_prefix, postgres_server, postgres_url,
+database_url) live in tests/harness; see tests/harness/__init__.py."""
+
+# Import the harness under the same name pytest gives tests/harness/test_*.py: ``harness`` while tests/ has
+# no __init__.py, ``tests.harness`` once it has one.
+_HARNESS = f"{__package__}.harness" if __package__ else "harness"
+pytest_plugins = [f"{_HARNESS}.services", f"{_HARNESS}.kafka", f"{_HARNESS}.postgres"]
