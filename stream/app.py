@@ -199,10 +199,12 @@ def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM (the process's main loop)."""
     from faust.worker import Worker
 
+    from .gctune import tune_for_throughput
     from .topics import ensure_topics
 
     ensure_topics(settings, settings.broker or "")
     app = create_app(settings)
+    tune_for_throughput()
     from .logs import dict_config
 
     worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False,

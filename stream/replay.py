@@ -67,6 +67,9 @@ def replay(
     progress: Callable[[int], None] | None = None,
     keep_dead_letters: bool = False,
 ) -> ReplayResult:
+    from .gctune import tune_for_throughput
+
+    tune_for_throughput()
     clock = (lambda: as_of) if as_of is not None else time.time
     pipeline = Pipeline(settings, detector_registry.build(settings.detectors), clock)
     return run_messages(pipeline, _chunks_for(settings, paths, fmt, mapping, progress),
