@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kafka import KafkaAdminClient
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import TopicAlreadyExistsError
 
 from .settings import Settings
@@ -43,18 +43,18 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
     client = admin(bootstrap)
     try:
         existing = set(client.list_topics())
-        wanted = [
-            NewTopic(name, settings.partitions, settings.replication_factor,
-                     topic_configs={"retention.ms": str(settings.retention_s * 1000),
-                                    "cleanup.policy": "delete"})
-            for name in data_topics(settings)
-            if name not in existing
-        ]
+        options = {
+            "num_partitions": settings.partitions,
+            "replication_factor": settings.replication_factor,
+            "configs": {"retention.ms": str(settings.retention_s * 1000), "cleanup.policy": "delete"},
+        }
         created = []
-        for topic in wanted:
+        for name in data_topics(settings):
+            if name in existing:
+                continue
             try:
-                client.create_topics([topic])
-                created.append(topic.name)
+                client.create_topics({name: dict(options)}, wait_for_metadata=True)
+                created.append(name)
             except TopicAlreadyExistsError:
                 pass
         return created
@@ -70,24 +70,21 @@ def check_topics(settings: Settings, bootstrap: str) -> list[TopicCheck]:
         names = [n for n in data_topics(settings) if n in existing]
         if not names:
             return []
-        resources = [ConfigResource(ConfigResourceType.TOPIC, n, configs=None) for n in names]
-        described = client.describe_configs(resources)
-        meta = {t["topic"]: len(t["partitions"]) for t in client.describe_topics(names)}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
+        described = client.describe_configs(resources, config_filter="all")["topic"]
+        meta = {t["name"]: len(t["partitions"]) for t in client.describe_topics(names)}
         limit_ms = settings.retention_s * 1000
         out = []
-        for response in described:
-            for resource in response.resources:
-                name = resource[3]
-                configs = {entry[0]: entry[1] for entry in resource[4]}
-                raw = configs.get("retention.ms")
-                retention = int(raw) if raw not in (None, "") else None
-                problem = None
-                if retention is None or retention < 0:
-                    problem = "keeps data forever (retention.ms unlimited)"
-                elif retention > limit_ms:
-                    problem = (f"keeps data {retention // 86_400_000} days, longer than the "
-                               f"{settings.retention_days}-day window")
-                out.append(TopicCheck(name, meta.get(name, 0), retention, problem))
+        for name in names:
+            raw = described.get(name, {}).get("retention.ms", {}).get("value")
+            retention = int(raw) if raw not in (None, "") else None
+            problem = None
+            if retention is None or retention < 0:
+                problem = "keeps data forever (retention.ms unlimited)"
+            elif retention > limit_ms:
+                problem = (f"keeps data {retention // 86_400_000} days, longer than the "
+                           f"{settings.retention_days}-day window")
+            out.append(TopicCheck(name, meta.get(name, 0), retention, problem))
         return sorted(out, key=lambda c: c.topic)
     finally:
         client.close()
