@@ -125,7 +125,8 @@ class AlertStore:
             if value is not None:
                 q = q.where(alerts.c[name] == value)
         with self.engine.connect() as conn:
-            return [dict(r._mapping) for r in conn.execute(q)]
+            # plain str keys (SQLAlchemy's are a str subclass, which orjson refuses)
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
     def count_alerts(self) -> int:
         with self.engine.connect() as conn:
