@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 from .alert import Alert
 from .event import Event
+from .reference import Reference, ReferenceHolder, as_holder
 
 Clock = Callable[[], float]
 """Returns "now" as POSIX seconds. The worker passes the wall clock; replay may pass a fixed time."""
@@ -62,11 +63,21 @@ class Detector(ABC):
     """What it catches, in one line, for ``custodes detectors`` and the docs."""
     Config: ClassVar[type[DetectorConfig]] = DetectorConfig
 
-    def __init__(self, config: DetectorConfig | None = None) -> None:
+    def __init__(
+        self, config: DetectorConfig | None = None, reference: ReferenceHolder | Reference | None = None
+    ) -> None:
         self.config = config if config is not None else self.Config()
+        self.holder = as_holder(reference)
+        """Reference data; read ``self.ref`` (the holder's current snapshot) once per batch."""
+
+    @property
+    def ref(self) -> Reference:
+        return self.holder.current
 
     @classmethod
-    def configure(cls, knobs: Mapping[str, Any]) -> Detector:
+    def configure(
+        cls, knobs: Mapping[str, Any], reference: ReferenceHolder | Reference | None = None
+    ) -> Detector:
         """Build from a config mapping; unknown knobs and wrong types are errors, not ignored."""
         fields = {f.name: f for f in dataclasses.fields(cls.Config)}
         unknown = set(knobs) - set(fields)
@@ -76,7 +87,7 @@ class Detector(ABC):
         for name, value in knobs.items():
             default = getattr(cls.Config(), name)
             values[name] = _coerce(cls.id, name, value, default)
-        return cls(cls.Config(**values))
+        return cls(cls.Config(**values), reference)
 
     @abstractmethod
     def process(

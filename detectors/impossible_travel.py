@@ -1,0 +1,116 @@
+"""impossible_travel: two events of one user from places further apart than anyone could travel in
+the time between them (a shared or stolen account, or a session used from two places).
+
+Locations are ``source.geo.location``. Each located event is compared with the user's located events
+just before and just after it in event time (out-of-order events are slotted in where they belong);
+if the great-circle (haversine) distance is at least ``min_distance_km`` and covering it would need
+more than ``max_speed_kmh``, that is a hit. Hits within ``suppress_s`` fold into one alert.
+
+State (bounded): the last ``max_points`` located events as ``[time, lat, lon]`` (no event ids), kept
+only while a pair with a newer event could still be impossible: ``max(grace_s, half the Earth's
+circumference / max_speed_kmh)`` (about 22 hours at 900 km/h); plus the open alert window.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Clock, DetectorConfig
+from .event import Event
+from .reference import Reference
+from .suppression import Folding, Hit, RuleDetector, when
+
+EARTH_RADIUS_KM = 6371.0088
+HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
+
+
+def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * math.asin(min(1.0, math.sqrt(a)))
+
+
+@dataclass(frozen=True)
+class ImpossibleTravelConfig(DetectorConfig):
+    max_speed_kmh: float = 900.0
+    """Faster than a scheduled flight is impossible."""
+    min_distance_km: float = 100.0
+    """Closer pairs are ignored (geolocation of IP addresses is coarse)."""
+    min_interval_s: int = 60
+    """Pairs closer in time than this are treated as this far apart (clock skew between sources)."""
+    max_points: int = 8
+    grace_s: int = 3600
+    suppress_s: int = 3600
+
+
+class ImpossibleTravel(RuleDetector):
+    id = "impossible_travel"
+    version = 1
+    summary = "Two events of one user further apart than max_speed_kmh allows for the time between them."
+    Config = ImpossibleTravelConfig
+    config: ImpossibleTravelConfig
+
+    def memory_s(self) -> float:
+        cfg = self.config
+        speed = max(cfg.max_speed_kmh, 1.0)
+        return max(float(cfg.grace_s), HALF_CIRCUMFERENCE_KM / speed * 3600)
+
+    def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
+             newest: float) -> Iterable[Hit]:
+        cfg = self.config
+        if ev.lat is None or ev.lon is None:
+            return
+        horizon = newest - self.memory_s()
+        if ev.ts <= horizon:
+            return
+        points: list[list[float]] = [p for p in state.get("p", []) if p[0] > horizon]
+        i = bisect.bisect_right(points, [ev.ts, math.inf, math.inf])
+        neighbours = points[max(0, i - 1):i + 1]
+        worst: tuple[float, float, float, list[float]] | None = None
+        for p in neighbours:
+            km = haversine_km(p[1], p[2], ev.lat, ev.lon)
+            dt = max(abs(ev.ts - p[0]), cfg.min_interval_s, 1e-9)
+            kmh = km / (dt / 3600)
+            if km >= cfg.min_distance_km and kmh > cfg.max_speed_kmh and (worst is None or kmh > worst[0]):
+                worst = (kmh, km, abs(ev.ts - p[0]), p)
+        points.insert(i, [ev.ts, ev.lat, ev.lon])
+        if len(points) > cfg.max_points:
+            points = points[-cfg.max_points:]
+        state["p"] = points
+        if worst is None:
+            return
+        kmh, km, dt, p = worst
+        ratio = kmh / max(cfg.max_speed_kmh, 1.0)
+        first, second = sorted([p[0], ev.ts])
+        yield Hit(
+            key="travel", event=ev,
+            score=55 + 12 * math.log2(min(ratio, 64.0)),
+            title=f"Impossible travel: {km:,.0f} km in {dt / 60:,.0f} min" if dt >= 60 else
+            f"Impossible travel: {km:,.0f} km in {dt:.0f} s",
+            explanation=(
+                f"This user's events at {when(first)} and {when(second)} came from places {km:,.0f} km "
+                f"apart; covering that in the time between would need {kmh:,.0f} km/h, above the "
+                f"{cfg.max_speed_kmh:,.0f} km/h limit (pairs under {cfg.min_distance_km:,.0f} km are "
+                f"ignored; detectors.impossible_travel)."
+            ),
+            facts={"distance_km": round(km, 1), "interval_s": round(dt, 1), "speed_kmh": round(kmh),
+                   "max_speed_kmh": cfg.max_speed_kmh,
+                   "from": [round(p[1], 2), round(p[2], 2)], "to": [round(ev.lat, 2), round(ev.lon, 2)]},
+        )
+
+    def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
+             clock: Clock, fold: Folding) -> bool:
+        points = state.get("p", [])
+        if newest is not None:
+            horizon = newest - self.memory_s()
+            points = [p for p in points if p[0] > horizon]
+        if points:
+            state["p"] = points
+        else:
+            state.pop("p", None)
+        return bool(points)

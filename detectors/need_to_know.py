@@ -1,0 +1,121 @@
+"""need_to_know: record look-ups without a business reason, of restricted records, or of neighbours.
+
+Each look-up (``record_access``) is classified, possibly under several reasons:
+
+``no_case``       no case reference (``custodes.case.ref``)
+``unknown_case``  a case reference the case register (reference kind ``case``) does not hold
+                  (judged only once a case register is loaded)
+``not_assigned``  a case the user is not assigned to
+``restricted``    a record id flagged (``restricted_flags``) in the restricted-records register
+``neighbour``     the record's postcode area (proposed field ``custodes.record.postcode_area``) is the
+                  user's own home postcode area or district (staff directory)
+
+Per reason, look-ups are counted in a sliding window of event time; more than ``max_per_window``
+for that reason raises an alert (0: the first look-up does). Further hits within ``suppress_s`` fold
+into it.
+
+State (bounded): per reason, counts in ``bucket_s`` buckets over ``window_s + grace_s`` (at most
+``(window_s + grace_s) / bucket_s + 1`` buckets, 5 reasons), plus the open alert windows (at most 5).
+Look-ups older than the newest seen by more than ``window_s + grace_s`` are not counted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import window
+from .base import Clock, DetectorConfig
+from .event import Event
+from .fields import doc_str
+from .reference import Reference, same_area
+from .suppression import Folding, Hit, RuleDetector, duration
+
+REASONS = ("no_case", "unknown_case", "not_assigned", "restricted", "neighbour")
+RECORD_AREA_FIELD = "custodes.record.postcode_area"
+
+
+@dataclass(frozen=True)
+class NeedToKnowConfig(DetectorConfig):
+    kinds: tuple[str, ...] = ("record_access",)
+    window_s: int = 86400
+    bucket_s: int = 3600
+    grace_s: int = 3600
+    max_per_window: dict[str, int] = field(default_factory=lambda: {
+        "no_case": 0, "unknown_case": 0, "not_assigned": 0, "restricted": 0, "neighbour": 0})
+    """Look-ups per reason tolerated within the window; one more raises an alert."""
+    scores: dict[str, float] = field(default_factory=lambda: {
+        "no_case": 45.0, "unknown_case": 50.0, "not_assigned": 60.0, "restricted": 70.0, "neighbour": 75.0})
+    restricted_flags: tuple[str, ...] = ("vip", "colleague", "need_to_know")
+    suppress_s: int = 86400
+
+
+class NeedToKnow(RuleDetector):
+    id = "need_to_know"
+    version = 1
+    summary = "Record look-ups with no (or someone else's) case, of restricted records, or of neighbours."
+    Config = NeedToKnowConfig
+    config: NeedToKnowConfig
+
+    def reasons(self, subject: str, ev: Event, ref: Reference) -> list[tuple[str, str, dict[str, Any]]]:
+        """(reason, what was observed, facts) for one look-up."""
+        out: list[tuple[str, str, dict[str, Any]]] = []
+        if ev.case_ref is None:
+            out.append(("no_case", "gave no case reference", {}))
+        elif ref.cases:
+            assigned = ref.cases.get(ev.case_ref)
+            if assigned is None:
+                out.append(("unknown_case", "gave a case reference that is not in the case register",
+                            {"case_ref": ev.case_ref}))
+            elif subject not in assigned:
+                out.append(("not_assigned", f"gave case {ev.case_ref}, to which the user is not assigned",
+                            {"case_ref": ev.case_ref}))
+        if ref.restricted:
+            watched = set(self.config.restricted_flags)
+            flags = sorted({f for rid in ev.record_ids for f in ref.restricted.get(rid, ()) if f in watched})
+            if flags:
+                out.append(("restricted", f"opened a record flagged {', '.join(flags)}", {"flags": flags}))
+        person = ref.person(subject)
+        area = doc_str(ev, RECORD_AREA_FIELD)
+        if person is not None and area and same_area(area, person.home_postcode_area):
+            out.append(("neighbour", "opened a record in the user's own home postcode area "
+                        f"({person.home_postcode_area}, staff directory)", {"postcode_area": area}))
+        return out
+
+    def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
+             newest: float) -> Iterable[Hit]:
+        cfg = self.config
+        if ev.kind not in cfg.kinds or ev.ts <= newest - cfg.window_s - cfg.grace_s:
+            return
+        counts: dict[str, list[list[float]]] = state.setdefault("c", {})
+        for reason, observed, facts in self.reasons(subject, ev, ref):
+            buckets = counts.setdefault(reason, [])
+            window.add(buckets, ev.ts, cfg.bucket_s)
+            n = int(window.peak(buckets, ev.ts, cfg.window_s, cfg.bucket_s))
+            limit = cfg.max_per_window.get(reason, 0)
+            if n <= limit:
+                continue
+            span = duration(cfg.window_s)
+            counted = (f" It is look-up number {n} for this reason within {span} (more than {limit} "
+                       f"raises an alert; detectors.need_to_know.max_per_window)." if limit else "")
+            yield Hit(
+                key=reason, event=ev, score=cfg.scores.get(reason, 50.0),
+                title=f"Need to know: {reason.replace('_', ' ')} look-up",
+                explanation=(f"This user looked up {ev.dataset or 'a record'} and {observed}.{counted}"),
+                facts={"reason": reason, "lookups_in_window": n, "max_per_window": limit,
+                       "window_s": cfg.window_s, **facts},
+            )
+
+    def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
+             clock: Clock, fold: Folding) -> bool:
+        cfg = self.config
+        counts = state.get("c", {})
+        if newest is not None:
+            horizon = newest - cfg.window_s - cfg.grace_s
+            counts = {r: kept for r, b in counts.items() if (kept := window.prune(b, horizon, cfg.bucket_s))}
+        if counts:
+            state["c"] = counts
+        else:
+            state.pop("c", None)
+        return bool(counts)

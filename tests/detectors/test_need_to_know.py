@@ -1,0 +1,89 @@
+import pytest
+
+from detectors.need_to_know import NeedToKnow
+
+from .helpers import T0, ev, example_reference, one_by_one, run
+
+REF = example_reference()
+
+
+def det(**knobs):
+    return NeedToKnow.configure(knobs, REF)
+
+
+def lookup(ts=T0, user="pc-1001", case="CASE-0001", ids=("P-000001",), area=None, kind="record_access",
+           **fields):
+    doc = {"custodes": {"record": {"postcode_area": area}}} if area else {}
+    return ev(user, ts, kind, case_ref=case, record_ids=ids, dataset="pnc-persons", doc=doc,
+              **fields)
+
+
+def reasons(alerts):
+    return sorted(a.facts["reason"] for a in alerts.values())
+
+
+@pytest.mark.parametrize("event, expected", [
+    (lookup(), []),  # assigned to the case
+    (lookup(case=None), ["no_case"]),
+    (lookup(case="CASE-9999"), ["unknown_case"]),
+    (lookup(case="CASE-0002"), ["not_assigned"]),
+    (lookup(ids=("P-VIP-0001",)), ["restricted"]),
+    (lookup(ids=("P-000001", "P-COL-0002")), ["restricted"]),
+    (lookup(area="NG7"), ["neighbour"]),  # pc-1001 lives in NG7
+    (lookup(area="ng7 4fq"), ["neighbour"]),
+    (lookup(area="NG"), ["neighbour"]),  # an area-level field still matches
+    (lookup(area="NG8"), []),
+    (lookup(case="CASE-0002", ids=("P-VIP-0001",), area="NG7"), ["neighbour", "not_assigned", "restricted"]),
+    (lookup(case=None, kind="export"), []),  # not a look-up
+])
+def test_reasons(event, expected):
+    assert reasons(run(det(), [[event]])[1]) == expected
+
+
+def test_without_reference_data_only_the_missing_case_is_judged():
+    plain = NeedToKnow()
+    assert reasons(run(plain, [[lookup(case="CASE-9999", ids=("P-VIP-0001",), area="NG7")]])[1]) == []
+    assert reasons(run(plain, [[lookup(case=None)]])[1]) == ["no_case"]
+
+
+def test_threshold_edges_count_lookups_in_the_window():
+    d = det(max_per_window={"no_case": 3})
+    events = [lookup(T0 + i * 60, case=None) for i in range(5)]
+    _, alerts = run(d, [events[:3]])
+    assert not alerts  # 3 is not more than 3
+    _, alerts = run(d, [events[:4]])
+    assert [(a.count, a.facts["lookups_in_window"]) for a in alerts.values()] == [(1, 4)]
+    _, alerts = run(d, [events])
+    assert [(a.count, a.facts["lookups_in_window"]) for a in alerts.values()] == [(2, 5)]
+    assert "look-up number 5" in next(iter(alerts.values())).explanation
+
+
+def test_window_edge_one_bucket_granularity():
+    d = det(max_per_window={"no_case": 1})
+    # two look-ups a window apart do not count together; a window minus a bucket apart do
+    assert not run(d, [[lookup(T0, case=None), lookup(T0 + 86400, case=None)]])[1]
+    assert run(d, [[lookup(T0, case=None), lookup(T0 + 86400 - 3600, case=None)]])[1]
+
+
+def test_out_of_order_within_grace_counts_after_it_does_not():
+    d = det(max_per_window={"no_case": 1})
+    late_ok = [lookup(T0 + 90000, case=None), lookup(T0 + 90000 - 3000, case=None)]
+    assert run(d, [late_ok])[1]
+    too_late = [lookup(T0 + 200000, case=None), lookup(T0 + 200000 - 86400 - 3601, case=None),
+                lookup(T0 + 200000 - 86400 - 3000, case=None)]
+    assert not run(d, [too_late])[1]  # the second is beyond window+grace: not counted
+
+
+def test_batching_gives_the_same_alerts_and_state_expires():
+    events = [lookup(T0 + i * 700, case=c) for i, c in enumerate([None, "CASE-0002", None, "CASE-0001"])]
+    state, whole = run(det(), [events])
+    _, split = run(det(), one_by_one(events))
+    assert {a.id: a.count for a in whole.values()} == {a.id: a.count for a in split.values()}
+    assert sorted(a.count for a in whole.values()) == [1, 2]
+    state, _ = run(det(), [[ev("pc-1001", T0 + 86400 * 2 + 7200)]], state)
+    assert state is None
+
+
+def test_explanations_do_not_hold_record_content():
+    (a,) = run(det(), [[lookup(area="NG7", ids=("P-123456",))]])[1].values()
+    assert "home postcode area (NG7" in a.explanation and "P-123456" not in a.explanation

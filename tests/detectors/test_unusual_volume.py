@@ -1,0 +1,112 @@
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from detectors.peers import PeerAggregator, bucket_of
+from detectors.reference import Reference
+from detectors.unusual_volume import UnusualVolume
+
+from .helpers import ev, example_reference, one_by_one, run
+
+DAY = 86400
+START = datetime(2026, 1, 5, tzinfo=UTC).timestamp()  # a Monday; GMT, so local hour = UTC hour
+
+
+def office_days(days, per_hour=10, user="an-3002"):
+    """Weekdays 09:00-17:00, ``per_hour`` events spread over each hour."""
+    out = []
+    for d in range(days):
+        day = START + d * DAY
+        if datetime.fromtimestamp(day, UTC).weekday() >= 5:
+            continue
+        for h in range(9, 17):
+            out += [ev(user, day + h * 3600 + i * (3600 // per_hour), "record_access") for i in range(per_hour)]
+    return out
+
+
+def burst(day, hour, n, user="an-3002"):
+    return [ev(user, START + day * DAY + hour * 3600 + i * 10, "record_access") for i in range(n)]
+
+
+@pytest.fixture(scope="module")
+def baseline():
+    det = UnusualVolume()
+    state, alerts = run(det, [office_days(21)])
+    assert not alerts
+    return state
+
+
+def test_buckets():
+    assert bucket_of(START + 9 * 3600) == 9  # Monday 09:00 GMT
+    assert bucket_of(START + 5 * DAY + 3 * 3600) == 27  # Saturday 03:00
+    assert bucket_of(datetime(2026, 7, 6, 8, tzinfo=UTC).timestamp()) == 9  # BST: 09:00 local
+
+
+@pytest.mark.parametrize("n, fires", [(49, False), (50, True), (80, True)])
+def test_volume_min_events_edge(baseline, n, fires):
+    _, alerts = run(UnusualVolume(), [burst(22, 10, n)], baseline)  # Friday of week 4, 10:00
+    keys = [a.facts["key"] for a in alerts.values()]
+    assert ("volume" in keys) is fires
+    if fires:
+        (a,) = [a for a in alerts.values() if a.facts["key"] == "volume"]
+        assert a.count == n - 49  # 15 x 10 and a Monday off:
+        assert "baseline for that hour of the week is 9.4" in a.explanation
+
+
+def test_work_at_unusual_hours(baseline):
+    _, alerts = run(UnusualVolume(), [burst(22, 3, 9)], baseline)
+    assert not alerts
+    _, alerts = run(UnusualVolume(), [burst(22, 3, 10)], baseline)
+    assert [a.facts["key"] for a in alerts.values()] == ["hours"]
+
+
+def test_no_alert_during_warm_up():
+    _, alerts = run(UnusualVolume(), [office_days(5) + burst(6, 3, 100)])
+    assert not alerts
+
+
+def test_a_busy_peer_group_vetoes_the_volume_alert(baseline):
+    ref = example_reference()
+    busy = {"group": "Intelligence/analyst", "mean": [100.0] * 48, "std": [10.0] * 48, "members": 12}
+    quiet = {**busy, "mean": [10.0] * 48, "std": [3.0] * 48}
+    for peer, fires in ((busy, False), (quiet, True)):
+        det = UnusualVolume(reference=ref.apply("peer", peer))
+        _, alerts = run(det, [burst(22, 10, 80)], baseline)
+        assert ("volume" in [a.facts["key"] for a in alerts.values()]) is fires
+    (a,) = alerts.values()
+    assert "peer group (Intelligence/analyst) averages 10.0" in a.explanation
+
+
+def test_batching_gives_the_same_alerts_and_state_is_small(baseline):
+    events = burst(22, 10, 60) + burst(22, 3, 12)
+    _, whole = run(UnusualVolume(), [events], baseline)
+    _, split = run(UnusualVolume(), one_by_one(events), baseline)
+    assert {a.id: a.count for a in whole.values()} == {a.id: a.count for a in split.values()}
+    assert len(orjson.dumps(baseline)) < 3000
+
+
+def test_out_of_order_within_grace_counts_after_it_does_not(baseline):
+    # 60 events at 10:xx arriving after one at 11:50 (within grace) still count for 10:00
+    late = [ev("an-3002", START + 22 * DAY + 11 * 3600 + 3000, "record_access")] + burst(22, 10, 60)
+    assert run(UnusualVolume(), [late], baseline)[1]
+    # after 12:00 + grace, the 10:00 hour is closed: the late burst is not counted
+    too_late = [ev("an-3002", START + 22 * DAY + 12 * 3600, "record_access")] + burst(22, 10, 60)
+    assert not run(UnusualVolume(), [too_late], baseline)[1]
+
+
+def test_forgotten_after_a_long_absence(baseline):
+    state, alerts = run(UnusualVolume(), [burst(22 + 91, 3, 100)], baseline)
+    assert not alerts and state["b"]["f"] == START + (22 + 91) * DAY + 3 * 3600  # warm-up again
+
+
+def test_peer_aggregator_publishes_a_peer_record_the_reference_accepts():
+    agg = PeerAggregator()
+    events = office_days(3, per_hour=4, user="a") + office_days(3, per_hour=2, user="b")
+    events.sort(key=lambda e: e.ts)
+    state, record = agg.process("Intelligence/analyst", events, members=4, state=None)
+    assert record is not None and len(record["mean"]) == 48
+    assert record["mean"][10] > 0 and record["mean"][3] == 0
+    ref = Reference().apply("peer", record)
+    assert ref.peers["Intelligence/analyst"].members == 4
+    assert len(orjson.dumps(state)) < 5000
