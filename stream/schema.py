@@ -72,6 +72,8 @@ def lookup(doc: Mapping[str, Any], path: str) -> Any:
     value = doc.get(path, _MISSING)
     if value is not _MISSING:
         return value
+    if isinstance(doc, dict) and _has_dots(doc):
+        return _get(_expand(doc), tuple(path.split(".")))
     node: Any = doc
     parts = path.split(".")
     for i, part in enumerate(parts):
@@ -143,6 +145,8 @@ def _str_value(value: Any, path: str, limit: int) -> str | None:
     if t is not str:
         if t is not int:
             raise Invalid("wrong_type", f"{path} must be a string")
+        if not -(2**63) <= value < 2**64:
+            raise Invalid("bad_value", f"{path} is a number too large to be an identifier")
         value = str(value)
     if len(value) > limit:
         raise Invalid("oversized_field", f"{path} is longer than {limit} characters")
@@ -164,7 +168,7 @@ def _float_value(value: Any, path: str, lo: float, hi: float) -> float | None:
         return None
     if type(value) not in (int, float):
         raise Invalid("wrong_type", f"{path} must be a number")
-    if not math.isfinite(value) or not lo <= value <= hi:
+    if not lo <= value <= hi or not math.isfinite(value):
         raise Invalid("bad_value", f"{path} must be between {lo} and {hi}")
     return float(value)
 
@@ -184,6 +188,8 @@ def _str_list_value(value: Any, path: str, limits: Limits) -> tuple[str, ...]:
         if t is not str:
             if t is not int:
                 raise Invalid("wrong_type", f"{path} must be a list of strings")
+            if not -(2**63) <= item < 2**64:
+                raise Invalid("bad_value", f"an item of {path} is a number too large to be an identifier")
             item = str(item)
         if len(item) > limits.max_string_chars:
             raise Invalid("oversized_field", f"an item of {path} is longer than {limits.max_string_chars}")
@@ -316,7 +322,7 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
         raise Invalid("wrong_type", "custodes must be an object")
     if custodes:
         version = custodes.get("schema_version", _MISSING)
-        if version is not _MISSING and version != SCHEMA_VERSION:
+        if version is not _MISSING and (type(version) is not int or version != SCHEMA_VERSION):
             raise Invalid("unsupported_version", f"custodes.schema_version must be {SCHEMA_VERSION}")
     ts = parse_timestamp(doc.get("@timestamp", _MISSING))
     s = limits.max_string_chars
@@ -346,7 +352,10 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
         raise Invalid("wrong_type", "event must be an object")
     event_id = _str_value(event.get("id", _MISSING), "event.id", s) if event else None
     if not event_id:
-        basis = raw if raw is not None else orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        try:
+            basis = raw if raw is not None else orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+        except TypeError:  # only reachable from callers that build documents in Python
+            raise Invalid("bad_value", "event holds a number outside the 64-bit range") from None
         event_id = "sha-" + hashlib.blake2b(basis, digest_size=12).hexdigest()
     values: dict[str, Any] = {}
     _walk(doc, _SPEC, "", values, limits)

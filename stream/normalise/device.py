@@ -41,6 +41,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from stream.schema import Invalid, validate
@@ -103,6 +104,7 @@ _DAY_FIRST = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S.%f", "%d
 _NUMBER = re.compile(r"^[-+]?\d{1,3}(?:\.\d+)?$")
 
 
+@lru_cache(maxsize=4096)
 def column_key(name: str) -> str:
     """``Device ID (IMEI)`` -> ``deviceidimei``."""
     return re.sub(r"[^a-z0-9]", "", name.lower())

@@ -162,8 +162,8 @@ def test_depth_limit_agrees() -> None:
         # JSON Schema cannot tell 2.0 from 2: validate wants a JSON integer literal.
         ({"@timestamp": T, "user.id": "u", "custodes.record.count": 2.0}, False, True),
         ({"@timestamp": T, "user.id": 7.0}, False, True),
-        # validate compares schema_version with ==, so true (== 1 in Python) passes.
-        ({"@timestamp": T, "user.id": "u", "custodes.schema_version": True}, True, False),
+        # schema_version must be the integer 1: true is rejected by both.
+        ({"@timestamp": T, "user.id": "u", "custodes.schema_version": True}, False, False),
         # The pattern is syntax only: validate also checks the calendar.
         ({"@timestamp": "2024-02-30T00:00:00Z", "user.id": "u"}, False, True),
         # A field in two forms: validate reads the top-level dotted key, the schema checks both.

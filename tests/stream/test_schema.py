@@ -1,0 +1,206 @@
+"""Property tests of the canonical event codec (stream.schema): round trips, and that decoding any
+input either gives an Event or an Invalid with a known reason, never another exception."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from detectors.event import ACTIVITY_KINDS, SENSITIVITIES
+from stream.schema import REASONS, Invalid, decode, lookup, parse, validate
+
+KINDS = sorted(ACTIVITY_KINDS)
+PATHS = (
+    "@timestamp", "user.id", "user.name", "event.id", "event.action", "event.outcome", "host.id", "message",
+    "source.geo.location.lat", "source.geo.location.lon", "destination.domain", "url.domain", "file.name",
+    "email.to.address", "custodes.schema_version", "custodes.activity", "custodes.channel",
+    "custodes.policy_set", "custodes.application.id", "custodes.group.id", "custodes.case.ref",
+    "custodes.recipient.party", "custodes.dataset.name", "custodes.dataset.sensitivity",
+    "custodes.record.ids", "custodes.record.count", "custodes.aggregate.min_group_size", "custodes.media",
+)
+"""Every field stream.schema.validate reads (tests/stream/test_json_schema.py checks the list)."""
+
+SLOW = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+timestamps = st.datetimes(
+    min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC) | st.timezones()
+)
+
+
+def place(doc: dict[str, Any], path: str, value: Any, form: int) -> None:
+    """Put ``value`` at ``path`` nested ``form`` levels deep with the rest as one dotted key (ECS
+    allows all of them): form 0 is ``{"a.b.c": v}``, form 2 ``{"a": {"b": {"c": v}}}``."""
+    parts = path.split(".")
+    depth = min(form, len(parts) - 1)
+    node = doc
+    for part in parts[:depth]:
+        node = node.setdefault(part, {})
+    node[".".join(parts[depth:])] = value
+
+
+@st.composite
+def canonical_docs(draw: st.DrawFn) -> tuple[dict[str, Any], datetime, str, str]:
+    """A valid canonical document, and the timestamp, user id and kind it must decode to. Each field is
+    given in one form only (nested, dotted or in between), the same form for a whole ECS object."""
+    when = draw(timestamps)
+    user = draw(st.text(min_size=1, max_size=40) | int64 | st.text(min_size=1000, max_size=1024))
+    kind = draw(st.none() | st.sampled_from(KINDS))
+    forms: dict[str, int] = {}
+
+    def put(path: str, value: Any) -> None:
+        top = path.split(".")[0]
+        place(doc, path, value, forms.setdefault(top, draw(st.integers(0, 3))))
+
+    doc: dict[str, Any] = {"@timestamp": when.isoformat()}
+    put("user.id", user)
+    if kind is not None:
+        put("custodes.activity", kind)
+    if draw(st.booleans()):
+        put("user.name", draw(st.text(max_size=20)))
+    if draw(st.booleans()):
+        put("event.id", draw(st.text(min_size=1, max_size=30)))
+    if draw(st.booleans()):
+        put("custodes.record.ids", draw(st.lists(st.text(max_size=12) | int64, max_size=5)))
+        put("custodes.record.count", draw(st.integers(0, 10**12)))
+    if draw(st.booleans()):
+        put("custodes.dataset.sensitivity", draw(st.sampled_from(SENSITIVITIES)))
+    if draw(st.booleans()):
+        put("source.geo.location.lat", draw(st.floats(-90, 90)))
+        put("source.geo.location.lon", draw(st.floats(-180, 180)))
+    if draw(st.booleans()):
+        doc["message"] = draw(st.text(max_size=200))
+        put("custodes.media", [{"type": "image", "name": draw(st.text(max_size=10))}])
+    return doc, when, str(user), kind or "other"
+
+
+@SLOW
+@given(canonical_docs())
+def test_valid_documents_round_trip(case: tuple[dict[str, Any], datetime, str, str]) -> None:
+    doc, when, user, kind = case
+    event = parse(orjson.dumps(doc))
+    assert (event.user_id, event.ts, event.kind) == (user, when.timestamp(), kind)
+    assert event.id  # given, or derived from the bytes
+    again = parse(orjson.dumps(orjson.loads(orjson.dumps(doc))))
+    assert (again.id, again.user_id, again.ts, again.kind) == (event.id, event.user_id, event.ts, event.kind)
+
+
+def assert_invalid_or_event(call: Any) -> None:
+    try:
+        call()
+    except Invalid as exc:
+        assert exc.reason in REASONS
+
+
+@SLOW
+@given(st.binary(max_size=2000))
+def test_any_bytes_give_an_event_or_invalid(raw: bytes) -> None:
+    assert_invalid_or_event(lambda: parse(raw))
+
+
+json_scalars = st.none() | st.booleans() | int64 | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+_SEGMENTS = sorted({part for p in PATHS for part in p.split(".")} | {""})
+json_keys = (
+    st.sampled_from(PATHS) | st.text(max_size=8)
+    | st.lists(st.sampled_from(_SEGMENTS), min_size=1, max_size=4).map(".".join)  # any dotted combination
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(json_keys, inner, max_size=6),
+    max_leaves=30,
+)
+
+
+@st.composite
+def near_valid_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """Documents with every known field in some form holding anything: reaches every check."""
+    doc: dict[str, Any] = {}
+    for path in draw(st.lists(st.sampled_from(PATHS), unique=True, max_size=len(PATHS))):
+        value = draw(
+            json_values | timestamps.map(datetime.isoformat) | st.sampled_from(KINDS) | st.integers(-5, 10**13)
+            | st.floats(-200, 200) | st.lists(st.dictionaries(st.text(max_size=3), json_scalars), max_size=3)
+        )
+        place(doc, path, value, draw(st.integers(0, 3)))
+    return doc
+
+
+@SLOW
+@given(json_values | near_valid_docs())
+def test_any_json_gives_an_event_or_invalid(value: Any) -> None:
+    raw = orjson.dumps(value)
+    assert_invalid_or_event(lambda: parse(raw))
+    if isinstance(value, dict):
+        assert_invalid_or_event(lambda: validate(value))
+
+
+@given(st.integers(min_value=17, max_value=40))
+def test_depth_limit(depth: int) -> None:
+    ok: Any = "x"
+    for _ in range(15):
+        ok = [ok]
+    deep: Any = "x"
+    for _ in range(depth - 1):
+        deep = [deep]
+    base = {"@timestamp": "2024-01-01T00:00:00Z", "user.id": "u"}
+    parse(orjson.dumps({**base, "a": ok}))  # 16 levels with the document
+    with pytest.raises(Invalid) as exc:
+        parse(orjson.dumps({**base, "a": deep}))
+    assert exc.value.reason == "too_deeply_nested"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe{}", "not_utf8"),
+        (b"{", "invalid_json"),
+        (b"[1]", "not_an_object"),
+        (b'{"user.id": "u"}', "missing_timestamp"),
+        (b'{"@timestamp": "2024-01-01T00:00:00", "user.id": "u"}', "timestamp_without_timezone"),
+        (b'{"@timestamp": "2024-02-30T00:00:00Z", "user.id": "u"}', "bad_timestamp"),
+        (b'{"@timestamp": "2024-01-01T00:00:00Z"}', "missing_user"),
+        (b'{"@timestamp": "2024-01-01T00:00:00Z", "user.id": "u", "custodes.activity": "x"}', "bad_value"),
+        (b'{"@timestamp": "2024-01-01T00:00:00Z", "user.id": "u", "custodes": {"schema_version": 2}}',
+         "unsupported_version"),
+        (b'{"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": ["u"]}}', "wrong_type"),
+    ],
+)
+def test_reasons(raw: bytes, reason: str) -> None:
+    with pytest.raises(Invalid) as exc:
+        parse(raw)
+    assert exc.value.reason == reason
+
+
+def test_dotted_and_nested_forms_are_the_same_event() -> None:
+    nested = {"@timestamp": "2024-01-01T00:00:00Z", "event": {"id": "e"}, "user": {"id": "u"},
+              "custodes": {"activity": "export", "record": {"count": 3}}}
+    dotted = {"@timestamp": "2024-01-01T00:00:00Z", "event.id": "e", "user.id": "u",
+              "custodes.activity": "export", "custodes.record.count": 3}
+    between = {"@timestamp": "2024-01-01T00:00:00Z", "event": {"id": "e"}, "user": {"id": "u"},
+               "custodes": {"activity": "export", "record.count": 3}}
+    events = [validate(d) for d in (nested, dotted, between)]
+    assert {(e.id, e.user_id, e.kind, e.records) for e in events} == {("e", "u", "export", 3)}
+
+
+def test_dotted_key_next_to_its_object() -> None:
+    """ECS/Elasticsearch read ``{"custodes": {"record": {…}, "record.ids": […]}}`` as one record object."""
+    base = {"@timestamp": "2024-01-01T00:00:00Z", "user.id": "u"}
+    for doc in ({**base, "custodes": {"record": {"count": 2}, "record.ids": ["a", "b"]}},
+                {**base, "custodes.record": {"ids": ["a", "b"]}, "custodes": {"record.count": 2}}):
+        event = validate(doc)
+        assert (event.record_ids, event.record_count) == (("a", "b"), 2)
+
+
+def test_lookup_of_a_dotted_key_next_to_its_object() -> None:
+    doc = {"custodes": {"record": {"count": 2}, "record.ids": ["a", "b"]}}
+    assert lookup(doc, "custodes.record.ids") == ["a", "b"]
+
+
+def test_decode_limits() -> None:
+    with pytest.raises(Invalid) as exc:
+        decode(b" " * 1_048_577)
+    assert exc.value.reason == "event_too_large"
