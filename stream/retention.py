@@ -9,9 +9,10 @@ is deleted twice and nothing is missed. A receipt holds counts and timestamps on
 
 from __future__ import annotations
 
+import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,23 +33,53 @@ class Target:
     table: Table
     key: Column
     time: Column
-    hold_kind: str | None = None
-    extra: Callable[[], Any] | None = None
-    """An extra WHERE condition (e.g. only released holds)."""
+    keep: Callable[[Any], Any] | None = None
+    """Given a connection, a condition for old rows that must be kept (legal hold). Re-read per batch."""
+    extra: Callable[[datetime], Any] | None = None
+    """Given the cutoff, an extra WHERE condition on what may be deleted (e.g. only released holds)."""
+    by_age: bool = True
+    """False: delete whatever ``extra`` selects, whatever its age (e.g. links to deleted alerts)."""
+    before_delete: Callable[[Any, Sequence[Any]], None] | None = None
+    """Called in the deleting transaction with the batch's (key, time) rows (e.g. to write a checkpoint)."""
+    order: Column | None = None
+    """Delete in this column's order (default: ``time``)."""
+
+
+def held_ids(conn: Any, kind: str) -> set[str]:
+    """Ids of the alerts (``kind="alert"``, including alerts in held cases) or cases under an active hold."""
+    active = holds.c.released_at.is_(None)
+    ids = set(conn.execute(select(holds.c.target_id).where(
+        and_(active, holds.c.target_kind == kind))).scalars())
+    if kind == "alert" and inspect(conn).has_table("case_alerts"):
+        case_alerts = Table("case_alerts", alerts.metadata, autoload_with=conn, extend_existing=True)
+        case_ids = select(holds.c.target_id).where(and_(active, holds.c.target_kind == "case"))
+        ids |= {str(v) for v in conn.execute(
+            select(case_alerts.c.alert_id).where(cast(case_alerts.c.case_id, String).in_(case_ids))).scalars()}
+    return ids
+
+
+def _held_alerts(conn: Any) -> Any:
+    ids = held_ids(conn, "alert")
+    return alerts.c.id.in_(ids) if ids else None
 
 
 TARGETS: list[Target] = [
-    Target("alerts", alerts, alerts.c.id, alerts.c.ts, hold_kind="alert"),
+    Target("alerts", alerts, alerts.c.id, alerts.c.ts, keep=_held_alerts),
     Target("released_holds", holds, holds.c.id, holds.c.released_at,
-           extra=lambda: holds.c.released_at.is_not(None)),
+           extra=lambda cutoff: holds.c.released_at.is_not(None)),
 ]
-"""What the job deletes. Other stores of personal data (the review app's tables) add theirs here."""
+"""What the job deletes. The review app registers its tables too (review/retention.py)."""
 
 
 def register(target: Target) -> None:
     if any(t.kind == target.kind for t in TARGETS):
         return
     TARGETS.append(target)
+
+
+def _load_optional_targets() -> None:
+    with contextlib.suppress(ImportError):
+        import review.retention  # noqa: F401  (registers the review app's tables)
 
 
 class RetentionMetrics:
@@ -107,25 +138,11 @@ class Retention:
         self.after_batch: Callable[[str, int], None] | None = None
         """Test hook: called with (kind, batch number) after each committed batch."""
 
-    # -- holds ----------------------------------------------------------------------------------
-
-    def _held_ids(self, conn: Any, hold_kind: str) -> set[str]:
-        active = holds.c.released_at.is_(None)
-        ids = set(conn.execute(select(holds.c.target_id).where(
-            and_(active, holds.c.target_kind == hold_kind))).scalars())
-        if hold_kind == "alert" and "case_alerts" in inspect(conn).get_table_names():
-            case_alerts = Table("case_alerts", alerts.metadata, autoload_with=conn, extend_existing=True)
-            case_ids = select(holds.c.target_id).where(and_(active, holds.c.target_kind == "case"))
-            alert_col = next(c for c in case_alerts.c if c.name in ("alert_id", "alert"))
-            case_col = next(c for c in case_alerts.c if c.name in ("case_id", "case"))
-            ids |= {str(v) for v in conn.execute(
-                select(alert_col).where(cast(case_col, String).in_(case_ids))).scalars()}
-        return ids
-
     # -- the run --------------------------------------------------------------------------------
 
     def run(self) -> list[Receipt]:
         started = time.perf_counter()
+        _load_optional_targets()
         run_id = uuid.uuid4().hex
         now = self.clock()
         cutoff = _utc(now - self.retention_s)
@@ -140,24 +157,26 @@ class Retention:
 
     def _run_target(self, target: Target, run_id: str, cutoff: datetime) -> Receipt:
         started_at = _utc(self.clock())
-        old = target.time < cutoff
+        old = target.time < cutoff if target.by_age else None
         if target.extra is not None:
-            old = and_(old, target.extra())
+            old = target.extra(cutoff) if old is None else and_(old, target.extra(cutoff))
         with self.engine.begin() as conn:
             receipt_id = conn.execute(insert(retention_receipts).values(
                 run_id=run_id, kind=target.kind, cutoff=cutoff, deleted=0, kept_on_hold=0,
                 started_at=started_at)).inserted_primary_key[0]
         batch_no = 0
-        held: set[str] = set()
         while True:
             with self.engine.begin() as conn:
                 # re-read every batch: a hold placed while the job runs is honoured at once
-                held = self._held_ids(conn, target.hold_kind) if target.hold_kind else set()
-                where = and_(old, target.key.not_in(held)) if held else old
+                kept = target.keep(conn) if target.keep is not None else None
+                where = and_(old, ~kept) if kept is not None else old
                 rows = conn.execute(select(target.key, target.time).where(where)
-                                    .order_by(target.time).limit(self.batch_size)).all()
+                                    .order_by(target.order if target.order is not None else target.time)
+                                    .limit(self.batch_size)).all()
                 if not rows:
                     break
+                if target.before_delete is not None:
+                    target.before_delete(conn, rows)
                 keys = [r[0] for r in rows]
                 deleted = conn.execute(delete(target.table).where(and_(target.key.in_(keys), where))).rowcount
                 times = [_aware(r[1]) for r in rows]
@@ -175,12 +194,13 @@ class Retention:
             if self.pause_s:
                 time.sleep(self.pause_s)
         with self.engine.begin() as conn:
-            kept = 0
-            if held:
-                kept = conn.execute(select(func.count()).select_from(target.table).where(
-                    and_(old, target.key.in_(held)))).scalar_one()
+            kept_rows = 0
+            kept = target.keep(conn) if target.keep is not None else None
+            if kept is not None:
+                kept_rows = conn.execute(select(func.count()).select_from(target.table).where(
+                    and_(old, kept))).scalar_one()
             conn.execute(update(retention_receipts).where(retention_receipts.c.id == receipt_id)
-                         .values(kept_on_hold=kept, finished_at=_utc(self.clock())))
+                         .values(kept_on_hold=kept_rows, finished_at=_utc(self.clock())))
             row = conn.execute(select(retention_receipts).where(retention_receipts.c.id == receipt_id)).one()
         return _receipt(row._mapping)
 

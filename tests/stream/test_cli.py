@@ -113,4 +113,5 @@ def test_hold_and_retention_commands(run, tmp_path):
     assert "kept on hold    1" in receipts  # the alert is years old, but held
     assert "released" in run("hold", "release", "1", "--reason", "closed", "--by", "dpo").output
     assert "deleted       1" in run("retention", "run").output
-    assert len(run("retention", "receipts").output.splitlines()) == 4
+    listing = run("retention", "receipts").output.splitlines()
+    assert len([line for line in listing if "  alerts  " in line]) == 2  # one per run

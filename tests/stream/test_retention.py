@@ -41,12 +41,17 @@ def job(store, now=NOW, **kw) -> Retention:
     return Retention(store.engine, WINDOW, clock=lambda: now, pause_s=0, **kw)
 
 
+def by_kind(receipts) -> dict:
+    return {r.kind: r for r in receipts}
+
+
 def test_deletes_just_outside_the_window_and_keeps_just_inside(store):
     outside = alert_at(1, NOW - WINDOW - 1)
     inside = alert_at(2, NOW - WINDOW + 1)
     store.upsert_alerts([outside, inside])
     registry = CollectorRegistry()
-    [r_alerts, r_holds] = job(store, metrics=RetentionMetrics(registry)).run()
+    got = by_kind(job(store, metrics=RetentionMetrics(registry)).run())
+    r_alerts, r_holds = got["alerts"], got["released_holds"]
     assert store.ids() == {inside.id}
     assert (r_alerts.kind, r_alerts.deleted, r_alerts.kept_on_hold) == ("alerts", 1, 0)
     assert r_alerts.oldest.timestamp() == r_alerts.newest.timestamp() == NOW - WINDOW - 1
@@ -66,7 +71,7 @@ def test_a_hold_keeps_an_alert_past_the_window_until_released(store):
     held = alert_at(1, NOW - WINDOW - 100)
     store.upsert_alerts([held, alert_at(2, NOW - WINDOW - 50)])
     hold_id = place_hold(store.engine, "alert", held.id, "IOPC referral 2026/17", "dpo@force", now=NOW)
-    [r, _] = job(store).run()
+    r = by_kind(job(store).run())["alerts"]
     assert store.ids() == {held.id}
     assert (r.deleted, r.kept_on_hold) == (1, 1)
     [h] = list_holds(store.engine, active_only=True)

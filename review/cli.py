@@ -1,0 +1,157 @@
+"""Commands the review app adds to ``custodes``: ``review``, ``users add/disable/list``, ``audit verify``.
+
+``stream.cli`` imports ``COMMANDS`` from here; this module does not import ``stream.cli`` back (the
+settings come from the root click context's object, or from ``stream.settings.load``).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+import time
+from datetime import UTC, datetime
+
+import click
+
+from stream.settings import Settings, SettingsError, load
+
+
+def _settings() -> Settings:
+    ctx = click.get_current_context()
+    obj = ctx.find_root().obj
+    try:
+        return obj.settings() if obj is not None and hasattr(obj, "settings") else load()
+    except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _engine(settings: Settings):
+    from stream.store import engine_for, migrate
+
+    engine = engine_for(settings.db_url)
+    migrate(engine)
+    return engine
+
+
+@click.command("review")
+def review() -> None:
+    """Serve the review web app on web_bind:review_port (default 127.0.0.1:8080)."""
+    from .app import serve
+    from .config import ReviewConfig
+
+    settings = _settings()
+    try:
+        config = ReviewConfig.from_env()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"Custodes review on http://{settings.web_bind}:{settings.review_port}/", err=True)
+    serve(settings, config=config)
+
+
+@click.group("users")
+def users() -> None:
+    """Review app accounts (roles: reviewer, supervisor, auditor, admin)."""
+
+
+def _cli_actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"[:255]
+    except Exception:  # noqa: BLE001
+        return "cli"
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin or not sys.stdin.isatty():
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--role", type=click.Choice(["reviewer", "supervisor", "auditor", "admin"]), required=True)
+@click.option("--linked-user-id", help="The account holder's own monitored user id (hides alerts about them).")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option("--no-password", is_flag=True, help="No local password: single sign-on (proxy header) only.")
+def users_add(name: str, role: str, linked_user_id: str | None, password_stdin: bool, no_password: bool) -> None:
+    """Add an account. The password is prompted for (or read from stdin), never given as an argument."""
+    from .audit import AuditTrail
+    from .auth import add_user
+
+    password = None if no_password else _read_password(password_stdin)
+    engine = _engine(_settings())
+    try:
+        trail = AuditTrail(engine, time.time)
+        with trail.transaction() as conn:
+            add_user(conn, name, role, password, linked_user_id, datetime.now(UTC))
+            trail.append(conn, actor=_cli_actor(), role="admin", action="user_add", target_type="account",
+                         target_id=name.strip(), detail={"role": role, "linked": bool(linked_user_id)})
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.dispose()
+    click.echo(f"added {role} {name.strip()}")
+
+
+@users.command("disable")
+@click.argument("name")
+def users_disable(name: str) -> None:
+    """Disable an account and end its sessions."""
+    from .audit import AuditTrail
+    from .auth import disable_user
+
+    engine = _engine(_settings())
+    try:
+        trail = AuditTrail(engine, time.time)
+        with trail.transaction() as conn:
+            if not disable_user(conn, name, datetime.now(UTC)):
+                raise click.ClickException(f"no account {name!r}")
+            trail.append(conn, actor=_cli_actor(), role="admin", action="user_disable", target_type="account",
+                         target_id=name)
+    finally:
+        engine.dispose()
+    click.echo(f"disabled {name}")
+
+
+@users.command("list")
+def users_list() -> None:
+    """List accounts (name, role, state)."""
+    from sqlalchemy import select
+
+    from .tables import users as users_table
+
+    engine = _engine(_settings())
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(users_table.c.name, users_table.c.role, users_table.c.disabled,
+                                       users_table.c.linked_user_id).order_by(users_table.c.name)).all()
+    finally:
+        engine.dispose()
+    if not rows:
+        click.echo("no accounts")
+    for name, role, disabled, linked in rows:
+        click.echo(f"{name:<24} {role:<11} {'disabled' if disabled else 'active':<9} {'linked' if linked else ''}")
+
+
+@click.group("audit")
+def audit() -> None:
+    """The review app's hash-chained audit trail."""
+
+
+@audit.command("verify")
+def audit_verify() -> None:
+    """Check every record's hash and link; exit 1 naming the first broken record."""
+    from .audit import verify
+
+    engine = _engine(_settings())
+    try:
+        report = verify(engine)
+    finally:
+        engine.dispose()
+    click.echo(report.describe())
+    if not report.ok:
+        sys.exit(1)
+
+
+COMMANDS = [review, users, audit]

@@ -1,0 +1,269 @@
+"""Read-side queries of the review app. Every alert query goes through :func:`visible_to`, which hides
+alerts about the account's own monitored user id."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from stream.tables import ALERT_STATUSES, alerts
+
+from .auth import Account
+from .pseudonym import Pseudonymiser
+from .risk import risk_score
+from .tables import case_alerts, cases, comments, reveals, users
+
+QUEUE_COLUMNS = (
+    alerts.c.id, alerts.c.detector, alerts.c.severity, alerts.c.score, alerts.c.subject, alerts.c.title,
+    alerts.c.ts, alerts.c.count, alerts.c.status, alerts.c.assignee, alerts.c.disposition,
+)
+SORTS = {"newest": (alerts.c.ts.desc(), alerts.c.id), "risk": (alerts.c.score.desc(), alerts.c.ts.desc(),
+                                                                 alerts.c.id)}
+
+
+def utc(ts: datetime | None) -> datetime | None:
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def visible_to(account: Account) -> ColumnElement[bool]:
+    if account.linked_user_id:
+        return alerts.c.subject != account.linked_user_id
+    return alerts.c.id.is_not(None)
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    status: str | None = None
+    detector: str | None = None
+    severity: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    assignee: str | None = None
+    subject: str | None = None
+    """A pseudonym (what reviewers see), never a raw user id."""
+    sort: str = "newest"
+    page: int = 1
+
+    def conditions(self, subjects: list[str] | None) -> list[ColumnElement[bool]]:
+        c: list[ColumnElement[bool]] = []
+        if self.detector:
+            c.append(alerts.c.detector == self.detector)
+        if self.severity:
+            c.append(alerts.c.severity == self.severity)
+        if self.since:
+            c.append(alerts.c.ts >= self.since)
+        if self.until:
+            c.append(alerts.c.ts < self.until)
+        if self.assignee == "-":
+            c.append(alerts.c.assignee.is_(None))
+        elif self.assignee:
+            c.append(alerts.c.assignee == self.assignee)
+        if subjects is not None:
+            c.append(alerts.c.subject.in_(subjects) if subjects else alerts.c.id.is_(None))
+        return c
+
+
+def subjects_for_pseudonym(conn: Connection, pseudo: Pseudonymiser, pseudonym: str) -> list[str]:
+    pseudonym = pseudonym.strip()
+    return [s for s in conn.execute(select(alerts.c.subject).distinct()).scalars() if pseudo(s) == pseudonym]
+
+
+def queue(conn: Connection, account: Account, f: QueueFilter, pseudo: Pseudonymiser,
+          page_size: int) -> dict[str, Any]:
+    subjects = subjects_for_pseudonym(conn, pseudo, f.subject) if f.subject else None
+    base = [visible_to(account), *f.conditions(subjects)]
+    counts = dict.fromkeys(ALERT_STATUSES, 0)
+    for status, n in conn.execute(
+        select(alerts.c.status, func.count()).where(*base).group_by(alerts.c.status)
+    ):
+        counts[status] = n
+    where = [*base] + ([alerts.c.status == f.status] if f.status else [])
+    total = conn.execute(select(func.count()).select_from(alerts).where(*where)).scalar_one()
+    page = max(1, f.page)
+    rows = conn.execute(
+        select(*QUEUE_COLUMNS).where(*where).order_by(*SORTS.get(f.sort, SORTS["newest"]))
+        .limit(page_size).offset((page - 1) * page_size)
+    )
+    items = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["ts"] = utc(d["ts"])
+        d["pseudonym"] = pseudo(d.pop("subject"))
+        items.append(d)
+    pages = max(1, -(-total // page_size))
+    return {"items": items, "total": total, "page": page, "pages": pages, "counts": counts}
+
+
+def alert(conn: Connection, account: Account, alert_id: str) -> dict[str, Any] | None:
+    row = conn.execute(select(alerts).where(alerts.c.id == alert_id, visible_to(account))).first()
+    if row is None:
+        return None
+    d = dict(row._mapping)
+    for k in ("ts", "first_seen", "last_seen", "created_at", "updated_at"):
+        d[k] = utc(d[k])
+    return d
+
+
+def related(conn: Connection, account: Account, subject: str, exclude: str, pseudo: Pseudonymiser,
+            limit: int = 20) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        select(*QUEUE_COLUMNS).where(alerts.c.subject == subject, alerts.c.id != exclude, visible_to(account))
+        .order_by(alerts.c.ts.desc()).limit(limit)
+    )
+    out = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["ts"] = utc(d["ts"])
+        d["pseudonym"] = pseudo(d.pop("subject"))
+        out.append(d)
+    return out
+
+
+def subjects(conn: Connection, account: Account, now: datetime, half_life_s: float,
+             pseudo: Pseudonymiser, limit: int = 200) -> list[dict[str, Any]]:
+    """People ranked by risk score over their open (not closed) alerts."""
+    per: dict[str, dict[str, Any]] = {}
+    rows = conn.execute(
+        select(alerts.c.subject, alerts.c.score, alerts.c.ts, alerts.c.severity)
+        .where(alerts.c.status != "closed", visible_to(account))
+    )
+    for subject, score, ts, severity in rows:
+        p = per.setdefault(subject, {"alerts": [], "severities": set()})
+        p["alerts"].append((score, utc(ts)))
+        p["severities"].add(severity)
+    ranked = []
+    for subject, p in per.items():
+        ranked.append({
+            "pseudonym": pseudo(subject),
+            "risk": risk_score(p["alerts"], now, half_life_s),
+            "open_alerts": len(p["alerts"]),
+            "last_ts": max(ts for _, ts in p["alerts"]),
+            "top_severity": max(p["severities"], key=_severity_rank),
+        })
+    ranked.sort(key=lambda r: (-r["risk"], r["pseudonym"]))
+    return ranked[:limit]
+
+
+def _severity_rank(s: str) -> int:
+    order = ("low", "medium", "high", "critical")
+    return order.index(s) if s in order else -1
+
+
+def detectors(conn: Connection) -> list[str]:
+    return sorted(conn.execute(select(alerts.c.detector).distinct()).scalars())
+
+
+def assignable(conn: Connection) -> list[str]:
+    return list(conn.execute(
+        select(users.c.name).where(users.c.disabled.is_(False), users.c.role.in_(("reviewer", "supervisor")))
+        .order_by(users.c.name)
+    ).scalars())
+
+
+def comments_for(conn: Connection, *, alert_id: str | None = None, case_id: int | None = None) -> list[dict]:
+    q = select(comments).order_by(comments.c.created_at, comments.c.id)
+    q = q.where(comments.c.alert_id == alert_id) if alert_id else q.where(comments.c.case_id == case_id)
+    out = []
+    for r in conn.execute(q):
+        d = dict(r._mapping)
+        d["created_at"] = utc(d["created_at"])
+        out.append(d)
+    return out
+
+
+def cases_for_subject(conn: Connection, subject: str) -> list[dict[str, Any]]:
+    return [dict(r._mapping) for r in conn.execute(
+        select(cases.c.id, cases.c.title, cases.c.status, cases.c.legal_hold).where(cases.c.subject == subject)
+        .order_by(cases.c.id.desc())
+    )]
+
+
+def case_list(conn: Connection, account: Account, pseudo: Pseudonymiser, status: str | None = None) -> list[dict]:
+    n_alerts = select(func.count()).where(case_alerts.c.case_id == cases.c.id).scalar_subquery()
+    q = select(cases, n_alerts.label("alerts")).order_by(cases.c.updated_at.desc(), cases.c.id.desc())
+    if status:
+        q = q.where(cases.c.status == status)
+    if account.linked_user_id:
+        q = q.where(cases.c.subject != account.linked_user_id)
+    out = []
+    for r in conn.execute(q):
+        d = dict(r._mapping)
+        d["pseudonym"] = pseudo(d.pop("subject"))
+        d["updated_at"] = utc(d["updated_at"])
+        out.append(d)
+    return out
+
+
+def case(conn: Connection, account: Account, case_id: int) -> dict[str, Any] | None:
+    row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
+    if row is None or (account.linked_user_id and row.subject == account.linked_user_id):
+        return None
+    d = dict(row._mapping)
+    d["created_at"], d["updated_at"] = utc(d["created_at"]), utc(d["updated_at"])
+    return d
+
+
+def case_alert_rows(conn: Connection, account: Account, case_id: int, pseudo: Pseudonymiser) -> list[dict]:
+    rows = conn.execute(
+        select(*QUEUE_COLUMNS).join(case_alerts, case_alerts.c.alert_id == alerts.c.id)
+        .where(case_alerts.c.case_id == case_id, visible_to(account)).order_by(alerts.c.ts.desc())
+    )
+    out = []
+    for r in rows:
+        d = dict(r._mapping)
+        d["ts"] = utc(d["ts"])
+        d["pseudonym"] = pseudo(d.pop("subject"))
+        out.append(d)
+    return out
+
+
+def pending_reveals(conn: Connection, account: Account) -> list[dict[str, Any]]:
+    q = (select(reveals, alerts.c.subject, alerts.c.title).join(alerts, alerts.c.id == reveals.c.alert_id)
+         .where(reveals.c.status == "pending", visible_to(account)).order_by(reveals.c.requested_at))
+    out = []
+    for r in conn.execute(q):
+        d = dict(r._mapping)
+        d["requested_at"] = utc(d["requested_at"])
+        out.append(d)
+    return out
+
+
+def my_reveals(conn: Connection, account: Account, alert_id: str) -> list[dict[str, Any]]:
+    q = (select(reveals).where(reveals.c.account == account.name, reveals.c.alert_id == alert_id)
+         .order_by(reveals.c.id.desc()).limit(10))
+    out = []
+    for r in conn.execute(q):
+        d = dict(r._mapping)
+        for k in ("requested_at", "decided_at", "expires_at"):
+            d[k] = utc(d[k])
+        out.append(d)
+    return out
+
+
+def queue_gauges(conn: Connection, now: datetime) -> tuple[dict[str, int], float]:
+    """Alerts per status and the age of the oldest open one (0 when none), for /metrics."""
+    counts = dict.fromkeys(ALERT_STATUSES, 0)
+    for status, n in conn.execute(select(alerts.c.status, func.count()).group_by(alerts.c.status)):
+        counts[status] = n
+    oldest = conn.execute(select(func.min(alerts.c.created_at)).where(alerts.c.status != "closed")).scalar()
+    age = max(0.0, (now - utc(oldest)).total_seconds()) if oldest is not None else 0.0
+    return counts, age
+
+
+def parse_day(value: str | None, end: bool = False) -> datetime | None:
+    """``YYYY-MM-DD`` -> that day's start (or the next day's start for an inclusive end), UTC."""
+    if not value:
+        return None
+    try:
+        day = datetime.strptime(value.strip(), "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        return None
+    return day + timedelta(days=1) if end else day
+
+
