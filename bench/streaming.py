@@ -1,0 +1,182 @@
+"""Streaming throughput: events/s through the Custodes Faust worker on a pre-loaded topic, beside a
+plain aiokafka consumer (split + orjson decode of every line) reading the same topic in the same run.
+
+    python bench/streaming.py                       # 200k events, batched input, Apache Kafka
+    python bench/streaming.py --events 50000 --mode single
+    python bench/streaming.py --json bench/results/streaming.json
+
+Starts its own Apache Kafka broker (KRaft, from the test harness's Maven cache) unless --broker is
+given. Prints a table; --json also writes the figures. Timings are wall-clock on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stream.partitioning import home_partition  # noqa: E402
+
+
+def make_events(n: int, users: int, seed: int = 1) -> list[tuple[str, bytes]]:
+    rng = random.Random(seed)
+    start = time.time() - 3600
+    out = []
+    for i in range(n):
+        user = f"user-{rng.randrange(users):05d}"
+        kind = "record_access" if rng.random() < 0.9 else "export"
+        doc = {
+            "@timestamp": datetime.fromtimestamp(start + i * 3600 / n, UTC).isoformat(),
+            "event": {"id": f"ev-{i}", "action": "view" if kind == "record_access" else "download"},
+            "user": {"id": user},
+            "custodes": {"activity": kind, "record": {"ids": [f"P{rng.randrange(10**6):06d}"]},
+                         "dataset": {"name": "persons", "sensitivity": rng.choice(["low", "medium", "high"])},
+                         "case": {"ref": f"C{rng.randrange(1000)}"}},
+        }
+        out.append((user, orjson.dumps(doc)))
+    return out
+
+
+def preload(bootstrap: str, topic: str, events: list[tuple[str, bytes]], partitions: int, mode: str,
+            batch: int) -> int:
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, partitions, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=50, batch_size=1 << 20,
+                             max_request_size=16 << 20, acks=1)
+    messages = 0
+    if mode == "batched":
+        pending: dict[int, list[bytes]] = {}
+        for user, line in events:
+            p = home_partition(user, partitions)
+            lines = pending.setdefault(p, [])
+            lines.append(line)
+            if len(lines) >= batch:
+                producer.send(topic, value=b"\n".join(pending.pop(p)), partition=p)
+                messages += 1
+        for p, lines in pending.items():
+            producer.send(topic, value=b"\n".join(lines), partition=p)
+            messages += 1
+    else:
+        for user, line in events:
+            producer.send(topic, key=user.encode(), value=line)
+            messages += 1
+    producer.flush()
+    producer.close()
+    return messages
+
+
+async def raw_consumer(bootstrap: str, topic: str, expected_events: int) -> float:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                                enable_auto_commit=False, group_id=None, max_partition_fetch_bytes=8 << 20)
+    await consumer.start()
+    seen = 0
+    started = None
+    try:
+        while seen < expected_events:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=5000)
+            if started is None and batches:
+                started = time.perf_counter()
+            for records in batches.values():
+                for r in records:
+                    for line in r.value.split(b"\n"):
+                        orjson.loads(line)
+                        seen += 1
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - started)
+
+
+def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, partitions: int) -> dict:
+    from tests.stream.processes import Custodes
+
+    c = Custodes(bootstrap, workdir, prefix, f"sqlite:///{workdir}/bench.db",
+                 {"partitions": partitions, "log_level": "warning"})
+    c.start("worker")
+    try:
+        c.wait_ready("worker", timeout_s=120)
+        first = last = None
+        consumed = 0.0
+        deadline = time.monotonic() + 1800
+        while consumed < expected_events and time.monotonic() < deadline:
+            consumed = c.total("custodes_events_consumed_total")
+            now = time.perf_counter()
+            if consumed and first is None:
+                first = (now, consumed)
+            last = (now, consumed)
+            time.sleep(0.25)
+        m = c.metrics()
+        seconds = sum(v for (n, _), v in m.items() if n == "custodes_processing_seconds_total")
+        rate = (last[1] - first[1]) / (last[0] - first[0]) if last and first and last[0] > first[0] else 0.0
+        return {"events_per_s": rate, "consumed": consumed,
+                "cpu_in_handler_s": seconds, "alerts": c.total("custodes_alerts_raised_total")}
+    finally:
+        c.stop_all()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--users", type=int, default=5_000)
+    ap.add_argument("--mode", choices=["batched", "single"], default="batched")
+    ap.add_argument("--batch", type=int, default=500, help="events per message in batched mode")
+    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--broker", help="use this broker instead of starting Apache Kafka")
+    ap.add_argument("--json", type=Path)
+    args = ap.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="custodes-bench-"))
+    broker = None
+    try:
+        bootstrap = args.broker
+        if not bootstrap:
+            from tests.harness.kafka import KafkaBroker, ensure_kafka_lib, find_java
+
+            broker = KafkaBroker(work / "kafka", ensure_kafka_lib(), find_java() or "java", heap="1g")
+            (work / "kafka").mkdir()
+            broker.launch()
+            bootstrap = broker.bootstrap
+        prefix = f"bench{random.randrange(10**6)}-"
+        topic = f"{prefix}custodes-audit-events"
+        events = make_events(args.events, args.users)
+        t = time.perf_counter()
+        messages = preload(bootstrap, topic, events, args.partitions, args.mode, args.batch)
+        load_s = time.perf_counter() - t
+        raw = asyncio.run(raw_consumer(bootstrap, topic, args.events))
+        worker = streaming(bootstrap, prefix, work, args.events, args.partitions)
+        result = {
+            "mode": args.mode, "events": args.events, "messages": messages, "partitions": args.partitions,
+            "users": args.users, "preload_s": round(load_s, 2),
+            "raw_aiokafka_events_per_s": round(raw), "worker_events_per_s": round(worker["events_per_s"]),
+            "ratio": round(worker["events_per_s"] / raw, 3) if raw else None,
+            "alerts": worker["alerts"], "broker": "given" if args.broker else "Apache Kafka 3.9.1 (KRaft)",
+        }
+        width = max(len(k) for k in result)
+        for k, v in result.items():
+            print(f"{k:<{width}}  {v:,}" if isinstance(v, int | float) else f"{k:<{width}}  {v}")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    finally:
+        if broker is not None:
+            broker.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
