@@ -39,9 +39,15 @@ def create_app(
 ) -> faust.App:
     if not settings.broker:
         raise ValueError("the worker needs a broker (CUSTODES_BROKER or --broker)")
+    from detectors.reference import ReferenceHolder
+
+    from .reference import FileReloader, follow_topics, load_dir
+
     registry = registry if registry is not None else CollectorRegistry()
     metrics = PipelineMetrics(registry)
-    pipeline = Pipeline(settings, detector_registry.build(settings.detectors), clock, metrics)
+    holder = ReferenceHolder(load_dir(settings.reference_dir))
+    reloader = FileReloader(holder, settings.reference_dir)
+    pipeline = Pipeline(settings, detector_registry.build(settings.detectors, holder), clock, metrics)
     t = settings.topics
     app = faust.App(
         settings.app_id,
@@ -176,6 +182,14 @@ def create_app(
         if stale:
             metrics.state_expired.inc(len(stale))
 
+    @app.timer(interval=float(settings.reference_reload_s))
+    async def reload_reference_files() -> None:
+        reloader.check()
+
+    @app.task
+    async def follow_reference_topics() -> None:
+        await follow_topics(settings, holder, reloader, asyncio.Event())
+
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -192,6 +206,7 @@ def create_app(
     app.custodes_metrics = metrics  # type: ignore[attr-defined]
     app.custodes_registry = registry  # type: ignore[attr-defined]
     app.custodes_pipeline = pipeline  # type: ignore[attr-defined]
+    app.custodes_reference = holder  # type: ignore[attr-defined]
     return app
 
 
@@ -200,9 +215,11 @@ def run_worker(settings: Settings) -> None:
     from faust.worker import Worker
 
     from .gctune import tune_for_throughput
+    from .reference import ensure_reference_topics
     from .topics import ensure_topics
 
     ensure_topics(settings, settings.broker or "")
+    ensure_reference_topics(settings, settings.broker or "")
     app = create_app(settings)
     tune_for_throughput()
     from .logs import dict_config

@@ -408,6 +408,46 @@ def hold_list(ctx: Context, active: bool) -> None:
                    f"{h['placed_by']}: {h['reason']}  [{released}]")
 
 
+@main.group()
+def reference() -> None:
+    """Reference data for the detectors (staff directory, cases, restricted records, sharing, apps)."""
+
+
+@reference.command("push")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def reference_push(ctx: Context, files: tuple[Path, ...]) -> None:
+    """Publish reference FILES (staff.jsonl, cases.csv, …) to their compacted topics; running workers
+    apply them without a restart. A record with "deleted": true removes that key."""
+    from detectors.reference import ReferenceError as BadReference
+
+    from .reference import push
+
+    try:
+        counts = push(_broker(ctx.settings()), files)
+    except (BadReference, KeyError) as exc:
+        raise click.ClickException(f"reference data: {exc}") from None
+    for kind, n in sorted(counts.items()):
+        click.echo(f"{kind}: {n:,} records published")
+
+
+@reference.command("check")
+@pass_ctx
+def reference_check(ctx: Context) -> None:
+    """Load the reference files and report what they hold (or the first error)."""
+    from detectors.reference import ReferenceError as BadReference
+
+    from .reference import load_dir, reference_files
+
+    settings = ctx.settings()
+    try:
+        load_dir(settings.reference_dir)
+    except BadReference as exc:
+        raise click.ClickException(str(exc)) from None
+    files = reference_files(settings.reference_dir)
+    click.echo(f"{settings.reference_dir}: {len(files)} file(s) load cleanly: {', '.join(sorted(files)) or 'none'}")
+
+
 @main.command("config")
 @pass_ctx
 def show_config(ctx: Context) -> None:

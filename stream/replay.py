@@ -71,7 +71,12 @@ def replay(
 
     tune_for_throughput()
     clock = (lambda: as_of) if as_of is not None else time.time
-    pipeline = Pipeline(settings, detector_registry.build(settings.detectors), clock)
+    from detectors.reference import ReferenceHolder
+
+    from .reference import load_dir
+
+    holder = ReferenceHolder(load_dir(settings.reference_dir))
+    pipeline = Pipeline(settings, detector_registry.build(settings.detectors, holder), clock)
     return run_messages(pipeline, _chunks_for(settings, paths, fmt, mapping, progress),
                         keep_dead_letters=keep_dead_letters)
 

@@ -61,6 +61,11 @@ class Settings(BaseModel):
     """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pseudonym_key: SecretStr | None = None
+    reference_dir: Path | None = REPO_CONFIG.parent / "reference"
+    """Reference data files (staff.jsonl, cases.jsonl, …); see docs/detectors.md."""
+    reference_reload_s: int = Field(10, ge=1)
+    reference_topic_prefix: str = "custodes-ref-"
+    """Compacted topics ``<prefix>staff``, ``<prefix>case`` … carry updates to the reference data."""
     limits: dict[str, int] = Field(default_factory=dict)
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
 

@@ -21,7 +21,7 @@ from tests.harness.ports import free_port
 def write_config(path: Path, prefix: str, **custodes: object) -> Path:
     """A copy of the shipped config with this test's own topics and app id."""
     raw = tomllib.loads(REPO_CONFIG.read_text())
-    lines = ["[custodes]", f'app_id = "{prefix}custodes"']
+    lines = ["[custodes]", f'app_id = "{prefix}custodes"', f'reference_topic_prefix = "{prefix}custodes-ref-"']
     for key, value in {**raw["custodes"], **custodes}.items():
         if key == "app_id":
             continue
