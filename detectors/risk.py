@@ -41,17 +41,27 @@ class RiskConfig:
         return cls(**values)
 
 
-def contribution(alert: Alert, now: float, config: RiskConfig = RiskConfig()) -> float:
-    age = max(0.0, now - alert.last_seen)
+def weighted(score: float, severity: str, count: int, last_seen: float, now: float,
+             config: RiskConfig = RiskConfig()) -> float:
+    """One alert's contribution from its stored fields (used by the review app over the store's rows)."""
+    age = max(0.0, now - last_seen)
     decay = 0.5 ** (age / (config.half_life_days * 86400))
-    weight = config.severity_weights.get(alert.severity, 1.0)
-    return alert.score * weight * (1 + math.log2(max(alert.count, 1))) * decay
+    weight = config.severity_weights.get(severity, 1.0)
+    return score * weight * (1 + math.log2(max(count, 1))) * decay
+
+
+def squash(total: float, config: RiskConfig = RiskConfig()) -> float:
+    """A sum of contributions -> 0..100."""
+    return round(100 * (1 - math.exp(-total / config.scale)), 1)
+
+
+def contribution(alert: Alert, now: float, config: RiskConfig = RiskConfig()) -> float:
+    return weighted(alert.score, alert.severity, alert.count, alert.last_seen, now, config)
 
 
 def risk_score(alerts: Iterable[Alert], now: float, config: RiskConfig = RiskConfig()) -> float:
     """0..100 for one user's open alerts at ``now`` (POSIX seconds)."""
-    total = sum(contribution(a, now, config) for a in alerts)
-    return round(100 * (1 - math.exp(-total / config.scale)), 1)
+    return squash(sum(contribution(a, now, config) for a in alerts), config)
 
 
 def risk_by_subject(alerts: Iterable[Alert], now: float, config: RiskConfig = RiskConfig()) -> dict[str, float]:

@@ -143,7 +143,7 @@ def reveal(request: Request, alert_id: str, body: RevealIn, account: TriageWrite
 def subjects(request: Request, account: Triage) -> Response:
     st = request.app.state.review
     with st.engine.connect() as conn:
-        return j(queries.subjects(conn, account, st.review.now(), st.config.risk_half_life_days * 86400,
+        return j(queries.subjects(conn, account, st.review.now(), st.risk,
                                   st.pseudo))
 
 

@@ -31,6 +31,7 @@ from markupsafe import Markup
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from sqlalchemy import Engine, text
 
+from detectors.risk import RiskConfig
 from stream.settings import Settings
 from stream.store import engine_for, migrate
 
@@ -52,6 +53,7 @@ HERE = Path(__file__).resolve().parent
 class State:
     settings: Settings
     config: ReviewConfig
+    risk: RiskConfig
     engine: Engine
     clock: Callable[[], float]
     sessions: Sessions
@@ -102,7 +104,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     metrics = ReviewMetrics(registry, engine, clock)
     trail = AuditTrail(engine, clock)
     state = State(
-        settings=settings, config=config, engine=engine, clock=clock,
+        settings=settings, config=config, risk=RiskConfig.from_mapping(settings.detectors.get("risk", {})),
+        engine=engine, clock=clock,
         sessions=Sessions(engine, clock, timedelta(minutes=config.session_idle_minutes),
                           timedelta(hours=config.session_max_hours)),
         trail=trail, review=Review(engine, trail, emitter, metrics, clock, config, pseudo), metrics=metrics,

@@ -33,7 +33,6 @@ class ReviewConfig(BaseModel):
     login_max_failures_per_account: int = Field(5, ge=1)
     login_max_failures_per_client: int = Field(20, ge=1)
     login_window_s: int = Field(900, ge=1)
-    risk_half_life_days: float = Field(14.0, gt=0)
     audit_verify_minutes: float = Field(10.0, gt=0)
     page_size: int = Field(25, ge=1, le=500)
 

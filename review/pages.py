@@ -100,9 +100,9 @@ def queue_page(request: Request, account: Triage) -> Response:
 def subjects_page(request: Request, account: Triage) -> Response:
     st = request.app.state.review
     with st.engine.connect() as conn:
-        ranked = queries.subjects(conn, account, st.review.now(), st.config.risk_half_life_days * 86400,
+        ranked = queries.subjects(conn, account, st.review.now(), st.risk,
                                   st.pseudo)
-    return render(request, "subjects.html", account, ranked=ranked, half_life=st.config.risk_half_life_days)
+    return render(request, "subjects.html", account, ranked=ranked, half_life=st.risk.half_life_days)
 
 
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)

@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
+from detectors.risk import RiskConfig, squash, weighted
 from stream.tables import ALERT_STATUSES, alerts
 
 from .auth import Account
 from .pseudonym import Pseudonymiser
-from .risk import risk_score
 from .tables import case_alerts, cases, comments, reveals, users
 
 QUEUE_COLUMNS = (
@@ -125,23 +125,26 @@ def related(conn: Connection, account: Account, subject: str, exclude: str, pseu
     return out
 
 
-def subjects(conn: Connection, account: Account, now: datetime, half_life_s: float,
+def subjects(conn: Connection, account: Account, now: datetime, risk: RiskConfig,
              pseudo: Pseudonymiser, limit: int = 200) -> list[dict[str, Any]]:
-    """People ranked by risk score over their open (not closed) alerts."""
+    """People ranked by risk score (detectors.risk, knobs in [detectors.risk]) over their open alerts."""
     per: dict[str, dict[str, Any]] = {}
     rows = conn.execute(
-        select(alerts.c.subject, alerts.c.score, alerts.c.ts, alerts.c.severity)
+        select(alerts.c.subject, alerts.c.score, alerts.c.ts, alerts.c.severity, alerts.c.count,
+               alerts.c.last_seen)
         .where(alerts.c.status != "closed", visible_to(account))
     )
-    for subject, score, ts, severity in rows:
-        p = per.setdefault(subject, {"alerts": [], "severities": set()})
+    at = now.timestamp()
+    for subject, score, ts, severity, count, last_seen in rows:
+        p = per.setdefault(subject, {"alerts": [], "severities": set(), "total": 0.0})
         p["alerts"].append((score, utc(ts)))
         p["severities"].add(severity)
+        p["total"] += weighted(score, severity, count, utc(last_seen).timestamp(), at, risk)
     ranked = []
     for subject, p in per.items():
         ranked.append({
             "pseudonym": pseudo(subject),
-            "risk": risk_score(p["alerts"], now, half_life_s),
+            "risk": squash(p["total"], risk),
             "open_alerts": len(p["alerts"]),
             "last_ts": max(ts for _, ts in p["alerts"]),
             "top_severity": max(p["severities"], key=_severity_rank),

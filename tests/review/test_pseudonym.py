@@ -1,11 +1,9 @@
 import os
 import stat
-from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
 
 from review.pseudonym import KEY_FILE, Pseudonymiser, load_key
-from review.risk import risk_score
 from stream.settings import Settings
 
 
@@ -27,8 +25,16 @@ def test_configured_key_wins_and_changes_pseudonyms(tmp_path):
     assert not (tmp_path / KEY_FILE).exists() or b("u-1").startswith("P-")
 
 
-def test_risk_decays_by_half_life():
-    now = datetime(2026, 2, 2, tzinfo=UTC)
-    assert risk_score([(80, now)], now, 86400) == 80
-    assert risk_score([(80, now - timedelta(days=1)), (40, now - timedelta(days=2))], now, 86400) == 50
-    assert risk_score([(50, now + timedelta(hours=1))], now, 86400) == 50
+def test_the_people_ranking_uses_the_detector_suites_risk_score():
+    """The review app scores stored rows with detectors.risk (one formula, one set of knobs)."""
+    import dataclasses
+
+    from detectors.risk import RiskConfig, risk_score, squash, weighted
+    from tests.stream.test_store import make_alert
+
+    now = 1_770_100_000.0
+    cfg = RiskConfig(half_life_days=1.0)
+    alerts = [dataclasses.replace(make_alert(1), last_seen=now - 86400, count=3),
+              dataclasses.replace(make_alert(2), last_seen=now, severity="critical", score=90.0)]
+    from_rows = squash(sum(weighted(a.score, a.severity, a.count, a.last_seen, now, cfg) for a in alerts), cfg)
+    assert from_rows == risk_score(alerts, now, cfg) > 0
