@@ -7,7 +7,7 @@ always gives the same id: a replayed or redelivered stream upserts the same row 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 SEVERITIES = ("low", "medium", "high", "critical")
@@ -48,10 +48,14 @@ class Alert:
             raise ValueError("score must be within 0..100")
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["evidence_event_ids"] = list(self.evidence_event_ids)
-        d["evidence"] = list(self.evidence)
-        return d
+        """A JSON-ready dict. Shallow on purpose (no deep copy of the evidence): it is serialised at once."""
+        return {
+            "id": self.id, "detector": self.detector, "detector_version": self.detector_version,
+            "severity": self.severity, "score": self.score, "subject": self.subject, "title": self.title,
+            "explanation": self.explanation, "ts": self.ts, "first_seen": self.first_seen,
+            "last_seen": self.last_seen, "evidence_event_ids": list(self.evidence_event_ids),
+            "evidence": list(self.evidence), "count": self.count, "facts": self.facts,
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Alert:

@@ -104,20 +104,17 @@ def create_app(
             pending.append(await rerouted.send(key=user.encode(), value=line))
         kinds: Tally[str] = Tally()
         letters = split.dead
+        writes: list[tuple[bytes, bytes | None, bytes | None]] = []
         for user, events in split.groups.items():
             key = user.encode()
             stored = state.get(key)
             result = pipeline.apply(user, events, stored, source, partition, offset)
-            if result.state is None:
-                if stored is not None:
-                    del state[key]
-            elif result.state is not stored:
-                state[key] = result.state
+            if result.state is not stored:
+                writes.append((key, stored, result.state))
             for alert in result.alerts:
                 pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict()),
                                                     timestamp=alert.ts))
-                if not result.redelivered:
-                    metrics.alerts.labels(alert.detector, alert.severity).inc()
+                metrics.alerts.labels(alert.detector, alert.severity).inc()
             failed = {id(f.event) for f in result.failures}
             if result.failures:
                 letters = letters + pipeline.failure_letters(result.failures, topic, partition, offset)
@@ -132,8 +129,15 @@ def create_app(
             pending.append(await dead_letter.send(value=letter.raw, headers=letter.headers()))
             metrics.dead_lettered.labels(letter.reason).inc()
         if pending:
-            # nothing is acknowledged before what it produced is on the broker
+            # nothing is acknowledged, and no state is written, before what this message produced is
+            # on the broker: a state that survives a crash implies its alerts were delivered
             await asyncio.gather(*pending)
+        for key, stored, new in writes:
+            if new is None:
+                if stored is not None:
+                    del state[key]
+            else:
+                state[key] = new
         metrics.consumed.labels(topic).inc(split.consumed)
         for kind, n in kinds.items():
             metrics.processed.labels(kind).inc(n)

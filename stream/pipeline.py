@@ -6,8 +6,10 @@ one user's events through the detectors against that user's stored state.
 
 Delivery is at-least-once. So that a message redelivered after a crash is not counted twice, a
 user's state records the (partition, offset) of the last message applied per input topic; a message
-at or below it leaves the state alone, and the alerts it raised the first time (kept, at most
-``RECENT_ALERTS``, in the state) are sent again. Alert ids are deterministic, so the store keeps one row.
+at or below it leaves the state alone. The worker writes a user's new state only after the alerts
+that message raised are acknowledged by the broker, so a state that survived a crash implies its
+alerts were delivered; a crash before that replays the message against the old state and raises the
+same alerts again (deterministic ids: the store keeps one row).
 
 A producer may also send the same event twice (Beats and other shippers are at-least-once too): the
 state keeps short hashes of the user's last ``dedupe_events`` event ids, and an event seen again is
@@ -32,8 +34,6 @@ from detectors.event import Event
 from .metrics import PipelineMetrics
 from .schema import Invalid, Limits, decode, validate
 from .settings import Settings
-
-RECENT_ALERTS = 4
 
 
 @dataclass(slots=True)
@@ -169,8 +169,7 @@ class Pipeline:
         wrapper: dict[str, Any] = orjson.loads(stored) if stored else {}
         seen = wrapper.get("o", {}).get(source)
         if seen is not None and seen[0] == partition and offset <= seen[1]:
-            again = [Alert.from_dict(a) for off, a in wrapper.get("r", ()) if off >= offset]
-            return Applied(stored, again, [], redelivered=True)
+            return Applied(stored, [], [], redelivered=True)
         keep = self.settings.dedupe_events
         duplicates = 0
         if keep:
@@ -189,16 +188,14 @@ class Pipeline:
             wrapper["x"] = recent_ids[-keep:]
         det_state, alerts, failures = self.engine.run(user, events, wrapper.get("d"))
         if det_state is None:
-            # detector state expired (or never began): the position, recent alerts and recent ids
-            # only matter together with it, so the user's entry is deleted
+            # detector state expired (or never began): the position and recent ids only matter
+            # together with it, so the user's entry is deleted
             return Applied(None, alerts, failures, duplicates=duplicates)
         wrapper["o"] = {**wrapper.get("o", {}), source: [partition, offset]}
         wrapper["d"] = det_state
         if events:
             wrapper["t"] = max(wrapper.get("t", 0.0), max(ev.ts for ev in events))
-        if alerts:
-            recent = wrapper.get("r", []) + [[offset, a.to_dict()] for a in alerts]
-            wrapper["r"] = recent[-RECENT_ALERTS:]
+        wrapper.pop("r", None)  # recent alerts were kept by an earlier version; no longer needed
         return Applied(orjson.dumps(wrapper), alerts, failures, duplicates=duplicates)
 
     def stale(self, stored: bytes, now: float) -> bool:
