@@ -28,12 +28,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from stream.partitioning import home_partition  # noqa: E402
 
 
+CASES_PER_USER = 3
+
+
+def case_of(user_index: int, k: int) -> str:
+    return f"C{user_index:05d}-{k}"
+
+
+def write_reference(directory: Path, users: int) -> Path:
+    """A case register in which each user is assigned their own few cases (look-ups cite them)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / "cases.jsonl").open("wb") as fh:
+        for u in range(users):
+            for k in range(CASES_PER_USER):
+                fh.write(orjson.dumps({"case_ref": case_of(u, k), "assigned": [f"user-{u:05d}"]}) + b"\n")
+    return directory
+
+
 def make_events(n: int, users: int, seed: int = 1) -> list[tuple[str, bytes]]:
+    """Ordinary work: look-ups under the user's own cases, some exports; a little of it over thresholds."""
     rng = random.Random(seed)
     start = time.time() - 3600
     out = []
     for i in range(n):
-        user = f"user-{rng.randrange(users):05d}"
+        u = rng.randrange(users)
+        user = f"user-{u:05d}"
         kind = "record_access" if rng.random() < 0.9 else "export"
         doc = {
             "@timestamp": datetime.fromtimestamp(start + i * 3600 / n, UTC).isoformat(),
@@ -41,7 +60,7 @@ def make_events(n: int, users: int, seed: int = 1) -> list[tuple[str, bytes]]:
             "user": {"id": user},
             "custodes": {"activity": kind, "record": {"ids": [f"P{rng.randrange(10**6):06d}"]},
                          "dataset": {"name": "persons", "sensitivity": rng.choice(["low", "medium", "high"])},
-                         "case": {"ref": f"C{rng.randrange(1000)}"}},
+                         "case": {"ref": case_of(u, rng.randrange(CASES_PER_USER))}},
         }
         out.append((user, orjson.dumps(doc)))
     return out
@@ -102,11 +121,12 @@ async def raw_consumer(bootstrap: str, topic: str, expected_events: int) -> floa
     return seen / (time.perf_counter() - started)
 
 
-def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, partitions: int) -> dict:
+def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, partitions: int,
+              reference: Path) -> dict:
     from tests.stream.processes import Custodes
 
     c = Custodes(bootstrap, workdir, prefix, f"sqlite:///{workdir}/bench.db",
-                 {"partitions": partitions, "log_level": "warning"})
+                 {"partitions": partitions, "log_level": "warning", "reference_dir": str(reference)})
     c.start("worker")
     try:
         c.wait_ready("worker", timeout_s=120)
@@ -158,7 +178,8 @@ def main() -> None:
         messages = preload(bootstrap, topic, events, args.partitions, args.mode, args.batch)
         load_s = time.perf_counter() - t
         raw = asyncio.run(raw_consumer(bootstrap, topic, args.events))
-        worker = streaming(bootstrap, prefix, work, args.events, args.partitions)
+        reference = write_reference(work / "reference", args.users)
+        worker = streaming(bootstrap, prefix, work, args.events, args.partitions, reference)
         result = {
             "mode": args.mode, "events": args.events, "messages": messages, "partitions": args.partitions,
             "users": args.users, "preload_s": round(load_s, 2),
