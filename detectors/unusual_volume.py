@@ -19,8 +19,8 @@ No alert during the first ``warmup_days`` after the user was first seen. Hits fo
 
 State (bounded, about 2 KB): 48 means, 48 variances, 48 observation counts, the first-seen time, the last closed hour,
 counts of the hours still open (at most ``grace_s / 3600 + 2``), the open alert windows. It does not
-expire while the user is active (the baseline is the point); after ``forget_days`` without events
-it is reset, and warm-up starts again.
+expire while the user is active (the baseline is the point); after ``forget_days`` without events,
+or once it is older than ``max_age_days`` (the retention window), it is reset and warm-up starts again.
 """
 
 from __future__ import annotations
@@ -52,6 +52,9 @@ class UnusualVolumeConfig(DetectorConfig):
     off_hours_max_mean: float = 0.05
     timezone: str = "Europe/London"
     forget_days: int = 90
+    max_age_days: int = 730
+    """A baseline started longer ago than this is reset (explicit expiry: no state derived from events
+    older than the retention window survives); warm-up then starts again."""
     grace_s: int = 3600
     suppress_s: int = 86400
 
@@ -78,7 +81,8 @@ class UnusualVolume(RuleDetector):
              newest: float) -> Iterable[Hit]:
         cfg = self.config
         st = state.get("b")
-        if st is None or ev.ts - st["l"] > cfg.forget_days * 86400:
+        if (st is None or ev.ts - st["l"] > cfg.forget_days * 86400
+                or ev.ts - st["f"] > cfg.max_age_days * 86400):
             st = state["b"] = {"m": [0.0] * BUCKETS, "v": [0.0] * BUCKETS, "k": [0] * BUCKETS, "f": ev.ts, "l": ev.ts,
                                "c": hour_of(ev.ts) - HOUR, "h": []}
         st["l"] = max(st["l"], ev.ts)

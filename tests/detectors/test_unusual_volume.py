@@ -110,3 +110,21 @@ def test_peer_aggregator_publishes_a_peer_record_the_reference_accepts():
     ref = Reference().apply("peer", record)
     assert ref.peers["Intelligence/analyst"].members == 4
     assert len(orjson.dumps(state)) < 5000
+
+
+def test_a_baseline_older_than_the_retention_window_is_reset(baseline):
+    """Explicit expiry: nothing derived from events older than the window survives in the baseline."""
+
+    def active_until(ts):  # the user kept working right up to ts (so the idle rule does not apply)
+        st = orjson.loads(orjson.dumps(baseline))
+        st["b"]["l"] = ts - DAY
+        return st
+
+    first = baseline["b"]["f"]
+    for age_days, reset in ((729, False), (731, True)):
+        at = first + age_days * DAY
+        state, _ = run(UnusualVolume(), [[ev("an-3002", at + i * 10, "record_access") for i in range(3)]],
+                       active_until(at))
+        assert (state["b"]["f"] == first) is not reset, age_days
+        if reset:
+            assert state["b"]["f"] == at and state["b"]["k"] == [0] * len(state["b"]["k"])
