@@ -143,6 +143,9 @@ class Retention:
     def run(self) -> list[Receipt]:
         started = time.perf_counter()
         _load_optional_targets()
+        if self.metrics is not None:
+            for target in TARGETS:  # every kind reports, 0 included (a dashboard shows 0, not "no data")
+                self.metrics.deleted.labels(target.kind)
         run_id = uuid.uuid4().hex
         now = self.clock()
         cutoff = _utc(now - self.retention_s)
