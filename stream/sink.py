@@ -86,6 +86,9 @@ class Sink:
             max_poll_records=s.sink_batch_max,
             client_id="custodes-sink",
             metadata_max_age_ms=30_000,
+            # with processing_guarantee = "exactly_once" the worker writes alerts in transactions:
+            # never store an alert from an aborted one (harmless when there are none)
+            isolation_level="read_committed",
         )
         try:
             while not self.stopping.is_set():
