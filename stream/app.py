@@ -179,12 +179,33 @@ def create_app(
 
     @app.timer(interval=float(settings.state_sweep_interval_s))
     async def sweep_state() -> None:
+        """Delete state past the window; run the detectors on the rest with no events (time alone can
+        reveal something: a leaver still in a group). As in handle(): alerts first, then state."""
         now = clock()
-        stale = [key for key, value in list(state.items()) if pipeline.stale(value, now)]
-        for key in stale:
-            del state[key]
-        if stale:
-            metrics.state_expired.inc(len(stale))
+        writes: list[tuple[bytes, bytes | None]] = []
+        pending: list[Any] = []
+        expired = 0
+        for key, value in list(state.items()):
+            if pipeline.stale(value, now):
+                writes.append((key, None))
+                expired += 1
+                continue
+            result = pipeline.tick(key.decode(), value)
+            for alert in result.alerts:
+                pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict()),
+                                                    timestamp=alert.ts))
+                metrics.alerts.labels(alert.detector, alert.severity).inc()
+            if result.state is not value:
+                writes.append((key, result.state))
+        if pending:
+            await asyncio.gather(*pending)
+        for key, new in writes:
+            if new is None:
+                del state[key]
+            else:
+                state[key] = new
+        if expired:
+            metrics.state_expired.inc(expired)
 
     @app.timer(interval=float(settings.reference_reload_s))
     async def reload_reference_files() -> None:

@@ -198,6 +198,18 @@ class Pipeline:
         wrapper.pop("r", None)  # recent alerts were kept by an earlier version; no longer needed
         return Applied(orjson.dumps(wrapper), alerts, failures, duplicates=duplicates)
 
+    def tick(self, user: str, stored: bytes) -> Applied:
+        """Run the detectors for a user with no new events, at the clock's now: what time alone
+        reveals (a leaver still in a group after their leave date). The position is unchanged."""
+        wrapper: dict[str, Any] = orjson.loads(stored)
+        det_state, alerts, failures = self.engine.run(user, [], wrapper.get("d"))
+        if det_state is None:
+            return Applied(None, alerts, failures)
+        if det_state == wrapper.get("d") and not alerts:
+            return Applied(stored, [], failures)
+        wrapper["d"] = det_state
+        return Applied(orjson.dumps(wrapper), alerts, failures)
+
     def stale(self, stored: bytes, now: float) -> bool:
         """True when every event behind a user's state is older than the retention window: the
         worker's sweep deletes such entries, so no state derived from expired events survives."""

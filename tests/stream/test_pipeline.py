@@ -5,7 +5,7 @@ from detectors.registry import build
 from stream.pipeline import Pipeline
 from stream.settings import load
 
-from .events import T0, export, lines
+from .events import T0, export, iso, lines
 
 NOW = T0 + 3600
 
@@ -149,3 +149,26 @@ def test_state_is_stale_once_its_newest_event_is_past_the_window(pipeline, setti
     newest = T0 + 60
     assert not pipeline.stale(state, newest + settings.retention_s - 1)
     assert pipeline.stale(state, newest + settings.retention_s + 1)
+
+
+def test_tick_finds_what_time_alone_reveals(settings):
+    """A leaver who stays silent but is still in a monitored group: the worker's periodic tick runs the
+    detectors with no events at the clock's now."""
+    from detectors.reference import ReferenceHolder
+    from tests.detectors.helpers import example_reference
+    from tests.detectors.test_leaver_activity import LEFT
+
+    now = [LEFT - 86400 * 100]
+    pipe = Pipeline(settings, build(settings.detectors, ReferenceHolder(example_reference())),
+                    clock=lambda: now[0])
+    join = {"@timestamp": iso(now[0]), "event": {"id": "j1", "action": "join"}, "user": {"id": "pc-1051"},
+            "custodes": {"activity": "membership", "group": {"id": "g-whatsapp-241"}}}
+    split = pipe.split(lines(join), "events", 0, 0)
+    applied = pipe.apply("pc-1051", split.groups["pc-1051"], None, "e", 0, 0)
+    assert applied.alerts == [] and applied.state is not None
+    quiet = pipe.tick("pc-1051", applied.state)
+    assert quiet.alerts == [] and quiet.state == applied.state  # before the leave date: nothing
+    now[0] = LEFT + 7200
+    found = pipe.tick("pc-1051", applied.state)
+    assert [a.detector for a in found.alerts] == ["leaver_activity"]
+    assert orjson.loads(found.state)["o"] == orjson.loads(applied.state)["o"]  # position unchanged
