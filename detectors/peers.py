@@ -71,6 +71,8 @@ class PeerAggregator:
     def process(self, group: str, events: Sequence[Event], members: int, state: dict[str, Any] | None
                 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         st = dict(state) if state else {"m": [0.0] * BUCKETS, "q": [0.0] * BUCKETS, "o": [], "c": None, "n": None}
+        if "k" not in st:
+            st["k"] = [0] * BUCKETS  # observations per bucket (a plain average until 1/alpha of them)
         open_hours: list[list[Any]] = st["o"]  # [[hour start, {user hash: count}], …]
         changed = False
         members = max(members, 1)
@@ -86,8 +88,10 @@ class PeerAggregator:
                     b = bucket_of(h, self.timezone)
                     m = sum(xs) / members
                     m2 = sum(x * x for x in xs) / members
-                    st["m"][b] += self.alpha * (m - st["m"][b])
-                    st["q"][b] += self.alpha * (m2 - st["q"][b])
+                    st["k"][b] = min(st["k"][b] + 1, 10_000)
+                    alpha = max(self.alpha, 1 / st["k"][b])  # unbiased while young, then EWMA
+                    st["m"][b] += alpha * (m - st["m"][b])
+                    st["q"][b] += alpha * (m2 - st["q"][b])
                 st["c"] = upto
                 open_hours = [o for o in open_hours if o[0] > upto]
                 changed = True

@@ -431,6 +431,22 @@ def reference_push(ctx: Context, files: tuple[Path, ...]) -> None:
         click.echo(f"{kind}: {n:,} records published")
 
 
+@reference.command("peers")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the peer baselines (reference kind peer), e.g. peers.jsonl.")
+@click.option("--format", "fmt", type=FORMATS, default="auto", show_default=True)
+@click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_ctx
+def reference_peers(ctx: Context, files: tuple[Path, ...], out: Path, fmt: str, mapping: Path | None) -> None:
+    """Build peer-group (team/role) activity baselines from event FILES in time order, for unusual_volume."""
+    from .peers import build_peer_baselines
+
+    records = build_peer_baselines(ctx.settings(), files, fmt, mapping)
+    out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
+    click.echo(f"{len(records)} peer group baseline(s) written to {out}")
+
+
 @reference.command("check")
 @pass_ctx
 def reference_check(ctx: Context) -> None:
