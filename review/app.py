@@ -286,6 +286,10 @@ def safe_back(request: Request) -> str:
 def serve(settings: Settings, **kwargs: Any) -> None:
     import uvicorn
 
+    from stream.logs import dict_config
+
     app = create_app(settings, **kwargs)
+    # structured JSON logs without personal data, as in the worker and the sink; no access log
+    # (request paths carry alert ids)
     uvicorn.run(app, host=settings.web_bind, port=settings.review_port, log_level=settings.log_level,
-                access_log=False, proxy_headers=False)
+                access_log=False, proxy_headers=False, log_config=dict_config(settings.log_level))
