@@ -88,7 +88,7 @@ def run(ctx: Context, demo: bool) -> None:
         click.echo(f"  logs     {emb.logs}")
         click.echo(f"Feed events with: custodes ingest FILE…   (data dir {settings.data_dir})")
         if demo:
-            from .demo import run_demo
+            from .synth.demo import run_demo
 
             demo_settings = settings.model_copy(update={"broker": emb.broker})
             threading.Thread(target=run_demo, args=(demo_settings, stop), daemon=True).start()
@@ -472,7 +472,11 @@ def show_config(ctx: Context) -> None:
 
 
 def _register_optional_commands() -> None:
-    """Commands owned by other packages (review app: review, users, audit) register themselves."""
+    """Commands owned by other modules (generator, review app) register themselves."""
+    from .synth.cli import COMMANDS as synth_commands
+
+    for command in synth_commands:
+        main.add_command(command)
     try:
         from review.cli import COMMANDS
     except ImportError:

