@@ -1,8 +1,11 @@
 """Streaming throughput: events/s through the Custodes Faust worker on a pre-loaded topic, beside a
-plain aiokafka consumer (split + orjson decode of every line) reading the same topic in the same run.
+plain aiokafka consumer (split + orjson decode of every line) and a naive per-event Faust agent
+(decode each event, one table read and write per event; no detectors) reading the same topic in the
+same run.
 
     python bench/streaming.py                       # 200k events, batched input, Apache Kafka
-    python bench/streaming.py --events 50000 --mode single
+    python bench/streaming.py --events 50000 --mode single    # one event per message (as Beats sends)
+    python bench/streaming.py --workers 2           # scale-out: two workers in one consumer group
     python bench/streaming.py --json bench/results/streaming.json
 
 Starts its own Apache Kafka broker (KRaft, from the test harness's Maven cache) unless --broker is
@@ -26,7 +29,6 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from stream.partitioning import home_partition  # noqa: E402
-
 
 CASES_PER_USER = 3
 
@@ -122,31 +124,93 @@ async def raw_consumer(bootstrap: str, topic: str, expected_events: int) -> floa
 
 
 def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, partitions: int,
-              reference: Path) -> dict:
+              reference: Path, workers: int = 1) -> dict:
+    """``workers`` Custodes workers in one consumer group (same app id and topics, own ports)."""
     from tests.stream.processes import Custodes
 
-    c = Custodes(bootstrap, workdir, prefix, f"sqlite:///{workdir}/bench.db",
-                 {"partitions": partitions, "log_level": "warning", "reference_dir": str(reference)})
-    c.start("worker")
+    group = []
+    for i in range(workers):
+        d = workdir / f"w{i}"
+        d.mkdir(exist_ok=True)
+        group.append(Custodes(bootstrap, d, prefix, f"sqlite:///{workdir}/bench.db",
+                              {"partitions": partitions, "log_level": "warning",
+                               "reference_dir": str(reference)}))
+    for c in group:
+        c.start("worker")
     try:
-        c.wait_ready("worker", timeout_s=120)
+        for c in group:
+            c.wait_ready("worker", timeout_s=120)
+
+        def total(metric: str) -> float:
+            return sum(c.total(metric) for c in group)
+
         first = last = None
         consumed = 0.0
         deadline = time.monotonic() + 1800
         while consumed < expected_events and time.monotonic() < deadline:
-            consumed = c.total("custodes_events_consumed_total")
+            consumed = total("custodes_events_consumed_total")
             now = time.perf_counter()
             if consumed and first is None:
                 first = (now, consumed)
             last = (now, consumed)
             time.sleep(0.25)
-        m = c.metrics()
-        seconds = sum(v for (n, _), v in m.items() if n == "custodes_processing_seconds_total")
+        seconds = total("custodes_processing_seconds_total")
         rate = (last[1] - first[1]) / (last[0] - first[0]) if last and first and last[0] > first[0] else 0.0
         return {"events_per_s": rate, "consumed": consumed,
-                "cpu_in_handler_s": seconds, "alerts": c.total("custodes_alerts_raised_total")}
+                "cpu_in_handler_s": seconds, "alerts": total("custodes_alerts_raised_total")}
     finally:
-        c.stop_all()
+        for c in group:
+            c.stop_all()
+
+
+def naive_agent_child(bootstrap: str, topic: str, expected_events: int, partitions: int) -> None:
+    """A naive Faust agent: per event, decode it and read+write the user's table entry (a count).
+    Prints {"events_per_s": ...} measured from the first to the last event, then exits."""
+    import json
+    import logging
+    import os
+
+    import faust
+
+    logging.disable(logging.WARNING)
+    app = faust.App(f"naive{random.randrange(10**6)}", broker=f"kafka://{bootstrap}", store="memory://",
+                    web_enabled=False, consumer_auto_offset_reset="earliest", topic_partitions=partitions,
+                    autodiscover=False)
+    source = app.topic(topic, key_serializer="raw", value_serializer="raw")
+    table = app.Table("naive-state", partitions=partitions, default=int)
+    seen: dict = {"n": 0, "t0": None}
+
+    @app.agent(source)
+    async def per_event(stream):
+        async for value in stream:
+            for line in value.split(b"\n"):
+                doc = orjson.loads(line)
+                if seen["t0"] is None:
+                    seen["t0"] = time.perf_counter()
+                user = doc["user"]["id"]
+                table[user] = table[user] + 1
+                seen["n"] += 1
+            if seen["n"] >= expected_events:
+                rate = seen["n"] / (time.perf_counter() - seen["t0"])
+                print(json.dumps({"events_per_s": rate}), flush=True)
+                os._exit(0)
+
+    from faust.worker import Worker
+
+    Worker(app, loglevel="WARNING", quiet=True, redirect_stdouts=False).execute_from_commandline()
+
+
+def naive_agent(bootstrap: str, topic: str, expected_events: int, partitions: int) -> float:
+    import json
+    import subprocess
+
+    out = subprocess.run([sys.executable, __file__, "--naive-child", "--broker", bootstrap, "--topic", topic,
+                          "--events", str(expected_events), "--partitions", str(partitions)],
+                         capture_output=True, text=True, timeout=1800)
+    for line in out.stdout.splitlines():
+        if '{"events_per_s"' in line:  # faust's Worker may put terminal control codes before it
+            return json.loads(line[line.index("{"):])["events_per_s"]
+    raise RuntimeError(f"naive agent failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
 
 def main() -> None:
@@ -157,8 +221,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=500, help="events per message in batched mode")
     ap.add_argument("--partitions", type=int, default=4)
     ap.add_argument("--broker", help="use this broker instead of starting Apache Kafka")
+    ap.add_argument("--workers", type=int, default=1, help="Custodes workers in the group (scale-out)")
+    ap.add_argument("--no-naive", action="store_true", help="skip the naive per-event Faust agent")
     ap.add_argument("--json", type=Path)
-    args = ap.parse_args()
+    ap.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--topic", help=argparse.SUPPRESS)
+    args, _ = ap.parse_known_args()
+    if args.naive_child:
+        sys.argv = [sys.argv[0], "worker"]  # faust's Worker reads its command line
+        naive_agent_child(args.broker, args.topic, args.events, args.partitions)
+        return
 
     work = Path(tempfile.mkdtemp(prefix="custodes-bench-"))
     broker = None
@@ -178,13 +250,17 @@ def main() -> None:
         messages = preload(bootstrap, topic, events, args.partitions, args.mode, args.batch)
         load_s = time.perf_counter() - t
         raw = asyncio.run(raw_consumer(bootstrap, topic, args.events))
+        naive = None if args.no_naive else naive_agent(bootstrap, topic, args.events, args.partitions)
         reference = write_reference(work / "reference", args.users)
-        worker = streaming(bootstrap, prefix, work, args.events, args.partitions, reference)
+        worker = streaming(bootstrap, prefix, work, args.events, args.partitions, reference, args.workers)
         result = {
             "mode": args.mode, "events": args.events, "messages": messages, "partitions": args.partitions,
-            "users": args.users, "preload_s": round(load_s, 2),
-            "raw_aiokafka_events_per_s": round(raw), "worker_events_per_s": round(worker["events_per_s"]),
+            "users": args.users, "workers": args.workers, "preload_s": round(load_s, 2),
+            "raw_aiokafka_events_per_s": round(raw),
+            "naive_faust_agent_events_per_s": round(naive) if naive else None,
+            "worker_events_per_s": round(worker["events_per_s"]),
             "ratio": round(worker["events_per_s"] / raw, 3) if raw else None,
+            "ratio_to_naive_agent": round(worker["events_per_s"] / naive, 3) if naive else None,
             "alerts": worker["alerts"], "broker": "given" if args.broker else "Apache Kafka 3.9.1 (KRaft)",
         }
         width = max(len(k) for k in result)

@@ -99,16 +99,26 @@ def create_app(
         if source == "e":
             home = lambda user: home_partition(user, settings.partitions)  # noqa: E731
         split = pipeline.split(message.value, topic, partition, offset, home)
+        # A re-keyed event's position is where it came from (origin partition, offset, line), so a copy
+        # re-sent after a crash (the origin message redelivered) is recognised by position.
+        key_source, key_partition, key_offset, key_line = source, partition, offset, 0
+        if source == "r":
+            headers = message.headers or ()
+            origin = (headers if isinstance(headers, dict) else dict(headers)).get("custodes.origin")
+            if origin:
+                key_partition, key_offset, key_line = (int(x) for x in origin.decode().split(":"))
+                key_source = f"r{key_partition}"
         pending: list[Any] = []
-        for user, line in split.reroute:
-            pending.append(await rerouted.send(key=user.encode(), value=line))
+        for user, line, number in split.reroute:
+            origin_header = ("custodes.origin", f"{partition}:{offset}:{number}".encode())
+            pending.append(await rerouted.send(key=user.encode(), value=line, headers=[origin_header]))
         kinds: Tally[str] = Tally()
         letters = split.dead
         writes: list[tuple[bytes, bytes | None, bytes | None]] = []
         for user, events in split.groups.items():
             key = user.encode()
             stored = state.get(key)
-            result = pipeline.apply(user, events, stored, source, partition, offset)
+            result = pipeline.apply(user, events, stored, key_source, key_partition, key_offset, key_line)
             if result.state is not stored:
                 writes.append((key, stored, result.state))
             for alert in result.alerts:
@@ -182,12 +192,12 @@ def create_app(
         """Delete state past the window; run the detectors on the rest with no events (time alone can
         reveal something: a leaver still in a group). As in handle(): alerts first, then state."""
         now = clock()
-        writes: list[tuple[bytes, bytes | None]] = []
+        writes: list[tuple[bytes, bytes | None, bytes]] = []
         pending: list[Any] = []
         expired = 0
         for key, value in list(state.items()):
             if pipeline.stale(value, now):
-                writes.append((key, None))
+                writes.append((key, None, value))
                 expired += 1
                 continue
             result = pipeline.tick(key.decode(), value)
@@ -196,10 +206,12 @@ def create_app(
                                                     timestamp=alert.ts))
                 metrics.alerts.labels(alert.detector, alert.severity).inc()
             if result.state is not value:
-                writes.append((key, result.state))
+                writes.append((key, result.state, value))
         if pending:
             await asyncio.gather(*pending)
-        for key, new in writes:
+        for key, new, old in writes:
+            if state.get(key) is not old:
+                continue  # the agent wrote a newer state meanwhile: keep it (the tick recurs next sweep)
             if new is None:
                 del state[key]
             else:

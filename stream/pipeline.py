@@ -65,7 +65,8 @@ class DeadLetter:
 class Split:
     groups: dict[str, list[Event]] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
-    reroute: list[tuple[str, bytes]] = field(default_factory=list)
+    reroute: list[tuple[str, bytes, int]] = field(default_factory=list)
+    """(user, original line, its line number in the message): re-keyed through the rerouted topic."""
     consumed: int = 0
     expired: int = 0
     newest_ts: float | None = None
@@ -147,7 +148,7 @@ class Pipeline:
                 ))
                 continue
             if home is not None and home(ev.user_id) != partition:
-                out.reroute.append((ev.user_id, line))
+                out.reroute.append((ev.user_id, line, number))
                 continue
             out.groups.setdefault(ev.user_id, []).append(ev)
             if out.newest_ts is None or ev.ts > out.newest_ts:
@@ -164,11 +165,15 @@ class Pipeline:
         source: str,
         partition: int,
         offset: int,
+        line: int = 0,
     ) -> Applied:
-        """Run one user's events from message (source, partition, offset) against their state."""
+        """Run one user's events from message (source, partition, offset[, line]) against their state.
+
+        ``line`` distinguishes events re-keyed from one message: their position is where they came from
+        (origin partition, offset, line), so copies re-sent after a crash are recognised by position."""
         wrapper: dict[str, Any] = orjson.loads(stored) if stored else {}
         seen = wrapper.get("o", {}).get(source)
-        if seen is not None and seen[0] == partition and offset <= seen[1]:
+        if seen is not None and seen[0] == partition and (offset, line) <= (seen[1], (seen[2:] or [0])[0]):
             return Applied(stored, [], [], redelivered=True)
         keep = self.settings.dedupe_events
         duplicates = 0
@@ -191,7 +196,7 @@ class Pipeline:
             # detector state expired (or never began): the position and recent ids only matter
             # together with it, so the user's entry is deleted
             return Applied(None, alerts, failures, duplicates=duplicates)
-        wrapper["o"] = {**wrapper.get("o", {}), source: [partition, offset]}
+        wrapper["o"] = {**wrapper.get("o", {}), source: [partition, offset, line] if line else [partition, offset]}
         wrapper["d"] = det_state
         if events:
             wrapper["t"] = max(wrapper.get("t", 0.0), max(ev.ts for ev in events))

@@ -87,8 +87,8 @@ class Sink:
             client_id="custodes-sink",
             metadata_max_age_ms=30_000,
             # with processing_guarantee = "exactly_once" the worker writes alerts in transactions:
-            # never store an alert from an aborted one (harmless when there are none)
-            isolation_level="read_committed",
+            # never store an alert from an aborted one. Otherwise read everything (no transactions).
+            isolation_level="read_committed" if s.processing_guarantee == "exactly_once" else "read_uncommitted",
         )
         try:
             while not self.stopping.is_set():

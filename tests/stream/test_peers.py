@@ -11,7 +11,8 @@ from click.testing import CliRunner
 from detectors.reference import load
 from stream.cli import main
 from stream.replay import replay
-from stream.settings import REPO_CONFIG, load as load_settings
+from stream.settings import REPO_CONFIG
+from stream.settings import load as load_settings
 
 from .events import iso
 

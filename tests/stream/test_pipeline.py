@@ -70,7 +70,7 @@ def test_events_off_their_home_partition_are_rerouted(pipeline):
     home = {"alice": 1, "bob": 2}.__getitem__
     split = pipeline.split(lines(export("alice", T0, 1), export("bob", T0, 1)), "events", 1, 0, home)
     assert list(split.groups) == ["alice"]
-    assert [user for user, _ in split.reroute] == ["bob"]
+    assert [(user, number) for user, _, number in split.reroute] == [("bob", 2)]
     assert orjson.loads(split.reroute[0][1])["user"]["id"] == "bob"
 
 

@@ -1,0 +1,91 @@
+"""Detector state and memory: bytes of per-user state (the Faust table's values, exactly what
+``Pipeline.apply`` returns), table size, and peak RSS after a day of activity, for 10k and 100k users.
+Each size runs in its own child process so peak RSS is its own.
+
+    python bench/state.py                          # 10k and 100k users, 10 events per user
+    python bench/state.py --users 10000 --events-per-user 40 --json bench/results/state.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def measure(users: int, per_user: int) -> dict:
+    from bench.replay import chunks, make_lines
+    from detectors import registry
+    from stream.gctune import tune_for_throughput
+    from stream.pipeline import Pipeline
+    from stream.settings import load
+
+    tune_for_throughput()
+    now = time.time()
+    base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    settings = load()
+    pipeline = Pipeline(settings, registry.build(settings.detectors), lambda: now)
+    states: dict[str, bytes] = {}
+    n = users * per_user
+    started = time.perf_counter()
+    # generate and apply in slices so the input lines do not dominate peak RSS
+    step = 100_000
+    offset = 0
+    for first in range(0, n, step):
+        lines = make_lines(min(step, n - first), users, now, seed=first + 1)
+        for value in chunks(lines):
+            split = pipeline.split(value, "bench", 0, offset)
+            for user, events in split.groups.items():
+                out = pipeline.apply(user, events, states.get(user), "e", 0, offset)
+                if out.state is None:
+                    states.pop(user, None)
+                else:
+                    states[user] = out.state
+            offset += 1
+    seconds = time.perf_counter() - started
+    sizes = sorted(len(v) for v in states.values())
+    total = sum(sizes)
+    return {
+        "users": users, "events": n, "users_with_state": len(states),
+        "state_bytes_total": total, "state_bytes_per_user_mean": round(total / max(1, len(sizes))),
+        "state_bytes_per_user_p50": sizes[len(sizes) // 2] if sizes else 0,
+        "state_bytes_per_user_p99": sizes[int(len(sizes) * 0.99)] if sizes else 0,
+        "state_bytes_per_user_max": sizes[-1] if sizes else 0,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "rss_before_mb": round(base_rss / 1024, 1), "seconds": round(seconds, 1),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--users", type=int, action="append", help="repeatable; default 10000 and 100000")
+    ap.add_argument("--events-per-user", type=int, default=10)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.users[0], args.events_per_user)))
+        return
+    rows = []
+    for users in args.users or [10_000, 100_000]:
+        out = subprocess.run([sys.executable, __file__, "--child", "--users", str(users),
+                              "--events-per-user", str(args.events_per_user)],
+                             check=True, capture_output=True, text=True)
+        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    keys = list(rows[0])
+    print("  ".join(f"{k:>26}" for k in ["metric"] + [str(r["users"]) for r in rows]))
+    for k in keys:
+        print("  ".join([f"{k:>26}"] + [f"{r[k]:>26,}" for r in rows]))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(rows, indent=2))
+
+
+if __name__ == "__main__":
+    main()
