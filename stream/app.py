@@ -20,7 +20,6 @@ import faust
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from detectors import registry as detector_registry
 from detectors.base import Clock
 
 from .metrics import PipelineMetrics
@@ -39,15 +38,13 @@ def create_app(
 ) -> faust.App:
     if not settings.broker:
         raise ValueError("the worker needs a broker (CUSTODES_BROKER or --broker)")
-    from detectors.reference import ReferenceHolder
-
-    from .reference import FileReloader, follow_topics, load_dir
+    from .reference import FileReloader, detectors_for, follow_topics
 
     registry = registry if registry is not None else CollectorRegistry()
     metrics = PipelineMetrics(registry)
-    holder = ReferenceHolder(load_dir(settings.reference_dir))
+    holder, detectors = detectors_for(settings)
     reloader = FileReloader(holder, settings.reference_dir)
-    pipeline = Pipeline(settings, detector_registry.build(settings.detectors, holder), clock, metrics)
+    pipeline = Pipeline(settings, detectors, clock, metrics)
     t = settings.topics
     app = faust.App(
         settings.app_id,

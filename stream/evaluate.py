@@ -92,19 +92,15 @@ def _merged_docs(directory: Path, result: Any = None) -> Iterator[tuple[float, d
 
 def run_detectors(settings: Settings, directory: Path, as_of: float):
     """The replay of ``directory`` (events + device notifications, merged) -> ReplayResult."""
-    from detectors import registry as detector_registry
-    from detectors.reference import ReferenceHolder
-
     from .gctune import tune_for_throughput
     from .normalise.files import canonical_bytes
     from .pipeline import Pipeline
-    from .reference import load_dir
+    from .reference import detectors_for
     from .replay import CHUNK_EVENTS, ReplayResult, run_messages
 
     tune_for_throughput()
     settings = settings.model_copy(update={"reference_dir": directory / "reference"})
-    holder = ReferenceHolder(load_dir(settings.reference_dir))
-    pipeline = Pipeline(settings, detector_registry.build(settings.detectors, holder), lambda: as_of)
+    pipeline = Pipeline(settings, detectors_for(settings)[1], lambda: as_of)
     result = ReplayResult()
 
     def chunks() -> Iterator[bytes]:

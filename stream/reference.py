@@ -43,6 +43,15 @@ def load_dir(directory: Path | None) -> Reference:
     return load(reference_files(directory))
 
 
+def detectors_for(settings: Settings) -> tuple[ReferenceHolder, list]:
+    """The enabled detectors, configured from ``settings.detectors`` and reading reference data from a
+    holder loaded from ``settings.reference_dir`` (the worker swaps its snapshot on updates)."""
+    from detectors import registry
+
+    holder = ReferenceHolder(load_dir(settings.reference_dir))
+    return holder, registry.build(settings.detectors, holder)
+
+
 def topics(settings: Settings) -> dict[str, str]:
     """Topic name -> kind."""
     return {f"{settings.reference_topic_prefix}{kind}": kind for kind in KINDS}

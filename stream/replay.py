@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from detectors import registry as detector_registry
 from detectors.alert import Alert
 
 from .pipeline import DeadLetter, Pipeline
@@ -71,12 +70,9 @@ def replay(
 
     tune_for_throughput()
     clock = (lambda: as_of) if as_of is not None else time.time
-    from detectors.reference import ReferenceHolder
+    from .reference import detectors_for
 
-    from .reference import load_dir
-
-    holder = ReferenceHolder(load_dir(settings.reference_dir))
-    pipeline = Pipeline(settings, detector_registry.build(settings.detectors, holder), clock)
+    pipeline = Pipeline(settings, detectors_for(settings)[1], clock)
     return run_messages(pipeline, _chunks_for(settings, paths, fmt, mapping, progress),
                         keep_dead_letters=keep_dead_letters)
 
