@@ -132,26 +132,11 @@ async def _partitions(consumer, name: str) -> set[int]:
 
 def ensure_reference_topics(settings: Settings, bootstrap: str) -> list[str]:
     """Create the compacted reference topics (retention does not apply: a register is current state)."""
-    from kafka.errors import TopicAlreadyExistsError
+    from .topics import create_missing
 
-    from .topics import admin
-
-    client = admin(bootstrap)
-    try:
-        existing = set(client.list_topics())
-        created = []
-        for name in topics(settings):
-            if name in existing:
-                continue
-            try:
-                client.create_topics({name: {"num_partitions": 1, "replication_factor": settings.replication_factor,
-                                             "configs": {"cleanup.policy": "compact"}}}, wait_for_metadata=True)
-                created.append(name)
-            except TopicAlreadyExistsError:
-                pass
-        return created
-    finally:
-        client.close()
+    options = {"num_partitions": 1, "replication_factor": settings.replication_factor,
+               "configs": {"cleanup.policy": "compact"}}
+    return create_missing(bootstrap, dict.fromkeys(topics(settings), options))
 
 
 def push(settings: Settings, paths: Iterable[Path]) -> dict[str, int]:

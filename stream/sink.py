@@ -128,7 +128,7 @@ def schedule_retention(settings: Settings, registry: CollectorRegistry, stopping
             try:
                 receipts = Retention(engine, settings.retention_s, metrics=metrics).run()
                 log.info("retention run: %s", ", ".join(f"{r.kind} {r.deleted}" for r in receipts))
-            except SQLAlchemyError as exc:
+            except Exception as exc:  # noqa: BLE001 - the job must outlive one bad run (and say so)
                 log.warning("retention run failed (%s); next try in %d s", type(exc).__name__,
                             settings.retention_interval_s)
             stopping.wait(settings.retention_interval_s)

@@ -38,18 +38,14 @@ def admin(bootstrap: str) -> KafkaAdminClient:
                             request_timeout_ms=30_000)
 
 
-def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
-    """Create missing data topics; returns the names created."""
+def create_missing(bootstrap: str, wanted: dict[str, dict]) -> list[str]:
+    """Create each topic in ``wanted`` (name -> kafka-python create options) that does not exist yet;
+    returns the names created. Another process creating one at the same time is fine."""
     client = admin(bootstrap)
     try:
         existing = set(client.list_topics())
-        options = {
-            "num_partitions": settings.partitions,
-            "replication_factor": settings.replication_factor,
-            "configs": {"retention.ms": str(settings.retention_s * 1000), "cleanup.policy": "delete"},
-        }
         created = []
-        for name in data_topics(settings):
+        for name, options in wanted.items():
             if name in existing:
                 continue
             try:
@@ -60,6 +56,16 @@ def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
         return created
     finally:
         client.close()
+
+
+def ensure_topics(settings: Settings, bootstrap: str) -> list[str]:
+    """Create missing data topics with the window as their retention; returns the names created."""
+    options = {
+        "num_partitions": settings.partitions,
+        "replication_factor": settings.replication_factor,
+        "configs": {"retention.ms": str(settings.retention_s * 1000), "cleanup.policy": "delete"},
+    }
+    return create_missing(bootstrap, dict.fromkeys(data_topics(settings), options))
 
 
 def check_topics(settings: Settings, bootstrap: str) -> list[TopicCheck]:
