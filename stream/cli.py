@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 import time
@@ -13,7 +14,27 @@ import orjson
 
 from .settings import Settings, SettingsError, load
 
-FORMATS = click.Choice(["auto", "ecs", "device", "mapping"])
+
+def _formats() -> click.Choice:
+    from .normalise.files import FORMATS as KNOWN
+
+    return click.Choice(list(KNOWN))
+
+
+FORMATS = _formats()
+
+
+@contextlib.contextmanager
+def _input_errors():
+    """A file the normalisers cannot read at all (unknown format, bad mapping file) is a clear error,
+    not a traceback. (Bad records inside a readable file are dead-lettered, not errors.)"""
+    from .normalise.files import FormatError
+    from .normalise.mapping import MappingError
+
+    try:
+        yield
+    except (FormatError, MappingError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 class Context:
@@ -145,7 +166,7 @@ def ingest(ctx: Context, files: tuple[Path, ...], fmt: str, mapping: Path | None
 
     settings = _broker(ctx.settings())
     started = time.perf_counter()
-    with _progress(files, "ingest") as bar:
+    with _input_errors(), _progress(files, "ingest") as bar:
         counts = do_ingest(settings, files, fmt, mapping, progress=bar.update)
     elapsed = time.perf_counter() - started
     dead = sum(counts.dead_lettered.values())
@@ -187,7 +208,7 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
                    f"clock): events before {datetime.fromtimestamp(when - settings.retention_s, UTC):%Y-%m-%d}"
                    f" are outside the {settings.retention_days}-day window.", err=True)
     started = time.perf_counter()
-    with _progress(files, "replay") as bar:
+    with _input_errors(), _progress(files, "replay") as bar:
         result = do_replay(settings, files, fmt, mapping, as_of=when, progress=bar.update)
     elapsed = time.perf_counter() - started
     alerts = sorted(result.alerts.values(), key=lambda a: (a.ts, a.id))
@@ -442,7 +463,8 @@ def reference_peers(ctx: Context, files: tuple[Path, ...], out: Path, fmt: str, 
     """Build peer-group (team/role) activity baselines from event FILES in time order, for unusual_volume."""
     from .peers import build_peer_baselines
 
-    records = build_peer_baselines(ctx.settings(), files, fmt, mapping)
+    with _input_errors():
+        records = build_peer_baselines(ctx.settings(), files, fmt, mapping)
     out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     click.echo(f"{len(records)} peer group baseline(s) written to {out}")
 

@@ -115,3 +115,14 @@ def test_hold_and_retention_commands(run, tmp_path):
     assert "deleted       1" in run("retention", "run").output
     listing = run("retention", "receipts").output.splitlines()
     assert len([line for line in listing if "  alerts  " in line]) == 2  # one per run
+
+
+def test_an_unreadable_input_file_is_a_clear_error_not_a_traceback(run, tmp_path):
+    site_log = tmp_path / "site.csv"
+    site_log.write_text("officer,when\npc1,2026-01-01\n")
+    result = run("replay", str(site_log), code=1)
+    assert "give a mapping file" in result.output and "Traceback" not in result.output
+    bad_mapping = tmp_path / "m.toml"
+    bad_mapping.write_text('format = "csv"\nnonsense = 1\n')
+    result = run("replay", str(site_log), "--mapping", str(bad_mapping), code=1)
+    assert "nonsense" in result.output
