@@ -24,10 +24,8 @@ from detectors.base import Clock
 
 from .metrics import PipelineMetrics
 from .partitioning import home_partition
-from .pipeline import Pipeline
+from .pipeline import MicroBatch, Pipeline
 from .settings import Settings
-
-SOURCE_CODES = {"events": "e", "rerouted": "r"}
 
 
 def create_app(
@@ -87,82 +85,154 @@ def create_app(
     )
     positions: dict[tuple[str, int], int] = {}
     codes = {t.events: "e", t.rerouted: "r"}
+    exactly_once = settings.processing_guarantee == "exactly_once"
+    # Under exactly_once every send must happen inside its own message's transaction, so each message
+    # is its own micro-batch. Otherwise messages gather up to batch_max_events / batch_max_wait_s.
+    max_events = 1 if exactly_once else settings.batch_max_events
+    max_wait_s = settings.batch_max_wait_s
+    gathered: list[Any] = []  # Faust events, not yet acknowledged
+    gathered_events = 0
+    gathered_since = 0.0
+    lock = asyncio.Lock()
+    acker: list[faust.StreamT] = []
 
-    async def handle(message: Any) -> None:
+    def home(user: str) -> int:
+        return home_partition(user, settings.partitions)
+
+    async def write_states(writes: list[tuple[bytes, bytes | None, bytes | None]]) -> None:
+        """Write (key, old, new) states to the table and wait until the changelog has them: the
+        source messages are acknowledged only after this, so a committed offset implies its state
+        survives a crash (faust's own buffered changelog writes give no such guarantee)."""
+        futures = []
+        for key, old, new in writes:
+            if new is None:
+                if old is None:
+                    continue
+                state.data.pop(key, None)
+            else:
+                state.data[key] = new
+            futures.append(state.send_changelog(None, key, new))
+        if futures:
+            await asyncio.gather(*futures)
+
+    async def send_alerts(key: bytes, alerts: list[Any], pending: list[Any]) -> None:
+        for alert in alerts:
+            pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict()),
+                                                timestamp=alert.ts))
+            metrics.alerts.labels(alert.detector, alert.severity).inc()
+
+    async def process(events: list[Any]) -> None:
+        """One micro-batch: split every message, run each user's events together against their state,
+        send alerts, dead letters and re-keyed events, wait for the broker's acks, then write state."""
         started = time.perf_counter()
-        topic, partition, offset = message.topic, message.partition, message.offset
-        source = codes[topic]
-        home = None
-        if source == "e":
-            home = lambda user: home_partition(user, settings.partitions)  # noqa: E731
-        split = pipeline.split(message.value, topic, partition, offset, home)
-        # A re-keyed event's position is where it came from (origin partition, offset, line), so a copy
-        # re-sent after a crash (the origin message redelivered) is recognised by position.
-        key_source, key_partition, key_offset, key_line = source, partition, offset, 0
-        if source == "r":
-            headers = message.headers or ()
-            origin = (headers if isinstance(headers, dict) else dict(headers)).get("custodes.origin")
+        batch = MicroBatch()
+        for event in events:
+            message = event.message
+            topic, partition, offset = message.topic, message.partition, message.offset
+            source = codes[topic]
+            split = pipeline.split(message.value, topic, partition, offset, home if source == "e" else None)
+            origin = None
+            if source == "r":
+                # a re-keyed event's position is where it came from (origin partition, offset, line),
+                # so a copy re-sent after a crash (the origin message redelivered) is recognised
+                headers = message.headers or ()
+                origin = (headers if isinstance(headers, dict) else dict(headers)).get("custodes.origin")
             if origin:
-                key_partition, key_offset, key_line = (int(x) for x in origin.decode().split(":"))
-                key_source = f"r{key_partition}"
+                kp, ko, kl = (int(x) for x in origin.decode().split(":"))
+                batch.add(split, topic, partition, offset, f"r{kp}", kp, ko, kl)
+            else:
+                batch.add(split, topic, partition, offset, source)
+            positions[(topic, partition)] = offset
         pending: list[Any] = []
-        for user, line, number in split.reroute:
-            origin_header = ("custodes.origin", f"{partition}:{offset}:{number}".encode())
-            pending.append(await rerouted.send(key=user.encode(), value=line, headers=[origin_header]))
+        for user, line, origin_value in batch.reroute:
+            pending.append(await rerouted.send(key=user.encode(), value=line,
+                                               headers=[("custodes.origin", origin_value)]))
         kinds: Tally[str] = Tally()
-        letters = split.dead
+        letters = batch.dead
         writes: list[tuple[bytes, bytes | None, bytes | None]] = []
-        for user, events in split.groups.items():
+        redelivered = duplicates = 0
+        data = state.data
+        for user, segments in batch.users.items():
             key = user.encode()
-            stored = state.get(key)
-            result = pipeline.apply(user, events, stored, key_source, key_partition, key_offset, key_line)
+            stored = data.get(key)
+            result = pipeline.apply_segments(user, segments, stored)
             if result.state is not stored:
                 writes.append((key, stored, result.state))
-            for alert in result.alerts:
-                pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict()),
-                                                    timestamp=alert.ts))
-                metrics.alerts.labels(alert.detector, alert.severity).inc()
-            failed = {id(f.event) for f in result.failures}
+            if result.alerts:
+                await send_alerts(key, result.alerts, pending)
+            failed: set[int] = set()
             if result.failures:
-                letters = letters + pipeline.failure_letters(result.failures, topic, partition, offset)
-            for ev in events:
-                if id(ev) not in failed:
-                    kinds[ev.kind] += 1
-            if result.redelivered:
-                metrics.duplicates.inc()
-            if result.duplicates:
-                metrics.duplicate_events.inc(result.duplicates)
+                letters.extend(pipeline.segment_failure_letters(result.failures, segments))
+                failed = {id(f.event) for f in result.failures}
+            for seg in segments:
+                for ev in seg.events:
+                    if id(ev) not in failed:
+                        kinds[ev.kind] += 1
+            redelivered += result.redelivered
+            duplicates += result.duplicates
         for letter in letters:
             pending.append(await dead_letter.send(value=letter.raw, headers=letter.headers()))
             metrics.dead_lettered.labels(letter.reason).inc()
         if pending:
-            # nothing is acknowledged, and no state is written, before what this message produced is
-            # on the broker: a state that survives a crash implies its alerts were delivered
+            # no state is written, and nothing acknowledged, before what this batch produced is on the
+            # broker: a state that survives a crash implies its alerts were delivered
             await asyncio.gather(*pending)
-        for key, stored, new in writes:
-            if new is None:
-                if stored is not None:
-                    del state[key]
-            else:
-                state[key] = new
-        metrics.consumed.labels(topic).inc(split.consumed)
+        await write_states(writes)
+        for topic, n in batch.consumed.items():
+            metrics.consumed.labels(topic).inc(n)
         for kind, n in kinds.items():
             metrics.processed.labels(kind).inc(n)
-        if split.expired:
-            metrics.expired.inc(split.expired)
-        if split.reroute:
-            metrics.rerouted.inc(len(split.reroute))
-        if split.newest_ts is not None:
-            metrics.event_lag.observe(max(0.0, clock() - split.newest_ts))
-        positions[(topic, partition)] = offset
+        if batch.expired:
+            metrics.expired.inc(batch.expired)
+        if batch.reroute:
+            metrics.rerouted.inc(len(batch.reroute))
+        if redelivered:
+            metrics.duplicates.inc(redelivered)
+        if duplicates:
+            metrics.duplicate_events.inc(duplicates)
+        if batch.newest_ts is not None:
+            metrics.event_lag.observe(max(0.0, clock() - batch.newest_ts))
+        pipeline.publish_timings()
         elapsed = time.perf_counter() - started
-        metrics.message_seconds.observe(elapsed)
+        metrics.batch_seconds.observe(elapsed)
+        metrics.batch_messages.observe(len(events))
         metrics.processing_seconds.inc(elapsed)
+
+    async def flush() -> None:
+        """Process what has been gathered, then acknowledge those messages (so only then can their
+        offsets be committed)."""
+        nonlocal gathered, gathered_events
+        async with lock:
+            if not gathered:
+                return
+            events, gathered, gathered_events = gathered, [], 0
+            await process(events)
+            stream = acker[0]
+            for event in events:
+                await stream.ack(event)
 
     @app.agent(inputs, name="custodes-route")
     async def route(stream: faust.StreamT) -> None:
-        async for event in stream.events():
-            await handle(event.message)
+        nonlocal gathered_events, gathered_since
+        manual = stream.noack()
+        acker[:] = [manual]
+        async for event in manual.events():
+            if not gathered:
+                gathered_since = time.monotonic()
+            gathered.append(event)
+            value = event.message.value
+            gathered_events += value.count(b"\n") + 1 if value else 1
+            if gathered_events >= max_events:
+                await flush()
+
+    if not exactly_once:
+        @app.task
+        async def flush_gathered() -> None:
+            """Process a micro-batch that has waited batch_max_wait_s, however small."""
+            while True:
+                await asyncio.sleep(max_wait_s / 2 if max_wait_s else 0.01)
+                if gathered and time.monotonic() - gathered_since >= max_wait_s:
+                    await flush()
 
     @app.timer(interval=5.0)
     async def report_lag() -> None:
@@ -188,31 +258,25 @@ def create_app(
     async def sweep_state() -> None:
         """Delete state past the window; run the detectors on the rest with no events (time alone can
         reveal something: a leaver still in a group). As in handle(): alerts first, then state."""
-        now = clock()
-        writes: list[tuple[bytes, bytes | None, bytes]] = []
-        pending: list[Any] = []
-        expired = 0
-        for key, value in list(state.items()):
-            if pipeline.stale(value, now):
-                writes.append((key, None, value))
-                expired += 1
-                continue
-            result = pipeline.tick(key.decode(), value)
-            for alert in result.alerts:
-                pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict()),
-                                                    timestamp=alert.ts))
-                metrics.alerts.labels(alert.detector, alert.severity).inc()
-            if result.state is not value:
-                writes.append((key, result.state, value))
-        if pending:
-            await asyncio.gather(*pending)
-        for key, new, old in writes:
-            if state.get(key) is not old:
-                continue  # the agent wrote a newer state meanwhile: keep it (the tick recurs next sweep)
-            if new is None:
-                del state[key]
-            else:
-                state[key] = new
+        async with lock:  # no micro-batch runs meanwhile: the states read here are the latest
+            now = clock()
+            writes: list[tuple[bytes, bytes | None, bytes | None]] = []
+            pending: list[Any] = []
+            expired = 0
+            for key, value in list(state.data.items()):
+                if pipeline.stale(value, now):
+                    writes.append((key, value, None))
+                    expired += 1
+                    continue
+                result = pipeline.tick(key.decode(), value)
+                if result.alerts:
+                    await send_alerts(key, result.alerts, pending)
+                if result.state is not value:
+                    writes.append((key, value, result.state))
+            if pending:
+                await asyncio.gather(*pending)
+            await write_states(writes)
+        pipeline.publish_timings()
         if expired:
             metrics.state_expired.inc(expired)
 

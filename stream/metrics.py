@@ -50,17 +50,22 @@ class PipelineMetrics:
             "custodes_alerts_raised_total", "Alerts emitted by detectors.", ["detector", "severity"],
             registry=registry,
         )
-        self.message_seconds = Histogram(
-            "custodes_message_processing_seconds", "Time to process one Kafka message (one event or a "
-            "batch of events).", buckets=LATENCY_BUCKETS, registry=registry,
+        self.batch_seconds = Histogram(
+            "custodes_batch_processing_seconds", "Time to process one micro-batch (the messages gathered "
+            "for up to batch_max_wait_s or batch_max_events): split, detectors, sends, state writes.",
+            buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.batch_messages = Histogram(
+            "custodes_batch_messages", "Kafka messages per micro-batch.",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000), registry=registry,
         )
         self.processing_seconds = Counter(
             "custodes_processing_seconds_total", "Time spent processing events; divided by "
             "custodes_events_consumed_total it gives the mean time per event.", registry=registry,
         )
-        self.detector_seconds = Histogram(
-            "custodes_detector_processing_seconds", "Time one detector spends on one user's batch.",
-            ["detector"], buckets=LATENCY_BUCKETS, registry=registry,
+        self.detector_seconds = Counter(
+            "custodes_detector_seconds", "Time spent in each detector (its rate is the share of a core).",
+            ["detector"], registry=registry,
         )
         self.event_lag = Histogram(
             "custodes_event_time_lag_seconds", "Now minus event time of the newest event in each "

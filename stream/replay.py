@@ -15,7 +15,7 @@ from pathlib import Path
 
 from detectors.alert import Alert
 
-from .pipeline import DeadLetter, Pipeline
+from .pipeline import DeadLetter, MicroBatch, Pipeline
 from .settings import Settings
 
 CHUNK_EVENTS = 500
@@ -85,26 +85,39 @@ def _chunks_for(settings: Settings, paths: Iterable[Path], fmt: str, mapping: Pa
 
 def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]],
                  keep_dead_letters: bool = False) -> ReplayResult:
-    """Feed messages (bytes of newline-delimited events) through the pipeline like the worker does."""
+    """Feed messages (bytes of newline-delimited events) through the pipeline like the worker does:
+    gathered into micro-batches of up to ``batch_max_events`` events, each user's events in a
+    micro-batch run together against their state."""
     result, messages = source
     states: dict[str, bytes] = {}
+    limit = pipeline.settings.batch_max_events
+    batch, size = MicroBatch(), 0
     for offset, value in enumerate(messages):
-        split = pipeline.split(value, "replay", 0, offset)
-        result.consumed += split.consumed
-        result.expired += split.expired
-        letters = list(split.dead)
-        for user, events in split.groups.items():
-            applied = pipeline.apply(user, events, states.get(user), "replay", 0, offset)
-            if applied.state is None:
-                states.pop(user, None)
-            else:
-                states[user] = applied.state
-            for alert in applied.alerts:
-                result.keep(alert)
-            letters.extend(pipeline.failure_letters(applied.failures, "replay", 0, offset))
-            result.processed += len(events) - len({id(f.event) for f in applied.failures})
-        for letter in letters:
-            result.dead_lettered[letter.reason] += 1
-            if keep_dead_letters:
-                result.dead_letters.append(letter)
+        batch.add(pipeline.split(value, "replay", 0, offset), "replay", 0, offset, "replay")
+        size += value.count(b"\n") + 1
+        if size >= limit:
+            _run_batch(pipeline, batch, states, result, keep_dead_letters)
+            batch, size = MicroBatch(), 0
+    _run_batch(pipeline, batch, states, result, keep_dead_letters)
     return result
+
+
+def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], result: ReplayResult,
+               keep_dead_letters: bool) -> None:
+    result.consumed += sum(batch.consumed.values())
+    result.expired += batch.expired
+    letters = list(batch.dead)
+    for user, segments in batch.users.items():
+        applied = pipeline.apply_segments(user, segments, states.get(user))
+        if applied.state is None:
+            states.pop(user, None)
+        else:
+            states[user] = applied.state
+        for alert in applied.alerts:
+            result.keep(alert)
+        letters.extend(pipeline.segment_failure_letters(applied.failures, segments))
+        result.processed += sum(len(seg.events) for seg in segments) - len(applied.failures)
+    for letter in letters:
+        result.dead_lettered[letter.reason] += 1
+        if keep_dead_letters:
+            result.dead_letters.append(letter)

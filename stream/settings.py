@@ -57,6 +57,12 @@ class Settings(BaseModel):
     ingest_batch_events: int = Field(500, ge=1, le=100_000)
     """``custodes ingest`` packs up to this many events of one partition into one Kafka message."""
     sink_batch_max: int = Field(500, ge=1)
+    batch_max_events: int = Field(20_000, ge=1, le=1_000_000)
+    """The worker gathers messages into a micro-batch of up to this many events before running the
+    detectors (each user's events in it are run together, and each user's state is read and written
+    once per micro-batch); replay does the same."""
+    batch_max_wait_s: float = Field(0.05, ge=0.0, le=10.0)
+    """A micro-batch is processed at the latest this long after its first message arrived."""
     dedupe_events: int = Field(64, ge=0, le=4096)
     """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -77,7 +77,7 @@ def test_required_panels_are_there():
     exprs = {uid: " ".join(e for _, e in dashboard_queries(uid)) for uid in DASHBOARD_UIDS}
     for metric in ("custodes_events_consumed_total", "custodes_events_dead_lettered_total",
                    "custodes_event_time_lag_seconds_bucket", "custodes_consumer_lag_messages",
-                   "custodes_message_processing_seconds_bucket"):
+                   "custodes_batch_processing_seconds_bucket"):
         assert metric in exprs["custodes-pipeline"], metric
     assert "sum by (detector, severity)" in exprs["custodes-detections"]
     for metric in ("custodes_review_queue_alerts", "custodes_review_oldest_open_alert_age_seconds",

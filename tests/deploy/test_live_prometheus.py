@@ -230,7 +230,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             "alerts stored": "sum(custodes_alerts_stored_total) > 0",
             "dead letters": "sum(custodes_events_dead_lettered_total) > 0",
             "consumer lag reported": "count(custodes_consumer_lag_messages) > 0",
-            "detector timings": "count(custodes_detector_processing_seconds_bucket) > 0",
+            "detector timings": "count(custodes_detector_seconds_total) > 0",
         }
         for what, expr in conditions.items():
             wait_for(f"{what} ({expr}) in Prometheus", lambda e=expr: live.value(e) is not None, START_TIMEOUT,

@@ -43,6 +43,9 @@ def _toml(value: object) -> str:
     return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @dataclass
 class Custodes:
     bootstrap: str
@@ -68,6 +71,8 @@ class Custodes:
             "CUSTODES_WORKER_PORT": str(self.worker_port),
             "CUSTODES_SINK_PORT": str(self.sink_port),
             "CUSTODES_WEB_BIND": "127.0.0.1",
+            # the code under test is this checkout's, whichever copy is installed
+            "PYTHONPATH": os.pathsep.join(filter(None, (str(REPO), os.environ.get("PYTHONPATH")))),
         })
         return env
 
