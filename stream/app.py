@@ -1,10 +1,18 @@
 """The Faust app: topics, the detector-state table, the routing agent and the worker's web views.
 
 The agent only routes: decoding, validation, retention and detection live in ``stream.pipeline`` and
-``detectors``. Each input message (one event, or a newline-delimited batch) is split into events;
-bad ones go to the dead-letter topic with a reason, expired ones are counted, events on a partition
-other than their user's are re-keyed through the rerouted topic, and each user's events run through
-the detectors against that user's state in the table (one table write per user per message).
+``detectors``. Input messages (one event each, or newline-delimited batches) are gathered into a
+micro-batch (``batch_max_events`` / ``batch_max_wait_s``) and each is split into events: bad ones go
+to the dead-letter topic with a reason, expired ones are counted, events on a partition other than
+their user's are re-keyed through the rerouted topic, and each user's events in the micro-batch run
+through the detectors together against that user's state in the table (one table read and write per
+user per micro-batch).
+
+Order of effects, so that a crash at any point loses nothing: alerts, dead letters and re-keyed
+events are sent and acknowledged by the broker; then the changed states are written to the table's
+changelog and acknowledged; only then are the messages acknowledged to Faust, whose commits never
+pass an unacknowledged message. (Faust's own table writes are buffered, and its pre-commit flush can
+return with writes still buffered, so the worker writes the changelog itself and waits for it.)
 """
 
 from __future__ import annotations

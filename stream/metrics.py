@@ -40,7 +40,7 @@ class PipelineMetrics:
         )
         self.duplicates = Counter(
             "custodes_messages_redelivered_total", "Messages seen again after a restart whose effect on "
-            "detector state was already applied (skipped, their alerts re-sent).", registry=registry,
+            "a user's detector state was already applied (counted per user and message; skipped).", registry=registry,
         )
         self.duplicate_events = Counter(
             "custodes_events_duplicate_total", "Events whose id the user's recent events already had "
