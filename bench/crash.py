@@ -58,7 +58,7 @@ def main() -> int:
                                users=args.users, per_user=args.per_user)
         reconciled = runner.reconciled()
         result = {
-            "kills": out.kills, "seconds": round(out.seconds, 1), "events_produced": out.produced_events,
+            "kills": out.kills, "seconds": round(out.seconds, 1), "messages_produced": out.produced_messages,
             "alerts_expected": len(out.expected), "alerts_stored": len(out.got or {}),
             "missing": len(out.missing), "extra": len(out.extra), "miscounted": len(out.miscounted),
             "dead_letters": sum(out.dead_letters.values()),

@@ -50,7 +50,7 @@ def rerouted_singles(now: float, partitions: int, users: int = 4, each: int = 15
 class Outcome:
     kills: int
     seconds: float
-    produced_events: int
+    produced_messages: int
     expected: dict[str, int]
     """Alert id -> folded count, from offline replay."""
     got: dict[str, int]
@@ -77,18 +77,8 @@ def kill_and_restart(runner: Runner, tmp_path, partitions: int, kills: int, feed
                      rng: random.Random | None = None, users: int = 40, per_user: int = 75) -> Outcome:
     rng = rng or random.Random()
     now = time.time()
-    lines = base_workload(now, users=users, per_user=per_user)
-    singles = rerouted_singles(now, partitions)
-    batched = messages(lines, partitions, batch=20)
-    bad = [(0, raw) for raw in BAD]
-    # interleave: the batched stream with the singles and the bad lines spread through it
-    items: list[tuple[int | None, bytes]] = list(batched)
-    for extra in singles + bad:
-        items.insert(rng.randrange(len(items) + 1), extra)
-    # singles of one user must stay in order (one partition each, so Kafka keeps producer order)
-    order = iter(sorted((x for x in items if x in singles), key=singles.index))
-    items = [next(order) if x in singles else x for x in items]
-    expected = expected_alerts(runner.settings, lines + [v for _, v in singles], tmp_path, now)
+    items, good = feed_items(now, partitions, rng, users, per_user)
+    expected = expected_alerts(runner.settings, good, tmp_path, now)
 
     settings = runner.settings
     runner.start("sink")
@@ -105,7 +95,29 @@ def kill_and_restart(runner: Runner, tmp_path, partitions: int, kills: int, feed
         runner.wait_ready("worker")
     feeder.join()
 
-    store = AlertStore(runner.database_url)
+    got = settle(runner.database_url, expected)
+    raw, distinct = letter_reasons(read_all(runner.bootstrap, settings.topics.dead_letter))
+    return Outcome(done, time.monotonic() - started, len(items), expected, got,
+                   raw, distinct)
+
+
+def feed_items(now: float, partitions: int, rng: random.Random, users: int = 40, per_user: int = 75
+               ) -> tuple[list[tuple[int | None, bytes]], list[bytes]]:
+    """(messages to produce, the good lines replay should see): batched messages, re-keyed singles
+    and bad lines interleaved."""
+    lines = base_workload(now, users=users, per_user=per_user)
+    singles = rerouted_singles(now, partitions)
+    items: list[tuple[int | None, bytes]] = list(messages(lines, partitions, batch=20))
+    for extra in singles + [(0, raw) for raw in BAD]:
+        items.insert(rng.randrange(len(items) + 1), extra)
+    order = iter(sorted((x for x in items if x in singles), key=singles.index))
+    items = [next(order) if x in singles else x for x in items]
+    return items, lines + [v for _, v in singles]
+
+
+def settle(database_url: str, expected: dict[str, int]) -> dict[str, int]:
+    """The stored alerts once they equal ``expected`` (or after 90 s, whatever they are)."""
+    store = AlertStore(database_url)
     try:
         last: list = [None]
 
@@ -113,11 +125,8 @@ def kill_and_restart(runner: Runner, tmp_path, partitions: int, kills: int, feed
             last[0] = stored(store)
             return last[0] == expected
 
-        with contextlib.suppress(AssertionError):  # the caller says what differs
+        with contextlib.suppress(AssertionError):
             wait_until(settled, 90, message="stored alerts == replay's")
-        got = last[0]
+        return last[0]
     finally:
         store.dispose()
-    raw, distinct = letter_reasons(read_all(runner.bootstrap, settings.topics.dead_letter))
-    return Outcome(done, time.monotonic() - started, len(lines) + len(singles) + len(bad), expected, got,
-                   raw, distinct)

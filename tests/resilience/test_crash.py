@@ -55,7 +55,7 @@ def test_repeated_kill_9_loses_and_duplicates_nothing(runner, tmp_path):
     assert out.distinct_dead_letters == Counter(BAD.values())
     assert all(out.dead_letters[r] >= n for r, n in out.distinct_dead_letters.items())
     assert runner.procs["worker"].poll() is None
-    print(f"{out.kills} kills in {out.seconds:.0f} s; {out.produced_events} events; "
+    print(f"{out.kills} kills in {out.seconds:.0f} s; {out.produced_messages} messages; "
           f"dead letters {dict(out.dead_letters)}; final process: consumed "
           f"{runner.total('custodes_events_consumed_total'):.0f}, redelivered messages "
           f"{runner.total('custodes_messages_redelivered_total'):.0f}")
