@@ -26,6 +26,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from detectors.base import Clock
@@ -34,6 +35,37 @@ from .metrics import PipelineMetrics
 from .partitioning import home_partition
 from .pipeline import MicroBatch, Pipeline
 from .settings import Settings
+
+
+class _Consumer(AIOKafkaConsumer):
+    """Faust's aiokafka consumer, with a ``seek_to_committed`` that rewinds every partition we commit.
+
+    Faust drops records it has fetched but not yet processed (it clears the agents' queues when flow
+    resumes after a rebalance, and discards a fetch that returns while flow is stopped) and relies on
+    ``perform_seek`` -> ``seek_to_committed`` to read them again. aiokafka's ``seek_to_committed``
+    only seeks a partition whose committed offset is > 0 (``if offset and offset > 0``), so on a
+    partition with no committed offset (or offset 0) the position stays after the dropped records and
+    they are never processed; later messages are, so each user's state records a position past them
+    and a restarted worker skips them as redelivered. Here such a partition is rewound to where an
+    uncommitted partition starts (the beginning: ``consumer_auto_offset_reset="earliest"``), in the
+    same consumer-thread call so no fetch runs in between."""
+
+    async def seek_to_committed(self) -> Any:
+        thread = self._thread
+        consumer = thread._ensure_consumer()  # type: ignore[attr-defined]
+        acking = self.app.topics.acks_enabled_for
+
+        async def seek() -> Any:
+            committed = await consumer.seek_to_committed()
+            for tp, offset in committed.items():
+                if not offset and acking(tp.topic):
+                    if offset is None:
+                        await consumer.seek_to_beginning(tp)
+                    else:
+                        consumer.seek(tp, 0)
+            return committed
+
+        return await thread.call_thread(seek)
 
 
 def create_app(
@@ -73,6 +105,17 @@ def create_app(
         web_metrics_enabled=False,
         table_standby_replicas=0,
     )
+    app.transport.Consumer = _Consumer  # type: ignore[misc]  # see _Consumer
+
+    @app.on_rebalance_complete.connect
+    async def hold_fetching(sender: Any = None, **kwargs: Any) -> None:
+        """Table recovery is done. Faust now resumes the source partitions, seeks them to the committed
+        offsets and clears the agents' queues, in that order, with flow already active and the fetcher
+        running: records fetched before the seek would reach the agent (processed, then the ones still
+        queued dropped by the clear) or arrive after the clear, out of order. Stopping the consumer's
+        flow here makes Faust discard any such fetch and seek back; Faust resumes flow itself after
+        the seek and the clear (faust/tables/recovery.py, Recovery.on_recovery_completed)."""
+        app.consumer.stop_flow()
     retention = timedelta(seconds=settings.retention_s)
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw",
                            "partitions": settings.partitions, "retention": retention}
