@@ -150,26 +150,61 @@ def create_app(
     def home(user: str) -> int:
         return home_partition(user, settings.partitions)
 
+    async def produce(topic: Any, key: bytes | None, value: bytes | None, *, partition: int | None = None,
+                      headers: list[tuple[str, bytes]] | None = None, timestamp: float | None = None) -> Any:
+        """Send one record; returns a future resolved when the broker acknowledges it. Under
+        exactly_once through faust's topic (inside the message's transaction); otherwise straight to
+        the producer, skipping faust's per-record machinery (several times cheaper per record)."""
+        if exactly_once:
+            return await topic.send(key=key, value=value, partition=partition, headers=headers,
+                                    timestamp=timestamp)
+        return await app.producer.send(topic.get_topic_name(), key, value, partition, timestamp, headers)
+
+    async def send_batched(topic_name: str, records: list[tuple[int, bytes, bytes | None]]) -> list[Any]:
+        """Send (partition, key, value) records as record batches, one builder per partition: far
+        cheaper per record than one producer call each. Returns the batches' delivery futures."""
+        producer = app.producer._ensure_producer()  # the aiokafka producer faust drives
+        builders: dict[int, Any] = {}
+        futures = []
+        for partition, key, value in records:
+            builder = builders.get(partition)
+            if builder is None:
+                builder = builders[partition] = producer.create_batch()
+            if builder.append(key=key, value=value, timestamp=None) is None:  # full: send it, start anew
+                futures.append(await producer.send_batch(builder, topic_name, partition=partition))
+                builder = builders[partition] = producer.create_batch()
+                builder.append(key=key, value=value, timestamp=None)
+        for partition, builder in builders.items():
+            futures.append(await producer.send_batch(builder, topic_name, partition=partition))
+        return futures
+
     async def write_states(writes: list[tuple[bytes, bytes | None, bytes | None]]) -> None:
         """Write (key, old, new) states to the table and wait until the changelog has them: the
         source messages are acknowledged only after this, so a committed offset implies its state
-        survives a crash (faust's own buffered changelog writes give no such guarantee)."""
+        survives a crash (faust's own buffered changelog writes give no such guarantee). A key's
+        changelog partition is its home partition, as faust's partitioner would choose."""
+        records: list[tuple[int, bytes, bytes | None]] = []
         futures = []
+        data = state.data
         for key, old, new in writes:
             if new is None:
                 if old is None:
                     continue
-                state.data.pop(key, None)
+                data.pop(key, None)
             else:
-                state.data[key] = new
-            futures.append(state.send_changelog(None, key, new))
+                data[key] = new
+            if exactly_once:  # inside the message's transaction
+                futures.append(state.send_changelog(None, key, new))
+            else:
+                records.append((home_partition(key.decode(), settings.partitions), key, new))
+        if records:
+            futures.extend(await send_batched(state.changelog_topic.get_topic_name(), records))
         if futures:
             await asyncio.gather(*futures)
 
     async def send_alerts(key: bytes, alerts: list[Any], pending: list[Any]) -> None:
         for alert in alerts:
-            pending.append(await alerts_out.send(key=key, value=orjson.dumps(alert.to_dict()),
-                                                timestamp=alert.ts))
+            pending.append(await produce(alerts_out, key, orjson.dumps(alert.to_dict()), timestamp=alert.ts))
             metrics.alerts.labels(alert.detector, alert.severity).inc()
 
     async def process(events: list[Any]) -> None:
@@ -196,8 +231,7 @@ def create_app(
             positions[(topic, partition)] = offset
         pending: list[Any] = []
         for user, line, origin_value in batch.reroute:
-            pending.append(await rerouted.send(key=user.encode(), value=line,
-                                               headers=[("custodes.origin", origin_value)]))
+            pending.append(await produce(rerouted, user.encode(), line, headers=[("custodes.origin", origin_value)]))
         kinds: Tally[str] = Tally()
         letters = batch.dead
         writes: list[tuple[bytes, bytes | None, bytes | None]] = []
@@ -222,7 +256,7 @@ def create_app(
             redelivered += result.redelivered
             duplicates += result.duplicates
         for letter in letters:
-            pending.append(await dead_letter.send(value=letter.raw, headers=letter.headers()))
+            pending.append(await produce(dead_letter, None, letter.raw, headers=letter.headers()))
             metrics.dead_lettered.labels(letter.reason).inc()
         if pending:
             # no state is written, and nothing acknowledged, before what this batch produced is on the
