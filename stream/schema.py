@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from typing import Any
 
@@ -98,31 +100,34 @@ def _get(node: Any, parts: tuple[str, ...]) -> Any:
 
 
 def _expand(doc: dict[str, Any]) -> dict[str, Any]:
-    """Dotted keys (``{"user.id": …}``, allowed by ECS) turned into nested objects, recursively."""
+    """Dotted keys (``{"user.id": …}``, allowed by ECS) turned into nested objects, recursively.
+
+    The plain keys are placed first, in order, then the dotted ones, in order: a dotted key merges into
+    the object a plain key gave (``{"a": {…}, "a.b": …}``) and replaces anything else on its path.
+    """
     out: dict[str, Any] = {}
-    ordered = sorted(doc.items(), key=lambda kv: "." in kv[0] and kv[0] != "@timestamp")
-    for key, value in ordered:
+    dotted = []
+    for key, value in doc.items():
         if type(value) is dict:
             value = _expand(value)
-        if "." in key and key != "@timestamp":
-            parts = key.split(".")
-            node = out
-            for part in parts[:-1]:
-                child = node.get(part)
-                if type(child) is not dict:
-                    child = node[part] = {}
-                node = child
-            leaf = node.get(parts[-1])
-            if type(leaf) is dict and type(value) is dict:
-                leaf.update(value)
-            else:
-                node[parts[-1]] = value
-        elif type(out.get(key)) is dict:
-            if type(value) is dict:
-                out[key].update(value)
-            # else: a dotted key already gave this an object; the dotted key wins
+        if "." in key:
+            dotted.append((key, value))
         else:
-            out[key] = value
+            out[key] = value  # keys are unique, so nothing is there yet
+    for key, value in dotted:
+        parents = key.split(".")
+        last = parents.pop()
+        node = out
+        for part in parents:
+            child = node.get(part)
+            if type(child) is not dict:
+                child = node[part] = {}
+            node = child
+        leaf = node.get(last)
+        if type(leaf) is dict and type(value) is dict:
+            leaf.update(value)
+        else:
+            node[last] = value
     return out
 
 
@@ -219,6 +224,34 @@ def parse_timestamp(value: Any, path: str = "@timestamp") -> float:
     return when.timestamp()
 
 
+def _could_be_too_deep(raw: bytes | None, limit: int) -> bool:
+    """False when ``raw``, the JSON text of the document, proves it nests at most ``limit`` levels.
+
+    Exact: each level is an object or array, opened by a ``{`` or ``[`` in the text (those inside strings
+    only add to the count), so a text with at most ``limit`` of them cannot nest deeper.
+    """
+    return raw is None or raw.count(b"{") + raw.count(b"[") > limit
+
+
+_DOTTED_KEY_END = re.compile(rb'\.[^".]*+"\s*+:')
+"""In JSON text without escapes: the last ``.`` of a key, the rest of the key and the ``:`` after it."""
+
+
+def _could_have_dotted_keys(raw: bytes | None) -> bool:
+    """False when ``raw``, the JSON text of the document, proves that no key (at any level) holds a ``.``.
+
+    Exact: a ``.`` in a decoded key is a ``.`` byte in the text or an escape (``\\u002e``), so a text
+    without backslashes (no escapes) has a dotted key only where it has a ``.`` byte. Then the last ``.``
+    of such a key is followed by the rest of the key (no ``"`` or ``.``), its closing quote, whitespace and
+    ``:``, which _DOTTED_KEY_END finds. A match elsewhere (a ``.`` in a number followed by a string that
+    starts with ``:``) only sends the document to _has_dots, which decides. Each attempt stops at the
+    next ``.`` or ``"`` and never backtracks, so the search is linear in the length of the text.
+    """
+    if raw is None or 92 in raw:  # 92 is "\\": escapes, so only walking the document can tell
+        return True
+    return 46 in raw and _DOTTED_KEY_END.search(raw) is not None  # 46 is "."
+
+
 def _depth_ok(value: Any, limit: int) -> bool:
     stack = [(value, 1)]
     while stack:
@@ -305,18 +338,371 @@ FIELD_PATHS: tuple[str, ...] = (
 )
 """Every field validate() reads (the JSON Schema documents each of them)."""
 
+_EVENT_ORDER = ("id", "ts", "user_id", "kind", "action", "outcome", "user_name", "host_id", "record_ids",
+                "record_count", "dataset", "sensitivity", "case_ref", "recipient_party", "destination_domain",
+                "email_to", "url_domain", "file_name", "channel", "app_id", "policy_set", "group_id",
+                "min_group_size", "lat", "lon", "content", "media", "doc")
+"""The arguments _new_event takes, in order (Event's own order, so they can be passed by position)."""
+
+if tuple(f.name for f in dataclass_fields(Event)) == _EVENT_ORDER:
+    _new_event = Event  # positional arguments: much cheaper than 28 keywords
+else:  # Event has changed: name the arguments (slower, still right)
+    def _new_event(*args: Any) -> Event:
+        return Event(**dict(zip(_EVENT_ORDER, args, strict=True)))
+
 
 def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEFAULT_LIMITS) -> Event:
     """A decoded document -> Event, or Invalid with the first problem found.
 
-    ECS dotted keys (``{"user.id": …}``) are expanded into nested objects first, at any level.
+    ECS dotted keys (``{"user.id": …}``) are expanded into nested objects first, at any level. ``raw``,
+    the JSON text ``doc`` was decoded from, lets the depth and dotted-key checks skip walking the
+    document when its text proves them needless, and is what a missing event id is derived from.
+
+    Documents of the usual shape are read in one pass (_usual_event); when that pass shows the
+    document is closed, it can neither nest too deeply nor hold dotted keys, so nothing else is
+    checked. Every other document, and every invalid one, is read field by field by _checked_event,
+    which decides which problem is reported.
     """
-    # a document cannot nest deeper than its count of '{' and '[': walk it only when it could
-    could_be_deep = raw is None or raw.count(b"{") + raw.count(b"[") > limits.max_depth
-    if could_be_deep and not _depth_ok(doc, limits.max_depth):
+    try:
+        event, closed = _usual_event(doc, raw, limits)
+        if closed and limits.max_depth >= _CLOSED_DEPTH:
+            return event
+    except _Unusual:
+        event = None
+    if _could_be_too_deep(raw, limits.max_depth) and not _depth_ok(doc, limits.max_depth):
         raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
-    if _has_dots(doc):
+    if _could_have_dotted_keys(raw) and _has_dots(doc):
         doc = _expand(doc)
+        try:
+            event = _usual_event(doc, raw, limits)[0]
+        except _Unusual:
+            event = None
+    if event is None:
+        event = _checked_event(doc, raw, limits)
+    return event
+
+
+class _Unusual(Exception):
+    """A document that _usual_event leaves to _checked_event."""
+
+
+_USUAL_KINDS = frozenset(kind for kind in ACTIVITY_KINDS if len(kind) <= 32)
+_USUAL_SENSITIVITIES = frozenset(level for level in SENSITIVITIES if len(level) <= 16)
+_CLOSED_DEPTH = 4
+"""How deep a closed document (see _usual_event) can nest, counting as _depth_ok does: the document is
+level 1, custodes.record.ids, email.to.address and source.geo.location are level 4."""
+_fromisoformat = datetime.fromisoformat
+
+
+def _usual_event(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> tuple[Event, bool]:
+    """The Event of a document of the usual shape, read in one pass, and whether the document is closed.
+
+    The usual shape: user.id is a non-empty string, every other field _checked_event reads is absent,
+    null or well-formed, and strings are JSON strings (not numbers). For such a document without dotted
+    keys this builds exactly the Event _checked_event builds. Any other document raises _Unusual and is
+    left to _checked_event, which finds its problem (or reads it, if it is merely unusual).
+
+    Closed: every key of every object is one of the fields read here and holds a value other than null,
+    and no other object or array is in the document (custodes.media holds objects, so a document with
+    media is not closed). A closed document has no dotted key, since no field name has a dot, and nests
+    at most _CLOSED_DEPTH levels: validate needs no other check. An object is closed when it has as many
+    keys as fields found in it, so its keys need not be listed.
+
+    The fields most events have are read inline, without helper calls, because this runs for every event;
+    the others only when an object has more keys than those (_usual_custodes_rest, _usual_other_fields).
+    """
+    s = limits.max_string_chars
+    get = doc.get
+    user = get("user")
+    if type(user) is not dict:
+        raise _Unusual
+    user_id = user.get("id")
+    if type(user_id) is not str or not user_id or len(user_id) > s:
+        raise _Unusual
+    user_name = None
+    closed = len(user) == 1
+    if not closed:
+        user_name = _usual_string(user.get("name"), s)
+        closed = len(user) == 1 + (user_name is not None)
+
+    stamp = get("@timestamp")
+    if type(stamp) is not str or len(stamp) > 64:
+        raise _Unusual
+    try:
+        when = _fromisoformat(stamp)
+    except ValueError:
+        raise _Unusual from None
+    if when.tzinfo is None:  # else a datetime.timezone, whose utcoffset() is never None
+        raise _Unusual
+    ts = when.timestamp()
+
+    kind = "other"
+    record_ids: tuple[str, ...] = ()
+    record_count = dataset = sensitivity = case_ref = None
+    custodes_rest = _NO_CUSTODES_REST
+    custodes = get("custodes")
+    if custodes is not None:
+        if type(custodes) is not dict:
+            raise _Unusual
+        cget = custodes.get
+        found = 0
+        value = cget("activity")
+        if value is not None:
+            if type(value) is not str:
+                raise _Unusual
+            if value:  # "" means "other"
+                if value not in _USUAL_KINDS:
+                    raise _Unusual
+                kind = value
+            found += 1
+        node = cget("record")
+        if node is not None:
+            if type(node) is not dict:
+                raise _Unusual
+            value = node.get("ids")
+            if value is not None:
+                if type(value) is list and len(value) <= limits.max_list_items:
+                    for item in value:
+                        if type(item) is not str or len(item) > s:
+                            raise _Unusual
+                    record_ids = tuple(value)
+                else:  # one string, or unusual
+                    record_ids = _usual_strings(value, limits)
+            record_count = node.get("count")
+            if record_count is not None and (type(record_count) is not int or not 0 <= record_count <= 10**12):
+                raise _Unusual
+            closed = closed and len(node) == (value is not None) + (record_count is not None)
+            found += 1
+        node = cget("dataset")
+        if node is not None:
+            if type(node) is not dict:
+                raise _Unusual
+            sensitivity = node.get("sensitivity")
+            if sensitivity is not None and (type(sensitivity) is not str or sensitivity not in _USUAL_SENSITIVITIES):
+                raise _Unusual
+            dataset = node.get("name")
+            if dataset is not None and (type(dataset) is not str or len(dataset) > s):
+                raise _Unusual
+            closed = closed and len(node) == (sensitivity is not None) + (dataset is not None)
+            found += 1
+        node = cget("case")
+        if node is not None:
+            if type(node) is not dict:
+                raise _Unusual
+            case_ref = node.get("ref")
+            if case_ref is not None and (type(case_ref) is not str or len(case_ref) > s):
+                raise _Unusual
+            closed = closed and len(node) == (case_ref is not None)
+            found += 1
+        if len(custodes) > found:
+            custodes_rest, rest_closed = _usual_custodes_rest(custodes, found, limits)
+            closed = closed and rest_closed
+
+    action = outcome = event_id = None
+    event = get("event")
+    if event is not None:
+        if type(event) is not dict:
+            raise _Unusual
+        event_id = event.get("id")
+        if event_id is not None and (type(event_id) is not str or len(event_id) > s):
+            raise _Unusual
+        if len(event) > (event_id is not None):
+            action = _usual_string(event.get("action"), s)
+            outcome = _usual_string(event.get("outcome"), 32)
+            closed = closed and len(event) == (event_id is not None) + (action is not None) + (outcome is not None)
+    if not event_id:
+        if raw is None:
+            raise _Unusual  # _checked_event derives the id from the document
+        event_id = "sha-" + hashlib.blake2b(raw, digest_size=12).hexdigest()
+
+    other_fields = _NO_OTHER_FIELDS
+    found = 2 + (custodes is not None) + (event is not None)  # with @timestamp and user
+    if len(doc) > found:
+        other_fields, other_closed = _usual_other_fields(doc, found, limits)
+        closed = closed and other_closed
+
+    recipient_party, channel, app_id, policy_set, group_id, min_group_size, media = custodes_rest
+    host_id, destination_domain, email_to, url_domain, file_name, lat, lon, content = other_fields
+    event = _new_event(event_id, ts, user_id, kind, action, outcome, user_name, host_id, record_ids, record_count,
+                       dataset, sensitivity, case_ref, recipient_party, destination_domain, email_to, url_domain,
+                       file_name, channel, app_id, policy_set, group_id, min_group_size, lat, lon, content,
+                       media, doc)
+    return event, closed
+
+
+_NO_CUSTODES_REST: tuple[Any, ...] = (None, None, None, None, None, None, ())
+"""What _usual_custodes_rest reads, all absent."""
+
+
+def _usual_custodes_rest(custodes: dict[str, Any], found: int, limits: Limits) -> tuple[tuple[Any, ...], bool]:
+    """The fields of custodes that _usual_event does not read inline, and whether custodes is closed
+    (``found``: how many keys it has read). Raises _Unusual as _usual_event does."""
+    s = limits.max_string_chars
+    get = custodes.get
+    closed = True
+    recipient_party = channel = app_id = policy_set = group_id = min_group_size = None
+    media: tuple[dict[str, Any], ...] = ()
+    version = get("schema_version", _MISSING)
+    if version is not _MISSING:
+        if type(version) is not int or version != SCHEMA_VERSION:
+            raise _Unusual
+        found += 1
+    if (node := get("recipient")) is not None:
+        recipient_party, leaf_closed = _usual_leaf(node, "party", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (channel := _usual_string(get("channel"), 64)) is not None:
+        found += 1
+    if (node := get("application")) is not None:
+        app_id, leaf_closed = _usual_leaf(node, "id", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (policy_set := _usual_string(get("policy_set"), s)) is not None:
+        found += 1
+    if (node := get("group")) is not None:
+        group_id, leaf_closed = _usual_leaf(node, "id", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (node := get("aggregate")) is not None:
+        if type(node) is not dict:
+            raise _Unusual
+        min_group_size = _usual_count(node.get("min_group_size"))
+        closed = closed and len(node) == (min_group_size is not None)
+        found += 1
+    if (value := get("media")) is not None:
+        if type(value) is not list or len(value) > 100 or not all(type(item) is dict for item in value):
+            raise _Unusual
+        media = tuple(value)
+        closed = False  # the objects in it may hold anything
+        found += 1
+    closed = closed and len(custodes) == found
+    return (recipient_party, channel, app_id, policy_set, group_id, min_group_size, media), closed
+
+
+_NO_OTHER_FIELDS: tuple[Any, ...] = (None, None, (), None, None, None, None, None)
+"""What _usual_other_fields reads, all absent."""
+
+
+def _usual_other_fields(doc: dict[str, Any], found: int, limits: Limits) -> tuple[tuple[Any, ...], bool]:
+    """The top-level fields that _usual_event does not read inline, and whether they are closed and the
+    document has no other key (``found``: how many keys it has read). Raises _Unusual as _usual_event does."""
+    s = limits.max_string_chars
+    get = doc.get
+    closed = True
+    host_id = destination_domain = url_domain = file_name = lat = lon = content = None
+    email_to: tuple[str, ...] = ()
+    if (node := get("host")) is not None:
+        host_id, leaf_closed = _usual_leaf(node, "id", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (node := get("destination")) is not None:
+        destination_domain, leaf_closed = _usual_leaf(node, "domain", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (node := get("url")) is not None:
+        url_domain, leaf_closed = _usual_leaf(node, "domain", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (node := get("file")) is not None:
+        file_name, leaf_closed = _usual_leaf(node, "name", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (node := get("email")) is not None:
+        if type(node) is not dict:
+            raise _Unusual
+        to = node.get("to")
+        if to is not None:
+            if type(to) is not dict:
+                raise _Unusual
+            value = to.get("address")
+            if value is not None:
+                email_to = _usual_strings(value, limits)
+            closed = closed and len(to) == (value is not None)
+        closed = closed and len(node) == (to is not None)
+        found += 1
+    if (source := get("source")) is not None:
+        # source and source.geo other than objects are ignored; source.geo.location must be an object
+        if type(source) is dict:
+            geo = source.get("geo")
+            if type(geo) is dict:
+                location = geo.get("location")
+                if location is not None:
+                    lat, lon = _usual_location(location)
+                    closed = closed and len(location) == (lat is not None) + (lon is not None)
+                closed = closed and len(geo) == (location is not None)
+            else:
+                closed = closed and type(geo) is not list
+            closed = closed and len(source) == (geo is not None)
+        else:
+            closed = closed and type(source) is not list
+        found += 1
+    if (content := get("message")) is not None:
+        if type(content) is not str or len(content) > limits.max_content_chars:
+            raise _Unusual
+        found += 1
+    closed = closed and len(doc) == found
+    return (host_id, destination_domain, email_to, url_domain, file_name, lat, lon, content), closed
+
+
+def _usual_string(value: Any, limit: int) -> str | None:
+    """A string field read with ``dict.get``: None when absent or null; _Unusual unless a string within the limit."""
+    if value is not None and (type(value) is not str or len(value) > limit):
+        raise _Unusual
+    return value
+
+
+def _usual_strings(value: Any, limits: Limits) -> tuple[str, ...]:
+    """A keyword list (not null): one string or a list of strings, within the limits; else _Unusual."""
+    if type(value) is str:
+        value = [value]
+    elif type(value) is not list:
+        raise _Unusual
+    if len(value) > limits.max_list_items:
+        raise _Unusual
+    limit = limits.max_string_chars
+    for item in value:
+        if type(item) is not str or len(item) > limit:
+            raise _Unusual
+    return tuple(value)
+
+
+def _usual_count(value: Any) -> int | None:
+    """An integer field read with ``dict.get``: None when absent or null; _Unusual unless 0 to 10^12."""
+    if value is not None and (type(value) is not int or not 0 <= value <= 10**12):
+        raise _Unusual
+    return value
+
+
+def _usual_leaf(node: Any, key: str, limit: int) -> tuple[str | None, bool]:
+    """The string ``node[key]`` of an object holding one field (``host`` for ``host.id``; not null) and
+    whether the object holds nothing else; _Unusual unless both are usual."""
+    if type(node) is not dict:
+        raise _Unusual
+    value = node.get(key)
+    if value is not None and (type(value) is not str or len(value) > limit):
+        raise _Unusual
+    return value, len(node) == (value is not None)
+
+
+def _usual_location(location: Any) -> tuple[float | None, float | None]:
+    """source.geo.location (not null): both lat and lon in range, or neither; else _Unusual."""
+    if type(location) is not dict:
+        raise _Unusual
+    lat = location.get("lat")
+    lon = location.get("lon")
+    if lat is None and lon is None:
+        return None, None
+    if (type(lat) not in (int, float) or type(lon) not in (int, float)
+            or not -90 <= lat <= 90 or not -180 <= lon <= 180):  # also true for NaN
+        raise _Unusual
+    return float(lat), float(lon)
+
+
+def _checked_event(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> Event:
+    """The Event of a document without dotted keys, or Invalid with the first problem in this order:
+    custodes, its schema_version, @timestamp, user, custodes.activity and dataset.sensitivity, event and
+    its id, the other _FIELDS in document order, source.geo.location, message, custodes.media.
+    """
     custodes = doc.get("custodes")
     if custodes is not None and type(custodes) is not dict:
         raise Invalid("wrong_type", "custodes must be an object")

@@ -3,6 +3,10 @@ input either gives an Event or an Invalid with a known reason, never another exc
 
 from __future__ import annotations
 
+import contextlib
+import copy
+import dataclasses
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -11,8 +15,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detectors.event import ACTIVITY_KINDS, SENSITIVITIES
-from stream.schema import REASONS, Invalid, decode, lookup, parse, validate
+from detectors.event import ACTIVITY_KINDS, SENSITIVITIES, Event
+from stream import schema
+from stream.schema import DEFAULT_LIMITS, REASONS, Invalid, Limits, decode, lookup, parse, validate
 
 KINDS = sorted(ACTIVITY_KINDS)
 PATHS = (
@@ -204,3 +209,167 @@ def test_decode_limits() -> None:
     with pytest.raises(Invalid) as exc:
         decode(b" " * 1_048_577)
     assert exc.value.reason == "event_too_large"
+
+
+# validate takes shortcuts (one pass over documents of the usual shape; depth and dotted keys judged from
+# the bytes, or not at all for closed documents). These tests hold it to the plain reading: walk for depth,
+# expand dotted keys, then read field by field (stream.schema._checked_event).
+
+def plain_validate(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> Event:
+    if not schema._depth_ok(doc, limits.max_depth):
+        raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
+    if schema._has_dots(doc):
+        doc = schema._expand(doc)
+    return schema._checked_event(doc, raw, limits)
+
+
+def outcome(read: Any, doc: dict[str, Any], raw: bytes | None, limits: Limits) -> tuple[Any, ...]:
+    try:
+        event = read(doc, raw, limits)
+    except Invalid as exc:
+        return ("invalid", exc.reason, exc.detail)
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "doc"}
+    return ("event", fields, repr(event.doc))  # the same keys in the same order
+
+
+EDGE_VALUES = st.sampled_from(["", "low", "x" * 33, 0, -1, 10**12 + 1, 1.5, True, [], {}, ["a", 1]]).map(copy.deepcopy)
+
+
+@st.composite
+def changed_docs(draw: st.DrawFn, docs: st.SearchStrategy[dict[str, Any]]) -> dict[str, Any]:
+    """A document with some keys added or replaced: fields set to edge values, and unknown, dotted,
+    null or deeply nested keys in any of its objects."""
+    doc = draw(docs)
+    for _ in range(draw(st.integers(0, 2))):
+        if draw(st.booleans()):
+            with contextlib.suppress(AttributeError, TypeError):  # an object on the way is something else
+                place(doc, draw(st.sampled_from(PATHS)), draw(st.none() | EDGE_VALUES), 3)
+            continue
+        objects = [doc]
+        for node in objects:
+            objects.extend(v for v in node.values() if isinstance(v, dict))
+        node = draw(st.sampled_from(objects))
+        node[draw(st.sampled_from(["a.b", "extra"]) | st.sampled_from(_SEGMENTS) | json_keys)] = draw(
+            st.none() | EDGE_VALUES | json_values | st.builds(lambda: [[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]))
+    return doc
+
+
+words = st.text(min_size=1, max_size=6)
+FIELD_VALUES = {
+    "custodes.activity": st.sampled_from(KINDS), "custodes.dataset.sensitivity": st.sampled_from(SENSITIVITIES),
+    "custodes.record.ids": st.lists(words, max_size=3) | words, "email.to.address": st.lists(words, max_size=3),
+    "custodes.record.count": st.integers(0, 10**12), "custodes.aggregate.min_group_size": st.integers(0, 10**12),
+    "custodes.schema_version": st.just(1), "custodes.media": st.lists(st.dictionaries(words, json_values), max_size=2),
+    "source.geo.location.lat": st.floats(-90, 90), "source.geo.location.lon": st.floats(-180, 180),
+}
+
+
+@st.composite
+def usual_docs(draw: st.DrawFn) -> dict[str, Any]:
+    """Valid documents of the usual shape (every key plain, strings as strings), with any fields."""
+    doc: dict[str, Any] = {"@timestamp": draw(timestamps).isoformat(), "user": {"id": draw(words)}}
+    for path in draw(st.lists(st.sampled_from(PATHS[2:]), unique=True, max_size=len(PATHS))):
+        if path.startswith("source.geo.location"):
+            doc["source"] = {"geo": {"location": {"lat": draw(FIELD_VALUES["source.geo.location.lat"]),
+                                                  "lon": draw(FIELD_VALUES["source.geo.location.lon"])}}}
+        else:
+            place(doc, path, draw(FIELD_VALUES.get(path, words)), 3)
+    return doc
+
+
+nested_docs = canonical_docs().map(lambda case: schema._expand(case[0]))  # every key plain
+LIMITS = (DEFAULT_LIMITS, Limits(max_depth=3), Limits(max_list_items=1),
+          Limits(max_string_chars=4, max_content_chars=8))
+
+
+def texts(doc: dict[str, Any]) -> list[bytes]:
+    """``doc`` as compact JSON and with whitespace around every ``:``."""
+    out = [orjson.dumps(doc)]
+    with contextlib.suppress(UnicodeEncodeError):  # a lone surrogate is not UTF-8
+        out.append(json.dumps(doc, separators=(" , ", " : "), ensure_ascii=False).encode())
+    return out
+
+
+@settings(SLOW, max_examples=600)
+@given(changed_docs(usual_docs() | nested_docs | canonical_docs().map(lambda case: case[0]) | near_valid_docs()),
+       st.sampled_from(LIMITS))
+def test_validate_agrees_with_the_plain_reading(doc: dict[str, Any], limits: Limits) -> None:
+    for text in texts(doc):
+        for raw in (text, None):
+            assert outcome(validate, orjson.loads(text), raw, limits) == outcome(
+                plain_validate, orjson.loads(text), raw, limits)
+
+
+@SLOW
+@given(st.dictionaries(json_keys, json_values, max_size=6))
+def test_dotted_keys_are_found_from_the_bytes(doc: dict[str, Any]) -> None:
+    for raw in texts(doc):
+        assert schema._could_have_dotted_keys(raw) or not schema._has_dots(orjson.loads(raw))
+
+
+def test_escaped_dot_in_a_key() -> None:
+    raw = b'{"@timestamp": "2024-01-01T00:00:00.5Z", "user\\u002eid": "u", "x": {"a\\u002Eb": 1}}'
+    event = parse(raw)
+    assert (event.user_id, event.doc["x"]) == ("u", {"a": {"b": 1}})
+
+
+def test_closed_document_is_the_decoded_one_and_others_are_expanded() -> None:
+    doc = {"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "u"}, "custodes": {"record": {"ids": ["a"]}}}
+    assert validate(doc).doc is doc
+    with pytest.raises(Invalid) as exc:  # 4 levels: a closed document still obeys a lower limit
+        validate(doc, orjson.dumps(doc), Limits(max_depth=3))
+    assert exc.value.reason == "too_deeply_nested"
+    doc["agent"] = {"ephemeral.id": 1}  # a dotted key where validate reads nothing is expanded too
+    assert validate(doc).doc["agent"] == {"ephemeral": {"id": 1}}
+
+
+FULL = {
+    "@timestamp": "2024-01-01T00:00:00.5+01:00", "user": {"id": "u1", "name": "Ann"},
+    "event": {"id": "e1", "action": "view", "outcome": "ok"}, "host": {"id": "h"}, "message": "hi",
+    "source": {"geo": {"location": {"lat": 51.5, "lon": -0.1}}}, "destination": {"domain": "d.org"},
+    "url": {"domain": "u.org"}, "file": {"name": "f.txt"}, "email": {"to": {"address": ["a@b"]}},
+    "custodes": {"schema_version": 1, "activity": "export", "channel": "usb", "policy_set": "p",
+                 "application": {"id": "app"}, "group": {"id": "g"}, "case": {"ref": "c"},
+                 "recipient": {"party": "r"}, "dataset": {"name": "n", "sensitivity": "high"},
+                 "record": {"ids": ["a", "b"], "count": 2}, "aggregate": {"min_group_size": 5}},
+}
+"""Every field validate reads, in the usual shape (and closed: no other key, no null)."""
+DEEP = [[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]
+EDGES = (None, "", "low", "export", "x" * 33, "x" * 65, "x" * 1025, 0, -1, 10**12 + 1, 2**64, 1.5, True,
+         [], ["a", "b"], [1], ["x" * 1025], {}, {"a": 1}, {"a.b": 1}, DEEP, [{"a": DEEP}])
+OBJECTS = tuple(sorted({path.rsplit(".", i)[0] for path in PATHS for i in range(1, path.count(".") + 1)}))
+
+
+def agree(doc: dict[str, Any]) -> None:
+    try:
+        raws: tuple[bytes | None, ...] = (orjson.dumps(doc), None)
+    except TypeError:  # a number outside the 64-bit range: only from Python
+        raws = (None,)
+    for limits in LIMITS:
+        for raw in raws:
+            assert outcome(validate, copy.deepcopy(doc), raw, limits) == outcome(
+                plain_validate, copy.deepcopy(doc), raw, limits), (doc, limits, raw)
+
+
+@pytest.mark.parametrize("path", PATHS + OBJECTS)
+def test_each_field_at_its_edges_agrees_with_the_plain_reading(path: str) -> None:
+    for base in (FULL, {"@timestamp": FULL["@timestamp"], "user": {"id": "u"}}):
+        for value in EDGES:
+            for form in (0, 3):  # dotted, nested
+                doc = copy.deepcopy(base)
+                place(doc, path, copy.deepcopy(value), form)
+                agree(doc)
+
+
+def test_any_object_with_another_key_agrees_with_the_plain_reading() -> None:
+    objects = [FULL]
+    for node in objects:
+        objects.extend(v for v in node.values() if isinstance(v, dict))
+    for i in range(len(objects)):
+        for key, value in (("other", 1), ("other", None), ("a.b", 1), ("deep", DEEP), ("media", [{"a": DEEP}])):
+            doc = copy.deepcopy(FULL)
+            copies = [doc]
+            for node in copies:
+                copies.extend(v for v in node.values() if isinstance(v, dict))
+            copies[i][key] = value
+            agree(doc)
