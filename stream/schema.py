@@ -373,6 +373,9 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
         raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
     if _could_have_dotted_keys(raw) and _has_dots(doc):
         doc = _expand(doc)
+        if not _depth_ok(doc, limits.max_depth):  # "a.b.c…" keys nest once expanded
+            raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels "
+                          "once its dotted keys are expanded")
         try:
             event = _usual_event(doc, raw, limits)[0]
         except _Unusual:

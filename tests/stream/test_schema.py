@@ -373,3 +373,20 @@ def test_any_object_with_another_key_agrees_with_the_plain_reading() -> None:
                 copies.extend(v for v in node.values() if isinstance(v, dict))
             copies[i][key] = value
             agree(doc)
+
+
+def test_dotted_keys_that_nest_too_deeply_once_expanded_are_rejected():
+    limits = Limits()
+    key = ".".join(["a"] * (limits.max_depth + 1))
+    raw = orjson.dumps({"@timestamp": "2026-03-02T09:00:00Z", "user.id": "u1", key: 1})
+    with pytest.raises(Invalid) as exc:
+        validate(decode(raw, limits), raw, limits)
+    assert exc.value.reason == "too_deeply_nested"
+    # a huge one is rejected too, rather than producing a document orjson cannot write back
+    raw = orjson.dumps({"@timestamp": "2026-03-02T09:00:00Z", "user.id": "u1", "x" + ".x" * 100_000: 1})
+    with pytest.raises(Invalid) as exc:
+        validate(decode(raw, limits), raw, limits)
+    assert exc.value.reason == "too_deeply_nested"
+    # within the limit, dotted keys still expand
+    ok = orjson.dumps({"@timestamp": "2026-03-02T09:00:00Z", "user.id": "u1", "a.b.c": 1})
+    assert validate(decode(ok, limits), ok, limits).doc["a"]["b"]["c"] == 1
