@@ -371,17 +371,20 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
         event = None
     if _could_be_too_deep(raw, limits.max_depth) and not _depth_ok(doc, limits.max_depth):
         raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
+    expanded = False
     if _could_have_dotted_keys(raw) and _has_dots(doc):
         doc = _expand(doc)
-        if not _depth_ok(doc, limits.max_depth):  # "a.b.c…" keys nest once expanded
-            raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels "
-                          "once its dotted keys are expanded")
+        expanded = True
         try:
             event = _usual_event(doc, raw, limits)[0]
         except _Unusual:
             event = None
     if event is None:
         event = _checked_event(doc, raw, limits)
+    if expanded and not _depth_ok(doc, limits.max_depth):
+        # "a.b.c…" keys nest once expanded; checked last, so a field's own problem is reported first
+        raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels once its "
+                      "dotted keys are expanded")
     return event
 
 

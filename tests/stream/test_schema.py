@@ -220,6 +220,11 @@ def plain_validate(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> Ev
         raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
     if schema._has_dots(doc):
         doc = schema._expand(doc)
+        event = schema._checked_event(doc, raw, limits)
+        if not schema._depth_ok(doc, limits.max_depth):  # as deep as the same document written nested
+            raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels once "
+                          "its dotted keys are expanded")
+        return event
     return schema._checked_event(doc, raw, limits)
 
 
