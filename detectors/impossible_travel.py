@@ -17,9 +17,10 @@ import bisect
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from .base import Clock, DetectorConfig
+from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .reference import Reference
 from .suppression import Folding, Hit, RuleDetector, when
@@ -55,20 +56,29 @@ class ImpossibleTravel(RuleDetector):
     Config = ImpossibleTravelConfig
     config: ImpossibleTravelConfig
 
+    def needs(self) -> Needs:
+        return Needs(fields=("lat",))  # with lon too, in practice; hits() checks both
+
     def memory_s(self) -> float:
         cfg = self.config
         speed = max(cfg.max_speed_kmh, 1.0)
         return max(float(cfg.grace_s), HALF_CIRCUMFERENCE_KM / speed * 3600)
 
+    @cached_property
+    def _memory_s(self) -> float:
+        return self.memory_s()
+
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
         cfg = self.config
         if ev.lat is None or ev.lon is None:
-            return
-        horizon = newest - self.memory_s()
+            return ()
+        horizon = newest - self._memory_s
         if ev.ts <= horizon:
-            return
-        points: list[list[float]] = [p for p in state.get("p", []) if p[0] > horizon]
+            return ()
+        points: list[list[float]] = state.get("p", [])
+        if points and points[0][0] <= horizon:
+            points = [p for p in points if p[0] > horizon]
         i = bisect.bisect_right(points, [ev.ts, math.inf, math.inf])
         neighbours = points[max(0, i - 1):i + 1]
         worst: tuple[float, float, float, list[float]] | None = None
@@ -83,11 +93,11 @@ class ImpossibleTravel(RuleDetector):
             points = points[-cfg.max_points:]
         state["p"] = points
         if worst is None:
-            return
+            return ()
         kmh, km, dt, p = worst
         ratio = kmh / max(cfg.max_speed_kmh, 1.0)
         first, second = sorted([p[0], ev.ts])
-        yield Hit(
+        return (Hit(
             key="travel", event=ev,
             score=55 + 12 * math.log2(min(ratio, 64.0)),
             title=f"Impossible travel: {km:,.0f} km in {dt / 60:,.0f} min" if dt >= 60 else
@@ -101,16 +111,16 @@ class ImpossibleTravel(RuleDetector):
             facts={"distance_km": round(km, 1), "interval_s": round(dt, 1), "speed_kmh": round(kmh),
                    "max_speed_kmh": cfg.max_speed_kmh,
                    "from": [round(p[1], 2), round(p[2], 2)], "to": [round(ev.lat, 2), round(ev.lon, 2)]},
-        )
+        ),)
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
-             clock: Clock, fold: Folding) -> bool:
-        points = state.get("p", [])
-        if newest is not None:
-            horizon = newest - self.memory_s()
-            points = [p for p in points if p[0] > horizon]
-        if points:
-            state["p"] = points
-        else:
+             clock: Clock, fold: Folding | None) -> bool:
+        points = state.get("p")
+        if points and newest is not None:
+            horizon = newest - self._memory_s
+            if points[0][0] <= horizon:  # sorted by time
+                points = state["p"] = [p for p in points if p[0] > horizon]
+        if not points:
             state.pop("p", None)
-        return bool(points)
+            return False
+        return True

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .alert import Alert
-from .base import Clock, DetectorConfig
+from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .reference import Reference
 from .suppression import Folding, Hit, RuleDetector, when
@@ -79,21 +79,25 @@ class LeaverActivity(RuleDetector):
         if len(groups) > cfg.max_groups:
             del groups[min(groups, key=lambda g: groups[g][0])]
 
+    def needs(self) -> Needs:
+        return Needs()  # every event (any activity counts), but nothing to do on a tick without state
+
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
         cfg = self.config
         self._remember(state, ev)
-        person = ref.person(subject)
+        person = ref.staff.get(subject)
         if person is None or person.left_at is None or ev.ts < person.left_at + cfg.after_leave_s:
-            return
+            return ()
         action = (ev.action or "").lower()
         if ev.kind == "membership" and action in cfg.leave_actions:
-            return
+            return ()
+        out: list[Hit] = []
         left = person.leave_date
         data = ev.kind in DATA_KINDS
         what = f"{ev.kind}{f' ({ev.action})' if ev.action else ''}"
         if not (ev.kind == "membership" and self._monitored(ev.group_id)):
-            yield Hit(
+            out.append(Hit(
                 key="activity", event=ev,
                 score=cfg.data_activity_score if data else cfg.activity_score,
                 title=f"Activity after leaving: {what}",
@@ -103,10 +107,11 @@ class LeaverActivity(RuleDetector):
                     f"disabled when their holder leaves."
                 ),
                 facts={"leave_date": left, "left_at": person.left_at, "kind": ev.kind, "action": ev.action},
-            )
+            ))
         for group_id, (ts, present) in sorted(state.get("g", {}).items()):
             if present and ts <= ev.ts:
-                yield self._group_hit(ev, group_id, left, person.left_at)
+                out.append(self._group_hit(ev, group_id, left, person.left_at))
+        return out
 
     def _group_hit(self, ev: Event, group_id: str, left: str | None, left_at: float) -> Hit:
         return Hit(
@@ -121,26 +126,39 @@ class LeaverActivity(RuleDetector):
         )
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
-             clock: Clock, fold: Folding) -> bool:
-        groups: dict[str, list[float]] = state.get("g", {})
-        if newest is not None:
+             clock: Clock, fold: Folding | None) -> bool:
+        groups: dict[str, list[float]] | None = state.get("g")
+        if groups and newest is not None:
             horizon = newest - self.config.grace_s
-            groups = {g: v for g, v in groups.items() if v[1] or v[0] > horizon}
-        if groups:
-            state["g"] = groups
-        else:
+            gone = [g for g, v in groups.items() if not v[1] and v[0] <= horizon]
+            for g in gone:
+                del groups[g]
+        if not groups:
             state.pop("g", None)
-        return bool(groups)
+            return False
+        return True
 
-    def process(self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock
-                ) -> tuple[Any | None, list[Alert]]:
-        if events or not state or not state.get("g"):
-            return super().process(subject, events, state, clock)
-        # a timer sweep: no events, check remembered memberships against the clock
-        st = dict(state)
+    def process_relevant(self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock,
+                         marks: Sequence[float] | None = None, top: float | None = None
+                         ) -> tuple[Any | None, list[Alert]]:
+        if not events:
+            if top is None and state and state.get("g"):
+                return self._sweep(subject, state, clock)
+        elif not state:
+            person = self.holder.current.staff.get(subject)
+            if person is None or person.left_at is None:
+                for ev in events:
+                    if ev.kind == "membership":
+                        break
+                else:
+                    return None, []  # not a leaver, nothing to remember: nothing to do
+        return super().process_relevant(subject, events, state, clock, marks, top)
+
+    def _sweep(self, subject: str, st: dict[str, Any], clock: Clock) -> tuple[Any | None, list[Alert]]:
+        """A timer sweep: no events, check remembered memberships against the clock."""
         now = clock()
         person = self.ref.person(subject)
-        fold = Folding(self, st.get("o"), self.config.suppress_s, self.keep_s())
+        fold = self.folding(st)
         if person is not None and person.left_at is not None and now >= person.left_at + self.config.after_leave_s:
             for group_id, (ts, present) in sorted(st["g"].items()):
                 if present and ts <= now:
@@ -148,5 +166,4 @@ class LeaverActivity(RuleDetector):
                                   kind="membership", action="member", group_id=group_id)
                     fold.add(self._group_hit(sweep, group_id, person.leave_date, person.left_at),
                              max(now, st.get("n", now)))
-        st["o"] = fold.open
         return st, fold.alerts(subject, self.describe)

@@ -21,12 +21,13 @@ Look-ups older than the newest seen by more than ``window_s + grace_s`` are not 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from . import window
-from .base import Clock, DetectorConfig
+from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .fields import doc_str
 from .reference import Reference, same_area
@@ -58,6 +59,9 @@ class NeedToKnow(RuleDetector):
     Config = NeedToKnowConfig
     config: NeedToKnowConfig
 
+    def needs(self) -> Needs:
+        return Needs(kinds=frozenset(self.config.kinds))
+
     def reasons(self, subject: str, ev: Event, ref: Reference) -> list[tuple[str, str, dict[str, Any]]]:
         """(reason, what was observed, facts) for one look-up."""
         out: list[tuple[str, str, dict[str, Any]]] = []
@@ -71,25 +75,67 @@ class NeedToKnow(RuleDetector):
             elif subject not in assigned:
                 out.append(("not_assigned", f"gave case {ev.case_ref}, to which the user is not assigned",
                             {"case_ref": ev.case_ref}))
-        if ref.restricted:
-            watched = set(self.config.restricted_flags)
-            flags = sorted({f for rid in ev.record_ids for f in ref.restricted.get(rid, ()) if f in watched})
+        restricted = ref.restricted
+        if restricted and ev.record_ids:
+            watched = self._watched
+            flags = sorted({f for rid in ev.record_ids for f in restricted.get(rid, ()) if f in watched})
             if flags:
                 out.append(("restricted", f"opened a record flagged {', '.join(flags)}", {"flags": flags}))
-        person = ref.person(subject)
-        area = doc_str(ev, RECORD_AREA_FIELD)
-        if person is not None and area and same_area(area, person.home_postcode_area):
-            out.append(("neighbour", "opened a record in the user's own home postcode area "
-                        f"({person.home_postcode_area}, staff directory)", {"postcode_area": area}))
+        person = ref.staff.get(subject)
+        if person is not None and person.home_postcode_area:
+            area = doc_str(ev, RECORD_AREA_FIELD)
+            if area and same_area(area, person.home_postcode_area):
+                out.append(("neighbour", "opened a record in the user's own home postcode area "
+                            f"({person.home_postcode_area}, staff directory)", {"postcode_area": area}))
         return out
+
+    @cached_property
+    def _watched(self) -> frozenset[str]:
+        return frozenset(self.config.restricted_flags)
+
+    @cached_property
+    def _kinds(self) -> frozenset[str]:
+        return frozenset(self.config.kinds)
+
+    def scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
+             state: dict[str, Any], ref: Reference, newest: float | None
+             ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
+        """:meth:`hits` over the events, skipping at once a look-up that cannot have a reason: a case
+        the user is assigned to (or any case, without a register), no restricted register or no record
+        ids, and no home area for the user."""
+        kinds = self._kinds
+        cases = ref.cases
+        restricted = ref.restricted
+        person = ref.staff.get(subject)
+        home = person is not None and bool(person.home_postcode_area)
+        found: list[tuple[Hit, float]] | None = None
+        for i, ev in enumerate(events):
+            at = ev.ts if marks is None else marks[i]
+            if newest is None or at > newest:
+                newest = at
+            if ev.kind not in kinds:
+                continue
+            case = ev.case_ref
+            if (not home and case is not None and not (restricted and ev.record_ids)
+                    and (not cases or subject in cases.get(case, ()))):
+                continue  # no reason
+            for hit in self.hits(subject, ev, state, ref, newest):
+                if found is None:
+                    found = []
+                found.append((hit, newest))
+        return newest, found
 
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
         cfg = self.config
         if ev.kind not in cfg.kinds or ev.ts <= newest - cfg.window_s - cfg.grace_s:
-            return
+            return ()
+        found = self.reasons(subject, ev, ref)
+        if not found:
+            return ()
+        out = []
         counts: dict[str, list[list[float]]] = state.setdefault("c", {})
-        for reason, observed, facts in self.reasons(subject, ev, ref):
+        for reason, observed, facts in found:
             buckets = counts.setdefault(reason, [])
             window.add(buckets, ev.ts, cfg.bucket_s)
             n = int(window.peak(buckets, ev.ts, cfg.window_s, cfg.bucket_s))
@@ -99,23 +145,33 @@ class NeedToKnow(RuleDetector):
             span = duration(cfg.window_s)
             counted = (f" It is look-up number {n} for this reason within {span} (more than {limit} "
                        f"raises an alert; detectors.need_to_know.max_per_window)." if limit else "")
-            yield Hit(
+            out.append(Hit(
                 key=reason, event=ev, score=cfg.scores.get(reason, 50.0),
                 title=f"Need to know: {reason.replace('_', ' ')} look-up",
                 explanation=(f"This user looked up {ev.dataset or 'a record'} and {observed}.{counted}"),
                 facts={"reason": reason, "lookups_in_window": n, "max_per_window": limit,
                        "window_s": cfg.window_s, **facts},
-            )
+            ))
+        return out
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
-             clock: Clock, fold: Folding) -> bool:
+             clock: Clock, fold: Folding | None) -> bool:
         cfg = self.config
-        counts = state.get("c", {})
+        counts = state.get("c")
+        if not counts:
+            state.pop("c", None)
+            return False
         if newest is not None:
             horizon = newest - cfg.window_s - cfg.grace_s
-            counts = {r: kept for r, b in counts.items() if (kept := window.prune(b, horizon, cfg.bucket_s))}
-        if counts:
-            state["c"] = counts
-        else:
-            state.pop("c", None)
+            for reason in list(counts):
+                buckets = counts[reason]
+                if buckets and buckets[0][0] + cfg.bucket_s > horizon:
+                    continue  # sorted: nothing to drop
+                kept = window.prune(buckets, horizon, cfg.bucket_s)
+                if kept:
+                    counts[reason] = kept
+                else:
+                    del counts[reason]
+        if not counts:
+            del state["c"]
         return bool(counts)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import window
-from .base import Clock, DetectorConfig
+from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .fields import doc_str
 from .reference import Reference
@@ -53,18 +53,22 @@ class ReviewerWatch(RuleDetector):
     Config = ReviewerWatchConfig
     config: ReviewerWatchConfig
 
+    def needs(self) -> Needs:
+        return Needs(kinds=frozenset({"review"}))
+
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
         cfg = self.config
         if ev.kind != "review":
-            return
+            return ()
+        out: list[Hit] = []
         action = (ev.action or "").lower()
         if action in cfg.reveal_actions and ev.ts > newest - cfg.window_s - cfg.grace_s:
             buckets = state.setdefault("c", [])
             window.add(buckets, ev.ts, cfg.bucket_s)
             n = int(window.peak(buckets, ev.ts, cfg.window_s, cfg.bucket_s))
             if n > cfg.max_reveals:
-                yield Hit(
+                out.append(Hit(
                     key="reveals", event=ev, score=min(95.0, 45 + 25 * n / max(cfg.max_reveals, 1)),
                     title=f"Reviewer revealed {n} identities or contents in {duration(cfg.window_s)}",
                     explanation=(
@@ -73,24 +77,24 @@ class ReviewerWatch(RuleDetector):
                         f"alert (detectors.reviewer_watch.max_reveals)."
                     ),
                     facts={"reveals": n, "max_reveals": cfg.max_reveals, "window_s": cfg.window_s},
-                )
+                ))
         if action not in cfg.watched_actions:
-            return
+            return out
         about = doc_str(ev, SUBJECT_ID_FIELD)
         if about is not None and about == subject:
-            yield Hit(
+            out.append(Hit(
                 key="self", event=ev, score=cfg.self_score,
                 title="Reviewer handled an alert about themself",
                 explanation=f"This reviewer performed '{action}' on an alert whose subject is their own account.",
                 facts={"action": action},
-            )
-            return
+            ))
+            return out
         me = ref.person(subject)
         team = doc_str(ev, SUBJECT_TEAM_FIELD)
         if team is None and about is not None and (other := ref.person(about)) is not None:
             team = other.team
         if me is not None and me.team and team == me.team:
-            yield Hit(
+            out.append(Hit(
                 key="own_team", event=ev, score=cfg.own_team_score,
                 title=f"Reviewer handled an alert about their own team ({team})",
                 explanation=(
@@ -98,16 +102,18 @@ class ReviewerWatch(RuleDetector):
                     f"({team}, staff directory); such alerts should go to a reviewer outside the team."
                 ),
                 facts={"action": action, "team": team},
-            )
+            ))
+        return out
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
-             clock: Clock, fold: Folding) -> bool:
+             clock: Clock, fold: Folding | None) -> bool:
         cfg = self.config
-        buckets = state.get("c", [])
-        if newest is not None:
-            buckets = window.prune(buckets, newest - cfg.window_s - cfg.grace_s, cfg.bucket_s)
-        if buckets:
-            state["c"] = buckets
-        else:
+        buckets = state.get("c")
+        if buckets and newest is not None:
+            horizon = newest - cfg.window_s - cfg.grace_s
+            if buckets[0][0] + cfg.bucket_s <= horizon:  # sorted: something to drop
+                buckets = state["c"] = window.prune(buckets, horizon, cfg.bucket_s)
+        if not buckets:
             state.pop("c", None)
-        return bool(buckets)
+            return False
+        return True

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import DetectorConfig
+from .base import DetectorConfig, Needs
 from .event import Event
 from .reference import Reference
 from .suppression import Hit, RuleDetector
@@ -37,15 +37,18 @@ class SmallCellExport(RuleDetector):
     Config = SmallCellExportConfig
     config: SmallCellExportConfig
 
+    def needs(self) -> Needs:
+        return Needs(kinds=frozenset(self.config.kinds), fields=("min_group_size",))
+
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
         cfg = self.config
         m = ev.min_group_size
-        if ev.kind not in cfg.kinds or m is None or m >= cfg.k:
-            return
+        if m is None or ev.kind not in cfg.kinds or m >= cfg.k:
+            return ()
         dataset = ev.dataset or "an unnamed dataset"
         score = 50 + 40 * (1 - m / cfg.k) + (10 if m <= 1 else 0)
-        yield Hit(
+        return (Hit(
             key=ev.dataset or "-",
             event=ev,
             score=score,
@@ -56,4 +59,4 @@ class SmallCellExport(RuleDetector):
                 f"(detectors.small_cell_export.k); groups that small can identify individuals."
             ),
             facts={"min_group_size": m, "k": cfg.k, "dataset": ev.dataset},
-        )
+        ),)

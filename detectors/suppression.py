@@ -13,6 +13,9 @@ ids], "p": peak score, "t": [<=16 tags]}``; at most ``max_open`` keys (the oldes
 window is kept while ``start + keep_s`` is after the newest event time seen (``keep_s`` defaults to
 ``suppress_s + grace_s``): liveness is decided per event, so splitting the same events into
 different batches gives the same alerts.
+
+The open windows are updated in place (in the detector's state) and an :class:`Alert` is built only
+for a window that got hits in this call.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property, lru_cache
 from typing import Any
 
 from .alert import EVIDENCE_EVENTS_MAX, Alert, alert_id
@@ -39,11 +43,23 @@ def clamp(score: float) -> float:
     return round(min(100.0, max(0.0, score)), 1)
 
 
+_minutes: dict[float, str] = {}
+
+
 def when(ts: float) -> str:
-    """Event time for an explanation: ``2026-03-02 09:00 UTC``."""
+    """Event time for an explanation: ``2026-03-02 09:00 UTC`` (cached per minute)."""
+    minute = ts // 60.0
+    if 0.0 <= ts - minute * 60.0 < 59.999:  # not where rounding to the microsecond moves the minute
+        text = _minutes.get(minute)
+        if text is None:
+            if len(_minutes) >= 4096:
+                _minutes.clear()
+            text = _minutes[minute] = datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return text
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
+@lru_cache(maxsize=256)
 def duration(seconds: float) -> str:
     s = int(seconds)
     for unit, name in ((86400, "day"), (3600, "hour"), (60, "minute")):
@@ -79,12 +95,15 @@ Describe = Callable[[dict[str, Any], Hit], tuple[str, str]]
 
 
 class Folding:
-    """Folds one batch's hits into the open windows (create one per ``process`` call)."""
+    """Folds hits into open windows (one per ``process`` call that has hits). ``open_records`` is the
+    detector state's ``o`` map and is updated in place."""
+
+    __slots__ = ("detector", "open", "suppress_s", "keep_s", "max_open", "touched")
 
     def __init__(self, detector: Detector, open_records: dict[str, Any] | None, suppress_s: float,
                  keep_s: float, max_open: int = MAX_OPEN) -> None:
         self.detector = detector
-        self.open: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (open_records or {}).items()}
+        self.open: dict[str, dict[str, Any]] = open_records if open_records is not None else {}
         self.suppress_s = suppress_s
         self.keep_s = max(keep_s, suppress_s)
         self.max_open = max(1, max_open)
@@ -93,38 +112,57 @@ class Folding:
     def add(self, hit: Hit, newest: float) -> dict[str, Any]:
         """Fold ``hit`` (``newest``: the newest event time seen so far, this hit included)."""
         ts = hit.event.ts
-        rec = self.open.get(hit.key)
-        if rec is not None and (rec["s"] + self.keep_s <= newest or ts >= rec["s"] + self.suppress_s):
-            rec = None  # closed (a hit after it opens a new window)
-        standalone = rec is not None and ts <= rec["s"] - self.suppress_s
-        if rec is None or standalone:  # standalone: far older than the open window; its own alert
+        key = hit.key
+        opened = self.open
+        rec = opened.get(key)
+        standalone = False
+        if rec is not None:
+            start = rec["s"]
+            if start + self.keep_s <= newest or ts >= start + self.suppress_s:
+                rec = None  # closed (a hit after it opens a new window)
+            else:  # far older than the open window: its own alert
+                standalone = ts <= start - self.suppress_s
+        if rec is None or standalone:
             rec = {"s": ts, "n": 0, "f": ts, "l": ts, "e": [], "p": 0.0, "t": []}
             if not standalone:
-                self.open[hit.key] = rec
-                if len(self.open) > self.max_open:
-                    oldest = min((k for k in self.open if k != hit.key), key=lambda k: self.open[k]["s"])
-                    del self.open[oldest]
+                opened[key] = rec
+                if len(opened) > self.max_open:
+                    oldest = min((k for k in opened if k != key), key=lambda k: opened[k]["s"])
+                    del opened[oldest]
         rec["n"] += 1
-        rec["f"] = min(rec["f"], ts)
-        rec["l"] = max(rec["l"], ts)
-        rec["e"] = (rec["e"] + [hit.event.id])[-EVIDENCE_EVENTS_MAX:]
-        rec["p"] = max(rec["p"], clamp(hit.score))
+        if ts < rec["f"]:
+            rec["f"] = ts
+        if ts > rec["l"]:
+            rec["l"] = ts
+        ids = rec["e"]
+        ids.append(hit.event.id)
+        if len(ids) > EVIDENCE_EVENTS_MAX:
+            del ids[:-EVIDENCE_EVENTS_MAX]
+        score = clamp(hit.score)
+        if score > rec["p"]:
+            rec["p"] = score
         if hit.tags:
             rec["t"] = sorted(set(rec["t"]) | set(hit.tags))[:MAX_TAGS]
-        entry = self.touched.setdefault((hit.key, rec["s"]), (rec, []))
-        entry[1].append(hit)
+        entry = self.touched.get((key, rec["s"]))
+        if entry is None:
+            self.touched[(key, rec["s"])] = (rec, [hit])
+        else:
+            entry[1].append(hit)
         return rec
 
     def expire(self, newest: float | None) -> dict[str, dict[str, Any]]:
         if newest is not None:
-            self.open = {k: r for k, r in self.open.items() if r["s"] + self.keep_s > newest}
+            expire_open(self.open, newest, self.keep_s)
         return self.open
 
     def alerts(self, subject: str, describe: Describe | None = None) -> list[Alert]:
         det = self.detector
         out = []
         for (key, start), (rec, hits) in self.touched.items():
-            best = max(reversed(hits), key=lambda h: h.score)  # highest score; ties: the latest
+            best = hits[-1]
+            for h in hits:  # highest score; ties: the latest
+                if h.score >= best.score:
+                    best = h
             title, explanation = describe(rec, best) if describe else (best.title, best.explanation)
             n = rec["n"]
             if n > 1:
@@ -133,6 +171,10 @@ class Folding:
                     f"into this alert (one alert per {duration(self.suppress_s)})."
                 )
             score = rec["p"]
+            latest = hits[0].event.ts
+            for h in hits:
+                if h.event.ts > latest:
+                    latest = h.event.ts
             out.append(Alert(
                 id=alert_id(det.id, subject, f"{key}:{start!r}"),
                 detector=det.id,
@@ -142,7 +184,7 @@ class Folding:
                 subject=subject,
                 title=title,
                 explanation=explanation,
-                ts=max(h.event.ts for h in hits),
+                ts=latest,
                 first_seen=rec["f"],
                 last_seen=rec["l"],
                 evidence_event_ids=tuple(rec["e"]),
@@ -154,42 +196,111 @@ class Folding:
         return out
 
 
+def expire_open(opened: dict[str, dict[str, Any]], newest: float, keep_s: float) -> None:
+    """Drop, in place, the open windows that started ``keep_s`` or more before ``newest``."""
+    if opened:
+        dead = [k for k, r in opened.items() if r["s"] + keep_s <= newest]
+        for k in dead:
+            del opened[k]
+
+
 class RuleDetector(Detector):
     """A detector of per-event rules folded by :class:`Folding`. Subclasses implement :meth:`hits`
     and, if they keep more state than open windows, :meth:`tidy`. State keys ``n`` (newest event
-    time) and ``o`` (open windows) are reserved; others belong to the subclass."""
+    time) and ``o`` (open windows) are reserved; others belong to the subclass.
+
+    ``n`` is the newest time of any event of the subject, including the ones the detector does not
+    need (:attr:`watermark`): it decides how late an event may be and when windows close."""
+
+    watermark = True
 
     def keep_s(self) -> float:
         return float(self.config.suppress_s + self.config.grace_s)  # type: ignore[attr-defined]
 
     def hits(self, subject: str, event: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
+        """The event's hits (any iterable; an empty tuple or list is cheapest when there are none)."""
         raise NotImplementedError
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
-             clock: Clock, fold: Folding) -> bool:
-        """Expire the subclass's own state; True if any is left. May add hits to ``fold``."""
+             clock: Clock, fold: Folding | None) -> bool:
+        """Expire the subclass's own state (in place); True if any is left. ``fold`` is None when no
+        hit was folded in this call; a subclass that adds hits here creates one (:meth:`folding`)."""
         return False
 
     def describe(self, rec: dict[str, Any], hit: Hit) -> tuple[str, str]:
         return hit.title, hit.explanation
 
+    def folding(self, state: dict[str, Any]) -> Folding:
+        """A :class:`Folding` over ``state``'s open windows (creating the map if needed)."""
+        opened = state.get("o")
+        if opened is None:
+            opened = state["o"] = {}
+        return Folding(self, opened, self.config.suppress_s, self.keep_s())  # type: ignore[attr-defined]
+
     def process(self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock
                 ) -> tuple[Any | None, list[Alert]]:
-        st: dict[str, Any] = dict(state) if state else {}
-        ref = self.ref
+        return self.process_relevant(subject, events, state, clock)
+
+    def scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
+             state: dict[str, Any], ref: Reference, newest: float | None
+             ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
+        """Run :meth:`hits` over the events in order: (the newest event time after them, each hit with
+        the newest time when it was found, or None without hits). ``marks``: see
+        :meth:`Detector.process_relevant`. A subclass may fuse this loop for speed; hits must not
+        depend on the open windows (``o``)."""
+        found: list[tuple[Hit, float]] | None = None
+        hits = self.hits
+        for i, ev in enumerate(events):
+            at = ev.ts if marks is None else marks[i]
+            if newest is None or at > newest:
+                newest = at
+            got = hits(subject, ev, state, ref, newest)
+            if got:
+                for hit in got:
+                    if found is None:
+                        found = []
+                    found.append((hit, newest))
+        return newest, found
+
+    def process_relevant(self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock,
+                         marks: Sequence[float] | None = None, top: float | None = None
+                         ) -> tuple[Any | None, list[Alert]]:
+        st: dict[str, Any] = state if state else {}
         newest: float | None = st.get("n")
-        fold = Folding(self, st.get("o"), self.config.suppress_s, self.keep_s())  # type: ignore[attr-defined]
-        for ev in events:
-            newest = ev.ts if newest is None else max(newest, ev.ts)
-            for hit in self.hits(subject, ev, st, ref, newest):
-                fold.add(hit, newest)
-        fold.expire(newest)
-        more = self.tidy(subject, st, ref, newest, clock, fold)
-        alerts = fold.alerts(subject, self.describe)
-        if not fold.open and not more:
-            return None, alerts
-        st["o"] = fold.open
+        fold: Folding | None = None
+        ref = self.holder.current
+        if events:
+            newest, found = self.scan(subject, events, marks, st, ref, newest)
+            if found:
+                fold = self.folding(st)
+                for hit, at in found:
+                    fold.add(hit, at)
+        if top is not None:
+            if newest is not None and top <= newest and not events:
+                return (st or None), []  # nothing new: expiry already ran at this watermark
+            if newest is None or top > newest:
+                newest = top
+        opened = st.get("o")
+        if opened and newest is not None:
+            expire_open(opened, newest, self._keep)
+        more = self.tidy(subject, st, ref, newest, clock, fold) if self._tidies else False
+        alerts = fold.alerts(subject, self.describe) if fold is not None else []
+        if not opened:
+            opened = st.get("o")
+            if not opened and not more:
+                return None, alerts
+        if opened is None:
+            st["o"] = {}
         if newest is not None:
             st["n"] = newest
         return st, alerts
+
+    @cached_property
+    def _tidies(self) -> bool:
+        """Whether the subclass keeps state of its own (overrides :meth:`tidy`)."""
+        return type(self).tidy is not RuleDetector.tidy
+
+    @cached_property
+    def _keep(self) -> float:
+        return max(self.keep_s(), self.config.suppress_s)  # type: ignore[attr-defined]

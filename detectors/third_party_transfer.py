@@ -16,11 +16,12 @@ destination), each expiring ``suppress_s + grace_s`` after it opened.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
-from .base import DetectorConfig
+from .base import DetectorConfig, Needs
 from .event import SENSITIVITIES, Event
 from .reference import Reference
 from .suppression import Hit, RuleDetector, join_words
@@ -54,12 +55,29 @@ class ThirdPartyTransfer(RuleDetector):
     Config = ThirdPartyTransferConfig
     config: ThirdPartyTransferConfig
 
+    def needs(self) -> Needs:
+        return Needs(kinds=frozenset(self.config.kinds))
+
+    @cached_property
+    def _internal(self) -> tuple[str, ...]:
+        return tuple(_domain(d) for d in self.config.internal_domains)
+
+    @cached_property
+    def _kinds(self) -> frozenset[str]:
+        return frozenset(self.config.kinds)
+
+    @cached_property
+    def _cache(self) -> dict[Any, Any]:
+        """None -> the reference snapshot it holds; (destinations, dataset) -> :meth:`_unapproved`."""
+        return {}
+
     def destinations(self, ev: Event) -> list[tuple[str, str]]:
         """(kind, destination) pairs: ``domain`` or ``party``, de-duplicated, internal ones dropped."""
-        internal = [_domain(d) for d in self.config.internal_domains]
+        internal = self._internal
         out: list[tuple[str, str]] = []
         domains = [ev.destination_domain, ev.url_domain]
-        domains += [a.rpartition("@")[2] for a in ev.email_to if "@" in a]
+        if ev.email_to:
+            domains += [a.rpartition("@")[2] for a in ev.email_to if "@" in a]
         for d in domains:
             if d and (d := _domain(d)) and not _is_within(d, internal) and ("domain", d) not in out:
                 out.append(("domain", d))
@@ -67,43 +85,90 @@ class ThirdPartyTransfer(RuleDetector):
             out.append(("party", ev.recipient_party.strip()))
         return out
 
+    def _unapproved(self, ref: Reference, ev: Event) -> list[tuple[str, str, str, tuple[str, ...]]]:
+        """The event's destinations that may not receive its dataset: (alert key, ``domain`` or
+        ``party``, destination, the parties it belongs to, sorted). Cached per reference snapshot and
+        (destinations, dataset)."""
+        cache = self._cache
+        if cache.get(None) is not ref:
+            cache.clear()
+            cache[None] = ref
+        key: Any = (ev.destination_domain, ev.url_domain, ev.email_to, ev.recipient_party, ev.dataset)
+        try:
+            out = cache.get(key)
+        except TypeError:  # not hashable (a list where a tuple was expected): no caching
+            key = out = None
+        if out is None:
+            out = []
+            dataset = ev.dataset or UNKNOWN_DATASET
+            for how, dest in self.destinations(ev):
+                parties = ref.parties_for_domain(dest) if how == "domain" else ref.parties_named(dest)
+                if not any(p.may_receive(ev.dataset) for p in parties):
+                    out.append((f"{dataset}|{how}:{dest.lower()}", how, dest, tuple(sorted(p.party for p in parties))))
+            if key is not None and len(cache) < 4096:
+                cache[key] = out
+        return out
+
+    def scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
+             state: dict[str, Any], ref: Reference, newest: float | None
+             ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
+        """:meth:`hits` over the events, skipping at once an event with no destination."""
+        found: list[tuple[Hit, float]] | None = None
+        for i, ev in enumerate(events):
+            at = ev.ts if marks is None else marks[i]
+            if newest is None or at > newest:
+                newest = at
+            if not (ev.destination_domain or ev.url_domain or ev.email_to or ev.recipient_party):
+                continue
+            for hit in self.hits(subject, ev, state, ref, newest):
+                if found is None:
+                    found = []
+                found.append((hit, newest))
+        return newest, found
+
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
         cfg = self.config
-        if ev.kind not in cfg.kinds or ev.outcome == "failure":
-            return
+        if ev.kind not in self._kinds or ev.outcome == "failure":
+            return ()
+        if not (ev.destination_domain or ev.url_domain or ev.email_to or ev.recipient_party):
+            return ()  # no destination
         records = ev.records
         if ev.dataset is None and records < max(cfg.min_records, 1):
-            return
+            return ()
+        unapproved = self._unapproved(ref, ev)
+        if not unapproved:
+            return ()
         dataset = ev.dataset or UNKNOWN_DATASET
-        for how, dest in self.destinations(ev):
-            parties = ref.parties_for_domain(dest) if how == "domain" else ref.parties_named(dest)
-            if any(p.may_receive(ev.dataset) for p in parties):
-                continue
-            known = sorted(p.party for p in parties)
-            sens = ev.sensitivity
-            boost = 8 * SENSITIVITIES.index(sens) if sens in SENSITIVITIES else 8
+        sens = ev.sensitivity
+        boost = 8 * SENSITIVITIES.index(sens) if sens in SENSITIVITIES else 8
+        out = []
+        for key, how, dest, known in unapproved:
             score = 50 + boost + 6 * math.log10(max(records, 1)) - (5 if known else 0)
-            shown = f"{dest} ({', '.join(known)})" if known else dest
-            if known:
-                why = (f"{'it belongs to' if how == 'domain' else 'it is'} {join_words(known)}, which "
-                       f"the sharing register does not approve for {dataset}")
-            else:
-                why = f"no party in the sharing register has that {'domain' if how == 'domain' else 'name'}"
-            size = f"{records:,} records of " if records else ""
-            yield Hit(
-                key=f"{dataset}|{how}:{dest.lower()}",
-                event=ev,
-                score=score,
-                title=f"Personal data to an unapproved third party: {dataset} to {shown}",
-                explanation=(
-                    f"This user sent {size}{dataset}"
-                    f"{f' ({sens} sensitivity)' if sens else ''} by {ev.channel or ev.kind} to "
-                    f"{'the domain' if how == 'domain' else 'the party'} {dest}; {why}. Approved "
-                    f"recipients per dataset are kept in the data-sharing register (reference kind "
-                    f"sharing); internal domains are set in detectors.third_party_transfer."
-                ),
+            out.append(Hit(
+                key=key, event=ev, score=score, title="", explanation="",
                 facts={"dataset": dataset, "destination": dest, "destination_kind": how,
-                       "known_parties": known, "records": records, "sensitivity": sens},
-            )
+                       "known_parties": list(known), "records": records, "sensitivity": sens},
+            ))
+        return out
 
+    def describe(self, rec: dict[str, Any], hit: Hit) -> tuple[str, str]:
+        """The alert's text from its best hit (built only for alerts, not for every hit)."""
+        facts, ev = hit.facts, hit.event
+        dataset, dest, how = facts["dataset"], facts["destination"], facts["destination_kind"]
+        known, records, sens = facts["known_parties"], facts["records"], facts["sensitivity"]
+        shown = f"{dest} ({', '.join(known)})" if known else dest
+        if known:
+            why = (f"{'it belongs to' if how == 'domain' else 'it is'} {join_words(known)}, which "
+                   f"the sharing register does not approve for {dataset}")
+        else:
+            why = f"no party in the sharing register has that {'domain' if how == 'domain' else 'name'}"
+        size = f"{records:,} records of " if records else ""
+        return (
+            f"Personal data to an unapproved third party: {dataset} to {shown}",
+            f"This user sent {size}{dataset}"
+            f"{f' ({sens} sensitivity)' if sens else ''} by {ev.channel or ev.kind} to "
+            f"{'the domain' if how == 'domain' else 'the party'} {dest}; {why}. Approved "
+            f"recipients per dataset are kept in the data-sharing register (reference kind "
+            f"sharing); internal domains are set in detectors.third_party_transfer.",
+        )

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import personal_data
-from .base import DetectorConfig
+from .base import DetectorConfig, Needs
 from .event import Event
 from .reference import Reference
 from .suppression import Hit, RuleDetector, duration
@@ -54,18 +54,21 @@ class UnsanctionedMessaging(RuleDetector):
     Config = UnsanctionedMessagingConfig
     config: UnsanctionedMessagingConfig
 
+    def needs(self) -> Needs:
+        return Needs(kinds=frozenset(self.config.kinds), fields=("app_id",))
+
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
         cfg = self.config
         if ev.kind not in cfg.kinds or not ev.app_id:
-            return
+            return ()
         policy = ev.policy_set or cfg.default_policy_set
         if not policy or ref.sanctioned(policy, ev.app_id) is not False:
-            return
+            return ()
         kinds = personal_data.kinds_in(ev.content, cfg.scan_chars)
         group_image = bool(ev.group_id) and _has_image(ev)
         score = cfg.base_score + cfg.personal_data_score * len(kinds) + (cfg.group_image_score if group_image else 0)
-        yield Hit(
+        return (Hit(
             key=f"{policy}|{ev.app_id}",
             event=ev,
             score=score,
@@ -74,7 +77,7 @@ class UnsanctionedMessaging(RuleDetector):
             facts={"app_id": ev.app_id, "policy_set": policy, "group_id": ev.group_id,
                    "personal_data_kinds": list(kinds), "group_image": group_image},
             tags=kinds + ((GROUP_IMAGE,) if group_image else ()),
-        )
+        ),)
 
     def describe(self, rec: dict[str, Any], hit: Hit) -> tuple[str, str]:
         app, policy = hit.facts["app_id"], hit.facts["policy_set"]

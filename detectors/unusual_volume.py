@@ -26,15 +26,19 @@ or once it is older than ``max_age_days`` (the retention window), it is reset an
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
 from typing import Any
 
-from .base import Clock, DetectorConfig
+from .base import Clock, DetectorConfig, Needs
 from .event import Event
-from .peers import BUCKETS, HOUR, bucket_of, closing_hours, ewma, hour_of
+from .peers import BUCKETS, HOUR, MAX_GAP_HOURS, bucket_of, hour_of, zone
 from .reference import Reference
 from .suppression import Folding, Hit, RuleDetector, when
+
+QUARTER = 900.0
 
 
 @dataclass(frozen=True)
@@ -66,49 +70,217 @@ class UnusualVolume(RuleDetector):
     Config = UnusualVolumeConfig
     config: UnusualVolumeConfig
 
-    def _close(self, st: dict[str, Any], upto: float) -> None:
+    def needs(self) -> Needs:
+        return Needs()  # every event counts, but nothing to do on a tick without state
+
+    @cached_property
+    def _limits(self) -> tuple[float, float, float]:
         cfg = self.config
-        counts = {h: n for h, n in st["h"]}
-        for h in closing_hours(st["c"], upto):
-            b = bucket_of(h, cfg.timezone)
-            k = st["k"][b] = min(st["k"][b] + 1, 10_000)
-            alpha = max(cfg.alpha, 1 / k)  # a plain average until 1/alpha observations, then EWMA
-            st["m"][b], st["v"][b] = ewma(st["m"][b], st["v"][b], counts.get(h, 0), alpha)
+        return cfg.forget_days * 86400, cfg.max_age_days * 86400, cfg.warmup_days * 86400
+
+    @cached_property
+    def _buckets(self) -> dict[float, int]:
+        return {}
+
+    def _bucket_of(self, ts: float) -> int:
+        """:func:`detectors.peers.bucket_of`, cached per quarter hour of UTC when the zone's offset is a
+        whole number of quarter hours all through it (always, in practice)."""
+        q = ts // QUARTER
+        if ts - q * QUARTER > QUARTER - 0.001:  # datetime rounds to the microsecond: play safe at the edge
+            return bucket_of(ts, self.config.timezone)
+        cache = self._buckets
+        b = cache.get(q)
+        if b is None:
+            tz = zone(self.config.timezone)
+            first = datetime.fromtimestamp(q * QUARTER, tz)
+            offset = first.utcoffset()
+            if (offset is None or offset.total_seconds() % QUARTER
+                    or datetime.fromtimestamp(q * QUARTER + QUARTER - 0.001, tz).utcoffset() != offset):
+                return bucket_of(ts, self.config.timezone)
+            b = first.hour + (24 if first.weekday() >= 5 else 0)
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[q] = b
+        return b
+
+    def _close(self, st: dict[str, Any], upto: float) -> None:
+        """Fold the hours after the last closed one up to ``upto`` (zeros included) into the baseline
+        (:func:`detectors.peers.closing_hours` and :func:`detectors.peers.ewma`, inlined)."""
+        alpha0 = self.config.alpha
+        open_hours: list[list[float]] = st["h"]  # sorted by hour
+        k = 0
+        for x in open_hours:
+            if x[0] > upto:
+                break
+            k += 1
+        counts = dict(open_hours[:k]) if k else None  # type: ignore[arg-type]
+        if k:
+            del open_hours[:k]
+        ks, ms, vs = st["k"], st["m"], st["v"]
+        cache = self._buckets
+        first = max(st["c"] + HOUR, upto - (MAX_GAP_HOURS - 1) * HOUR)
+        for i in range(max(int(round((upto - first) / HOUR)) + 1, 0)):
+            h = first + i * HOUR
+            b = cache.get(h // QUARTER)  # self._bucket_of(h): an hour start is never near a quarter's end
+            if b is None:
+                b = self._bucket_of(h)
+            n = ks[b] + 1
+            if n > 10_000:
+                n = 10_000
+            ks[b] = n
+            a = 1 / n
+            alpha = alpha0 if alpha0 >= a else a  # a plain average until 1/alpha observations, then EWMA
+            mean = ms[b]
+            diff = (counts.get(h, 0) if counts else 0) - mean
+            incr = alpha * diff
+            ms[b] = mean + incr
+            vs[b] = (1 - alpha) * (vs[b] + diff * incr)
         st["c"] = upto
-        st["h"] = [x for x in st["h"] if x[0] > upto]
+
+    def _quick(self, events: Sequence[Event], st: dict[str, Any], newest: float) -> float | None:
+        """The common batch in one light pass, with the same outcome as :meth:`scan`'s loop: events in
+        time order from the watermark ``newest`` on (so none is late), no reset, no hour that could
+        reach the lowest alert threshold past warm-up, and the hours to close within the gap cap.
+        Returns the new watermark, or None (and changes nothing) when the batch is not like that."""
+        ts = events[0].ts
+        last, first = st["l"], st["f"]
+        forget_s, max_age_s, warmup_s = self._limits
+        if ts < newest or ts - last > forget_s:
+            return None
+        floor = math.floor
+        counts: dict[float, int] = {}
+        top = ts
+        for ev in events:
+            ts = ev.ts
+            if ts < top:
+                return None  # out of order
+            top = ts
+            h = floor(ts / HOUR) * HOUR  # hour_of(ts)
+            counts[h] = counts.get(h, 0) + 1
+        if top - events[0].ts > forget_s or top - first > max_age_s:
+            return None  # a gap or an age that may reset the baseline
+        open_hours: list[list[Any]] = st["h"]  # every hour in it is at or before the first event's
+        if top - first >= self.config.warmup_days * 86400:  # some event may be past warm-up
+            cfg = self.config
+            least = min(cfg.min_events, cfg.off_hours_min_events)
+            held = open_hours[-1] if open_hours else None
+            for h, n in counts.items():
+                if n + (held[1] if held is not None and held[0] == h else 0) >= least:
+                    return None  # may be judged: the baseline must be as it was then
+        closed = st["c"]
+        upto = floor((top - self.config.grace_s) / HOUR) * HOUR - HOUR  # hour_of(newest - grace) - HOUR
+        if upto > closed and upto - (MAX_GAP_HOURS - 1) * HOUR > closed + HOUR:
+            return None  # closing in steps would fold hours one close skips
+        for h, n in counts.items():  # ascending, and none before the last open hour
+            held = open_hours[-1] if open_hours else None
+            if held is not None and held[0] == h:
+                held[1] += n
+            else:
+                open_hours.append([h, n])
+        if top > last:
+            st["l"] = top
+        if upto > closed:
+            self._close(st, upto)
+        return top
 
     def hits(self, subject: str, ev: Event, state: dict[str, Any], ref: Reference,
              newest: float) -> Iterable[Hit]:
-        cfg = self.config
+        _, found = self.scan(subject, (ev,), (newest,), state, ref, newest)
+        return [hit for hit, _ in found] if found else ()
+
+    def scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
+             state: dict[str, Any], ref: Reference, newest: float | None
+             ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
+        """Every event, in one loop (the detector sees all of a user's events). Checks whose outcome
+        is certain are skipped: the close check while the watermark is over a second short of the next
+        hour to close, the reset check while the event is over a second short of it. Closing hours is
+        deferred (``pending``) until the baseline is read or the batch ends, which
+        folds the same hours in the same order unless the gap cap (MAX_GAP_HOURS) would cut it."""
         st = state.get("b")
-        if (st is None or ev.ts - st["l"] > cfg.forget_days * 86400
-                or ev.ts - st["f"] > cfg.max_age_days * 86400):
-            st = state["b"] = {"m": [0.0] * BUCKETS, "v": [0.0] * BUCKETS, "k": [0] * BUCKETS, "f": ev.ts, "l": ev.ts,
-                               "c": hour_of(ev.ts) - HOUR, "h": []}
-        st["l"] = max(st["l"], ev.ts)
-        upto = hour_of(newest - cfg.grace_s) - HOUR
-        if upto > st["c"]:
-            self._close(st, upto)
-        h = hour_of(ev.ts)
-        if h <= st["c"]:
-            return  # too late: that hour has been folded into the baseline
-        for x in st["h"]:
-            if x[0] == h:
+        if st is not None and marks is None and newest is not None:
+            top = self._quick(events, st, newest)
+            if top is not None:
+                return top, None
+        cfg = self.config
+        forget_s, max_age_s, warmup_s = self._limits
+        grace_s = cfg.grace_s
+        least = min(cfg.min_events, cfg.off_hours_min_events)
+        floor = math.floor
+        found: list[tuple[Hit, float]] | None = None
+        if st is not None:
+            last, first, closed = st["l"], st["f"], st["c"]
+            close_at = (floor(closed / HOUR) + 2) * HOUR + grace_s - 1.0
+            reset_at = min(last + forget_s, first + max_age_s) - 1.0  # no reset for an earlier ts
+        pending: float | None = None  # hours up to this are closed (``closed``) but not yet folded
+        for i, ev in enumerate(events):
+            ts = ev.ts
+            at = ts if marks is None else marks[i]
+            if newest is None or at > newest:
+                newest = at
+            if st is None or ts >= reset_at and (ts - last > forget_s or ts - first > max_age_s):
+                closed = hour_of(ts) - HOUR
+                st = state["b"] = {"m": [0.0] * BUCKETS, "v": [0.0] * BUCKETS, "k": [0] * BUCKETS, "f": ts,
+                                   "l": ts, "c": closed, "h": []}
+                last = first = ts
+                pending = None  # the old baseline is gone
+                reset_at = min(last + forget_s, first + max_age_s) - 1.0
+                close_at = (floor(closed / HOUR) + 2) * HOUR + grace_s - 1.0
+            elif ts > last:
+                last = st["l"] = ts
+            if newest >= close_at:  # else hour_of(newest - grace_s) - HOUR cannot be after closed
+                upto = floor((newest - grace_s) / HOUR) * HOUR - HOUR  # hour_of(newest - grace_s) - HOUR
+                if upto > closed:
+                    if pending is not None and upto - (MAX_GAP_HOURS - 1) * HOUR > st["c"] + HOUR:
+                        self._close(st, pending)  # one close to upto would skip hours these fold
+                    pending = closed = upto
+                    close_at = (floor(closed / HOUR) + 2) * HOUR + grace_s - 1.0
+                    reset_at = min(last + forget_s, first + max_age_s) - 1.0  # now and then
+            h = floor(ts / HOUR) * HOUR  # hour_of(ts)
+            if h <= closed:
+                continue  # too late: that hour has been folded into the baseline
+            open_hours = st["h"]
+            x = open_hours[-1] if open_hours else None
+            if x is not None and x[0] == h:
                 x[1] += 1
                 count = x[1]
-                break
-        else:
-            st["h"].append([h, 1])
-            st["h"].sort()
-            count = 1
-        if ev.ts - st["f"] < cfg.warmup_days * 86400:
-            return
-        b = bucket_of(ev.ts, cfg.timezone)
+            elif x is None or x[0] < h:  # a new latest hour: the list stays sorted
+                open_hours.append([h, 1])
+                count = 1
+            else:
+                for x in open_hours:
+                    if x[0] == h:
+                        x[1] += 1
+                        count = x[1]
+                        break
+                else:
+                    open_hours.append([h, 1])
+                    open_hours.sort()
+                    count = 1
+            if count < least or ts - first < warmup_s:
+                continue
+            if pending is not None:
+                self._close(st, pending)
+                pending = None
+            for hit in self._judge(subject, ev, st, ref, count, h):
+                if found is None:
+                    found = []
+                found.append((hit, newest))
+        if pending is not None:
+            self._close(st, pending)
+        return newest, found
+
+    def _judge(self, subject: str, ev: Event, st: dict[str, Any], ref: Reference, count: int,
+               h: float) -> list[Hit]:
+        cfg = self.config
+        ts = ev.ts
+        volume = count >= cfg.min_events
+        hours = count >= cfg.off_hours_min_events
+        b = self._bucket_of(ts)
         mean, var = st["m"][b], st["v"][b]
         sd = math.sqrt(var + cfg.min_variance)
         z = (count - mean) / sd
-        span = f"the hour from {when(h)}"
-        if count >= cfg.min_events and z >= cfg.z_threshold:
+        out: list[Hit] = []
+        if volume and z >= cfg.z_threshold:
             person = ref.person(subject)
             group = person.peer_group if person else None
             peer = ref.peers.get(group) if group else None
@@ -125,29 +297,30 @@ class UnusualVolume(RuleDetector):
             else:
                 peer_z_ok = True
             if peer_z_ok:
-                yield Hit(
+                out.append(Hit(
                     key="volume", event=ev, score=min(95.0, 45 + 6 * (z - cfg.z_threshold) + 10),
                     title=f"Unusual volume: {count} events in one hour (usually {mean:.1f})",
                     explanation=(
-                        f"This user had {count} events in {span}; their baseline for that hour of the "
-                        f"{'weekend' if b >= 24 else 'week'} is {mean:.1f} (z = {z:.1f}, threshold "
+                        f"This user had {count} events in the hour from {when(h)}; their baseline for that "
+                        f"hour of the {'weekend' if b >= 24 else 'week'} is {mean:.1f} (z = {z:.1f}, threshold "
                         f"{cfg.z_threshold}, at least {cfg.min_events} events).{peer_text}"
                     ),
                     facts={"rule": "volume", "count": count, "mean": round(mean, 3), "z": round(z, 2),
                            "bucket": b, **peer_facts},
-                )
-        if count >= cfg.off_hours_min_events and mean < cfg.off_hours_max_mean:
-            yield Hit(
+                ))
+        if hours and mean < cfg.off_hours_max_mean:
+            out.append(Hit(
                 key="hours", event=ev, score=50.0,
                 title=f"Activity at unusual hours: {count} events",
                 explanation=(
-                    f"This user had {count} events in {span}, a time at which they are almost never "
-                    f"active (baseline {mean:.2f} events; thresholds: at least {cfg.off_hours_min_events} "
-                    f"events where the baseline is below {cfg.off_hours_max_mean})."
+                    f"This user had {count} events in the hour from {when(h)}, a time at which they are "
+                    f"almost never active (baseline {mean:.2f} events; thresholds: at least "
+                    f"{cfg.off_hours_min_events} events where the baseline is below {cfg.off_hours_max_mean})."
                 ),
                 facts={"rule": "hours", "count": count, "mean": round(mean, 3), "bucket": b},
-            )
+            ))
+        return out
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
-             clock: Clock, fold: Folding) -> bool:
+             clock: Clock, fold: Folding | None) -> bool:
         return "b" in state

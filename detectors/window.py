@@ -23,8 +23,18 @@ def add(buckets: list[list[float]], ts: float, bucket_s: float, n: float = 1) ->
 
 def total(buckets: list[list[float]], at: float, window_s: float, bucket_s: float) -> float:
     end = bucket_of(at, bucket_s)
-    start = end - window_s + bucket_s
-    return sum(n for b, n in buckets if start <= b <= end)
+    return _sum(buckets, end - window_s + bucket_s, end)
+
+
+def _sum(buckets: list[list[float]], start: float, end: float) -> float:
+    """Sum of the counts of buckets from ``start`` to ``end`` inclusive (``buckets`` sorted)."""
+    out: float = 0
+    for i in range(bisect.bisect_left(buckets, [start]), len(buckets)):
+        b = buckets[i]
+        if b[0] > end:
+            break
+        out += b[1]
+    return out
 
 
 def prune(buckets: list[list[float]], horizon: float, bucket_s: float) -> list[list[float]]:
@@ -37,5 +47,15 @@ def peak(buckets: list[list[float]], at: float, window_s: float, bucket_s: float
     later bucket up to a window on. In order this is ``total(at)``; for an event that arrives late
     it also counts the newer events it now sits next to."""
     first = bucket_of(at, bucket_s)
-    ends = [first] + [b for b, _ in buckets if first < b <= first + window_s - bucket_s]
-    return max(total(buckets, e, window_s, bucket_s) for e in ends)
+    best = _sum(buckets, first - window_s + bucket_s, first)
+    last = first + window_s - bucket_s
+    for i in range(bisect.bisect_right(buckets, [first, math.inf]), len(buckets)):
+        e = buckets[i][0]
+        if e > last:
+            break
+        if e > first:
+            end = bucket_of(e, bucket_s)
+            n = _sum(buckets, end - window_s + bucket_s, end)
+            if n > best:
+                best = n
+    return best

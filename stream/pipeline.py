@@ -291,7 +291,13 @@ class Pipeline:
 
     def _run(self, user: str, events: list[Event], det_state: Any, stored: bytes | None
              ) -> tuple[Any, list[Alert], list[Failure]]:
-        return self.engine.run(user, events, det_state)
+        """The engine updates ``det_state`` in place; should a detector fail, it re-runs that detector
+        from the state as stored (decoded again from ``stored``), so nothing is copied up front."""
+
+        def pristine() -> Any:
+            return orjson.loads(stored).get("d") if stored else None
+
+        return self.engine.run(user, events, det_state, pristine=pristine)
 
     def tick(self, user: str, stored: bytes) -> Applied:
         """Run the detectors for a user with no new events, at the clock's now: what time alone
