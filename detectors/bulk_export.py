@@ -11,33 +11,22 @@ Events are counted and checked one at a time in arrival order, so how a stream i
 does not change the alerts. State per user and sensitivity (bounded): record counts in ``bucket_s``
 buckets covering twice the window plus grace (a late event's window reaches that far back); a map
 of at most ``threshold + 1`` hashed record ids with the bucket last seen; the last few
-contributing event ids for evidence; an upper bound of the records in all its buckets (``t``: an event
-is only checked against the window when that bound or the number of ids held is over a threshold);
-plus the open alert windows (:mod:`detectors.suppression`). The window is measured in whole buckets,
-so its edge is exact to ``bucket_s``.
-
-Record ids are hashed with CRC-32 (8 hex digits; a state written before held 12-digit BLAKE2b
-hashes, which simply age out, so an id seen both just before and just after the upgrade may count
-twice for one window). With at most ``threshold + 1`` ids held (1,001 for ``low``), two of them share a
-hash with probability about 1 in 8,000 for a full map, and then the distinct count is one lower.
+contributing event ids for evidence; plus the open alert windows (:mod:`detectors.suppression`).
+The window is measured in whole buckets, so its edge is exact to ``bucket_s``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cached_property, partial
-from itertools import compress
-from operator import itemgetter, lt
 from typing import Any
-from zlib import crc32
 
 from .alert import EVIDENCE_EVENTS_MAX, Alert
-from .base import Clock, Detector, DetectorConfig, Needs
+from .base import Clock, Detector, DetectorConfig
 from .event import SENSITIVITIES, Event
-from .suppression import Folding, Hit, expire_open
+from .suppression import Folding, Hit
 
 
 @dataclass(frozen=True)
@@ -60,13 +49,8 @@ class BulkExportConfig(DetectorConfig):
     )
 
 
-_SENSITIVITIES = frozenset(SENSITIVITIES)
-_first = itemgetter(0)
-_second = itemgetter(1)
-
-
 def _hash_id(record_id: str) -> str:
-    return hex(crc32(record_id.encode()))
+    return hashlib.blake2b(record_id.encode(), digest_size=6).hexdigest()
 
 
 class BulkExport(Detector):
@@ -76,23 +60,8 @@ class BulkExport(Detector):
     Config = BulkExportConfig
     config: BulkExportConfig
 
-    def needs(self) -> Needs:
-        """Its newest event time counts only the events it counts, so a batch with none is skipped."""
-        return Needs(kinds=self._kinds | ({"message"} if self.config.message_attachments else set()))
-
-    @cached_property
-    def _kinds(self) -> frozenset[str]:
-        return frozenset(self.config.kinds)
-
-    @cached_property
-    def _limits(self) -> dict[str, tuple[int | None, int | None]]:
-        """Per sensitivity: (max_records, max_distinct_records), None where not set."""
-        cfg = self.config
-        return {s: (cfg.max_records.get(s), cfg.max_distinct_records.get(s))
-                for s in {*SENSITIVITIES, cfg.default_sensitivity}}
-
     def counts(self, ev: Event) -> bool:
-        if ev.kind in self._kinds:
+        if ev.kind in self.config.kinds:
             return True
         return (ev.kind == "message" and self.config.message_attachments
                 and bool(ev.file_name or ev.media))
@@ -101,178 +70,90 @@ class BulkExport(Detector):
         self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock
     ) -> tuple[Any | None, list[Alert]]:
         cfg = self.config
-        st: dict[str, Any] = state if state else {}
+        st: dict[str, Any] = dict(state) if state else {}
         if state and "l" not in st:  # state written by the first release: per-sensitivity levels only
             st = {"l": {k: v for k, v in st.items() if k in SENSITIVITIES}}
-        levels: dict[str, Any] | None = st.get("l")
-        if levels is None:
-            levels = st["l"] = {}
+        levels: dict[str, Any] = st.get("l", {})
         newest: float | None = st.get("n")
-        kinds = self._kinds
-        attachments = cfg.message_attachments
-        late = cfg.window_s + cfg.grace_s
-        default_sensitivity = cfg.default_sensitivity
-        # 1. the counted events, with the newest time when each was seen, by sensitivity
-        groups: dict[str, list[tuple[int, Event, int, float]]] = {}
-        for i, ev in enumerate(events):
-            kind = ev.kind
-            if kind not in kinds and not (kind == "message" and attachments and (ev.file_name or ev.media)):
+        fold = Folding(self, st.get("o"), cfg.suppress_s, cfg.window_s + cfg.suppress_s + cfg.grace_s)
+        for ev in events:
+            if not self.counts(ev):
                 continue
-            ts = ev.ts
-            if newest is None or ts > newest:
-                newest = ts
-            if ts <= newest - late:
+            newest = ev.ts if newest is None else max(newest, ev.ts)
+            if ev.ts <= newest - cfg.window_s - cfg.grace_s:
                 continue  # too late to matter: its window has closed
-            records = ev.record_count
-            if records is None:
-                records = len(ev.record_ids)
-                if not records:
-                    continue
-            elif not records and not ev.record_ids:
+            if not ev.records and not ev.record_ids:
                 continue
-            sens = ev.sensitivity
-            if sens not in _SENSITIVITIES:
-                sens = default_sensitivity
-            group = groups.get(sens)
-            if group is None:
-                groups[sens] = [(i, ev, records, newest)]
-            else:
-                group.append((i, ev, records, newest))
-        # 2. per sensitivity: count them, and check the window of those that may be over a threshold
-        found: list[tuple[int, Hit, float, list[str]]] | None = None
-        for sens, group in groups.items():
-            got = self._count(levels, sens, group)
-            if got:
-                if found is None:
-                    found = got
-                else:
-                    found += got
-        alerts: list[Alert] = []
-        opened = st.get("o")
-        if found:
-            if len(groups) > 1:
-                found.sort(key=_first)  # fold in arrival order
-            if opened is None:
-                opened = st["o"] = {}
-            fold = Folding(self, opened, cfg.suppress_s, cfg.window_s + cfg.suppress_s + cfg.grace_s)
-            for _, hit, at, evidence in found:
-                rec = fold.add(hit, at)
-                rec["r"] = max(rec.get("r", 0), hit.facts["records"])
-                rec["u"] = max(rec.get("u", 0), hit.facts["distinct_records"])
-                rec["e"] = evidence
-        if newest is not None:
-            horizon = newest - 2 * cfg.window_s - cfg.grace_s
-            bucket_s = cfg.bucket_s
-            for sens, lvl in list(levels.items()):
-                buckets = lvl["b"]
-                if buckets and buckets[0][0] + bucket_s > horizon:
-                    continue  # sorted: nothing to drop
-                if self._expire(lvl, newest):
-                    del levels[sens]
-            if opened:
-                expire_open(opened, newest, max(cfg.window_s + cfg.suppress_s + cfg.grace_s, cfg.suppress_s))
-        if found:
-            alerts = fold.alerts(subject, self._describe)
-        if not levels and not opened:
-            return None, alerts
-        st["o"] = opened if opened is not None else {}
-        st["n"] = newest
-        return st, alerts
-
-    def _count(self, levels: dict[str, Any], sens: str, group: list[tuple[int, Event, int, float]]
-               ) -> list[tuple[int, Hit, float, list[str]]] | None:
-        """Count one sensitivity's events (index, event, records, newest): buckets, distinct ids,
-        evidence. Returns their hits (index, hit, newest, evidence event ids), if any."""
-        lvl = levels.get(sens)
-        if lvl is None:
-            lvl = levels[sens] = {"b": [], "d": {}, "e": [], "t": 0}
-        buckets: list[list[float]] = lvl["b"]
-        seen: dict[str, float] = lvl["d"]
-        ids: list[str] = lvl["e"]
-        total = lvl.get("t")
-        if total is None:  # a level written before "t"
-            total = sum(n for _, n in buckets if n > 0)
-        max_records, max_distinct = self._limits.get(sens) or (None, None)
-        most_records = math.inf if max_records is None else max_records
-        most_ids = math.inf if max_distinct is None else max_distinct
-        cap = (max_distinct or 0) + 1
-        found = None
-        for i, ev, records, newest in group:
-            bucket = 0.0
-            if records > 0:
-                total += records
-            for rid in ev.record_ids:  # each distinct id with the bucket it was last seen in
-                h = hex(crc32(rid.encode()))  # _hash_id
-                t = seen.get(h)
-                if t is not None:
-                    if bucket > t:
-                        seen[h] = bucket
-                elif len(seen) < cap:
-                    seen[h] = bucket
-                else:  # full: the oldest entry makes way (the threshold was already exceeded)
-                    oldest = min(seen, key=seen.__getitem__)
-                    if seen[oldest] < bucket:
-                        del seen[oldest]
-                        seen[h] = bucket
-            ids.append(ev.id)
-            if total <= most_records and len(seen) <= most_ids:
-                continue  # the window holds no more than the level: not over a threshold
+            sens = ev.sensitivity if ev.sensitivity in SENSITIVITIES else cfg.default_sensitivity
+            lvl = levels.get(sens)
+            if lvl is None:
+                lvl = levels[sens] = {"b": [], "d": {}, "e": []}
+            self._add(lvl, ev, sens)
             hit = self._evaluate(sens, lvl, ev)
             if hit is not None:
-                if found is None:
-                    found = []
-                found.append((i, hit, newest, ids[-EVIDENCE_EVENTS_MAX:]))
-        if len(ids) > EVIDENCE_EVENTS_MAX:
-            del ids[:-EVIDENCE_EVENTS_MAX]
-        lvl["t"] = total
-        return found
+                rec = fold.add(hit, newest)
+                rec["r"] = max(rec.get("r", 0), hit.facts["records"])
+                rec["u"] = max(rec.get("u", 0), hit.facts["distinct_records"])
+                rec["e"] = list(lvl["e"])
+        for sens in list(levels):
+            if newest is not None and self._expire(levels[sens], newest):
+                del levels[sens]
+        fold.expire(newest)
+        alerts = fold.alerts(subject, self._describe)
+        if not levels and not fold.open:
+            return None, alerts
+        return {"l": levels, "o": fold.open, "n": newest}, alerts
 
     # -- state updates --------------------------------------------------------------------------
 
+    def _add(self, lvl: dict[str, Any], ev: Event, sens: str) -> None:
+        cfg = self.config
+        bucket = math.floor(ev.ts / cfg.bucket_s) * cfg.bucket_s
+        buckets: list[list[float]] = lvl["b"]
+        for b in buckets:
+            if b[0] == bucket:
+                b[1] += ev.records
+                break
+        else:
+            buckets.append([bucket, ev.records])
+            buckets.sort()
+        cap = cfg.max_distinct_records.get(sens, 0) + 1
+        seen: dict[str, float] = lvl["d"]
+        for rid in ev.record_ids:
+            h = _hash_id(rid)
+            if h in seen or len(seen) < cap:
+                seen[h] = max(seen.get(h, bucket), bucket)
+            else:  # full: the oldest entry makes way (the threshold was already exceeded)
+                oldest = min(seen, key=seen.__getitem__)
+                if seen[oldest] < bucket:
+                    del seen[oldest]
+                    seen[h] = bucket
+        lvl["e"] = (lvl["e"] + [ev.id])[-EVIDENCE_EVENTS_MAX:]
+
     def _expire(self, lvl: dict[str, Any], newest: float) -> bool:
         """Drop what can no longer count; True when nothing is left. An event is still accepted up
-        to ``window_s + grace_s`` behind the newest, and its window reaches ``window_s`` further back.
-        Every hashed id's bucket is one of the level's buckets, so when no bucket goes no id does."""
-        bucket_s = self.config.bucket_s
-        buckets = lvl["b"]
-        horizon = newest - 2 * self.config.window_s - self.config.grace_s
-        size = len(buckets)
-        # the first bucket to keep: b + bucket_s > horizon (monotone in b; bisect, then exact)
-        i = bisect_left(buckets, [horizon - bucket_s])
-        while i < size and not buckets[i][0] + bucket_s > horizon:
-            i += 1
-        while i > 0 and buckets[i - 1][0] + bucket_s > horizon:
-            i -= 1
-        if i == size:
-            return True
-        if i:
-            gone = buckets[i - 1][0]  # every id last seen in a dropped bucket, and no other
-            del buckets[:i]
-            seen = lvl["d"]
-            lvl["d"] = dict(compress(seen.items(), map(partial(lt, gone), seen.values())))  # t > gone
-            lvl["t"] = sum(filter(partial(lt, 0), map(_second, buckets)))  # the positive counts
-        return False
+        to ``window_s + grace_s`` behind the newest, and its window reaches ``window_s`` further back."""
+        cfg = self.config
+        horizon = newest - 2 * cfg.window_s - cfg.grace_s
+        lvl["b"] = [b for b in lvl["b"] if b[0] + cfg.bucket_s > horizon]
+        lvl["d"] = {h: t for h, t in lvl["d"].items() if t + cfg.bucket_s > horizon}
+        return not lvl["b"]
 
     # -- evaluation -----------------------------------------------------------------------------
 
+    def _window(self, lvl: dict[str, Any], at: float) -> tuple[int, int]:
+        cfg = self.config
+        start = math.floor(at / cfg.bucket_s) * cfg.bucket_s - cfg.window_s + cfg.bucket_s
+        records = sum(n for b, n in lvl["b"] if start <= b <= at)
+        distinct = sum(1 for t in lvl["d"].values() if start <= t <= at)
+        return int(records), distinct
+
     def _evaluate(self, sens: str, lvl: dict[str, Any], ev: Event) -> Hit | None:
-        """The event's hit, if the records or distinct ids in its window are over the thresholds."""
         cfg = self.config
         max_records = cfg.max_records.get(sens)
         max_distinct = cfg.max_distinct_records.get(sens)
-        at = ev.ts
-        bucket_s = cfg.bucket_s
-        start = math.floor(at / bucket_s) * bucket_s - cfg.window_s + bucket_s
-        total: float = 0
-        for b, n in lvl["b"]:
-            if b > at:
-                break
-            if b >= start:
-                total += n
-        records = int(total)
+        records, distinct = self._window(lvl, ev.ts)
         over_records = max_records is not None and records > max_records
-        seen = lvl["d"]
-        distinct = sum(1 for t in seen.values() if start <= t <= at)
         over_distinct = max_distinct is not None and distinct > max_distinct
         if not (over_records or over_distinct):
             return None
@@ -317,16 +198,3 @@ class BulkExport(Detector):
         )
         title = f"Bulk export: {max(records, distinct):,} {sens}-sensitivity records in {minutes} min"
         return title, explanation
-
-
-def _insert(buckets: list[list[float]], bucket: float, records: int) -> None:
-    """Add ``records`` to ``bucket`` in the sorted ``[[bucket, records], …]`` list."""
-    for i in range(len(buckets) - 1, -1, -1):
-        b = buckets[i]
-        if b[0] == bucket:
-            b[1] += records
-            return
-        if b[0] < bucket:
-            buckets.insert(i + 1, [bucket, records])
-            return
-    buckets.insert(0, [bucket, records])
