@@ -44,11 +44,9 @@ def main() -> int:
     try:
         bootstrap = args.broker
         if not bootstrap:
-            from tests.harness.kafka import KafkaBroker, ensure_kafka_lib, find_java
+            from tests.harness.kafka import start_broker
 
-            broker = KafkaBroker(work / "kafka", ensure_kafka_lib(), find_java() or "java", heap="1g")
-            (work / "kafka").mkdir()
-            broker.launch()
+            broker = start_broker(work)
             bootstrap = broker.bootstrap
         prefix = f"crash{random.randrange(10**6)}-"
         runner = Runner(bootstrap, work, prefix, f"sqlite:///{work}/custodes.db",

@@ -107,11 +107,9 @@ def main() -> None:
     try:
         bootstrap = args.broker
         if not bootstrap:
-            from tests.harness.kafka import KafkaBroker, ensure_kafka_lib, find_java
+            from tests.harness.kafka import start_broker
 
-            (work / "kafka").mkdir()
-            broker = KafkaBroker(work / "kafka", ensure_kafka_lib(), find_java() or "java", heap="1g")
-            broker.launch()
+            broker = start_broker(work)
             bootstrap = broker.bootstrap
         out = run(bootstrap, work, args.rate, args.seconds, args.probe_rate, args.partitions)
         for k, v in out.items():

@@ -237,11 +237,9 @@ def main() -> None:
     try:
         bootstrap = args.broker
         if not bootstrap:
-            from tests.harness.kafka import KafkaBroker, ensure_kafka_lib, find_java
+            from tests.harness.kafka import start_broker
 
-            broker = KafkaBroker(work / "kafka", ensure_kafka_lib(), find_java() or "java", heap="1g")
-            (work / "kafka").mkdir()
-            broker.launch()
+            broker = start_broker(work)
             bootstrap = broker.bootstrap
         prefix = f"bench{random.randrange(10**6)}-"
         topic = f"{prefix}custodes-audit-events"

@@ -447,6 +447,14 @@ class KafkaBroker:
         return {key: entry.get("value") for key, entry in result["topic"][name].items()}
 
 
+def start_broker(work: Path, heap: str = "1g") -> KafkaBroker:
+    """A one-node Apache Kafka under ``work/kafka``, launched (for bench scripts; close() it)."""
+    (work / "kafka").mkdir(parents=True, exist_ok=True)
+    broker = KafkaBroker(work / "kafka", ensure_kafka_lib(), find_java() or "java", heap=heap)
+    broker.launch()
+    return broker
+
+
 # -- fixtures -----------------------------------------------------------------------------------------------
 _SESSION_BROKER: KafkaBroker | None = None
 
