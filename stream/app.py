@@ -94,9 +94,10 @@ def create_app(
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_batch_size=settings.producer_batch_max_bytes,
         web_enabled=settings.worker_port != 0,
         web_bind=settings.web_bind,
-        web_port=settings.worker_port,
+        web_port=settings.worker_port or 6066,  # faust refuses port 0 even with the web server off
         web_host=settings.web_bind,
         web_tables_enabled=False,
         web_stats_enabled=False,

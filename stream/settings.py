@@ -52,6 +52,7 @@ class Settings(BaseModel):
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     web_bind: str = "127.0.0.1"
     worker_port: int = Field(6066, ge=0, le=65535)
+    """The worker's /metrics, /health and /ready (0: no web server)."""
     sink_port: int = Field(6067, ge=0, le=65535)
     review_port: int = Field(8080, ge=0, le=65535)
     ingest_batch_events: int = Field(500, ge=1, le=100_000)
@@ -63,6 +64,10 @@ class Settings(BaseModel):
     once per micro-batch); replay does the same."""
     batch_max_wait_s: float = Field(0.05, ge=0.0, le=10.0)
     """A micro-batch is processed at the latest this long after its first message arrived."""
+    producer_batch_max_bytes: int = Field(1_000_000, ge=16_384, le=64 << 20)
+    """The largest record batch the worker's producer builds per partition. Large, so a micro-batch's
+    state writes go out in a few requests (the producer has one request in flight per broker);
+    must not exceed the broker's ``message.max.bytes`` (1,048,588 by default)."""
     dedupe_events: int = Field(64, ge=0, le=4096)
     """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
