@@ -7,6 +7,7 @@ same run.
     python bench/streaming.py --events 50000 --mode single    # one event per message (as Beats sends)
     python bench/streaming.py --workers 2           # scale-out: two workers in one consumer group
     python bench/streaming.py --json bench/results/streaming.json
+    python bench/streaming.py --mode single --events 20000 --no-naive --profile /tmp/worker.txt   # py-spy
 
 Starts its own Apache Kafka broker (KRaft, from the test harness's Maven cache) unless --broker is
 given. Prints a table; --json also writes the figures. Timings are wall-clock on this machine.
@@ -18,9 +19,12 @@ import argparse
 import asyncio
 import random
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -123,9 +127,36 @@ async def raw_consumer(bootstrap: str, topic: str, expected_events: int) -> floa
     return seen / (time.perf_counter() - started)
 
 
+def summarise_profile(path: Path, top: int = 25) -> str:
+    """The functions with the most samples in py-spy's collapsed stacks (``--format raw``): own
+    (the frame on top) and inclusive (anywhere in the stack), as shares of all samples."""
+    own: Counter[str] = Counter()
+    inclusive: Counter[str] = Counter()
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  if " (" in f else f for f in stack.split(";")]
+        own[frames[-1]] += n
+        for f in set(frames):
+            inclusive[f] += n
+    if not total:
+        return "no samples"
+    rows = [f"{total:,} samples", "own:"]
+    rows += [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
+    rows.append("inclusive:")
+    rows += [f"  {n / total:6.1%}  {f}" for f, n in inclusive.most_common(top)]
+    return "\n".join(rows)
+
+
 def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, partitions: int,
-              reference: Path, workers: int = 1) -> dict:
-    """``workers`` Custodes workers in one consumer group (same app id and topics, own ports)."""
+              reference: Path, workers: int = 1, profile: Path | None = None) -> dict:
+    """``workers`` Custodes workers in one consumer group (same app id and topics, own ports).
+    ``profile``: sample the first worker with py-spy (collapsed stacks written there)."""
     from tests.stream.processes import Custodes
 
     group = []
@@ -140,6 +171,11 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
     try:
         for c in group:
             c.wait_ready("worker", timeout_s=120)
+        spy = None
+        if profile is not None:
+            spy = subprocess.Popen(["py-spy", "record", "--pid", str(group[0].procs["worker"].pid),
+                                    "--format", "raw", "--rate", "250", "--nonblocking", "-o", str(profile)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def total(metric: str) -> float:
             return sum(c.total(metric) for c in group)
@@ -154,6 +190,9 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
                 first = (now, consumed)
             last = (now, consumed)
             time.sleep(0.25)
+        if spy is not None:
+            spy.send_signal(signal.SIGINT)
+            spy.wait(timeout=60)
         seconds = total("custodes_processing_seconds_total")
         rate = (last[1] - first[1]) / (last[0] - first[0]) if last and first and last[0] > first[0] else 0.0
         return {"events_per_s": rate, "consumed": consumed,
@@ -224,6 +263,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1, help="Custodes workers in the group (scale-out)")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive per-event Faust agent")
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--profile", type=Path, help="sample the worker with py-spy; collapsed stacks to this file")
     ap.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--topic", help=argparse.SUPPRESS)
     args, _ = ap.parse_known_args()
@@ -250,7 +290,7 @@ def main() -> None:
         raw = asyncio.run(raw_consumer(bootstrap, topic, args.events))
         naive = None if args.no_naive else naive_agent(bootstrap, topic, args.events, args.partitions)
         reference = write_reference(work / "reference", args.users)
-        worker = streaming(bootstrap, prefix, work, args.events, args.partitions, reference, args.workers)
+        worker = streaming(bootstrap, prefix, work, args.events, args.partitions, reference, args.workers, args.profile)
         result = {
             "mode": args.mode, "events": args.events, "messages": messages, "partitions": args.partitions,
             "users": args.users, "workers": args.workers, "preload_s": round(load_s, 2),
@@ -267,6 +307,8 @@ def main() -> None:
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        if args.profile:
+            print(summarise_profile(args.profile))
     finally:
         if broker is not None:
             broker.close()
