@@ -35,8 +35,9 @@ def lookup(doc: Mapping[str, Any], path: str, default: Any = None) -> Any:
 def doc_str(event: Event, path: str) -> str | None:
     """A short string field of the event document (numbers accepted), else None. Never raises."""
     try:
-        value = lookup(event.doc, path) if isinstance(event.doc, Mapping) else None
-    except (TypeError, RecursionError):
+        doc = event.document
+        value = lookup(doc, path) if isinstance(doc, Mapping) else None
+    except (TypeError, ValueError, RecursionError):
         return None
     if isinstance(value, bool) or not isinstance(value, str | int):
         return None

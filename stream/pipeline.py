@@ -194,7 +194,7 @@ class Pipeline:
                 continue
             out.consumed += 1
             try:
-                ev = validate(decode(line, self.limits), line, self.limits)
+                ev = validate(decode(line, self.limits), line, self.limits, keep_doc=False)
             except Invalid as exc:
                 out.dead.append(DeadLetter(line, exc.reason, exc.detail, topic, partition, offset, number))
                 continue
@@ -327,7 +327,7 @@ class Pipeline:
     def failure_letters(self, failures: list[Failure], topic: str, partition: int, offset: int
                         ) -> list[DeadLetter]:
         return [
-            DeadLetter(orjson.dumps(f.event.doc), "detector_failed",
+            DeadLetter(f.event.raw if f.event.raw is not None else orjson.dumps(f.event.document), "detector_failed",
                        f"detector {f.detector} raised {f.error.split(':')[0]}",
                        topic, partition, offset, 0, f.detector)
             for f in failures

@@ -341,7 +341,7 @@ FIELD_PATHS: tuple[str, ...] = (
 _EVENT_ORDER = ("id", "ts", "user_id", "kind", "action", "outcome", "user_name", "host_id", "record_ids",
                 "record_count", "dataset", "sensitivity", "case_ref", "recipient_party", "destination_domain",
                 "email_to", "url_domain", "file_name", "channel", "app_id", "policy_set", "group_id",
-                "min_group_size", "lat", "lon", "content", "media", "doc")
+                "min_group_size", "lat", "lon", "content", "media", "doc", "raw")
 """The arguments _new_event takes, in order (Event's own order, so they can be passed by position)."""
 
 if tuple(f.name for f in dataclass_fields(Event)) == _EVENT_ORDER:
@@ -351,8 +351,13 @@ else:  # Event has changed: name the arguments (slower, still right)
         return Event(**dict(zip(_EVENT_ORDER, args, strict=True)))
 
 
-def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEFAULT_LIMITS) -> Event:
+def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEFAULT_LIMITS, *,
+             keep_doc: bool = True) -> Event:
     """A decoded document -> Event, or Invalid with the first problem found.
+
+    ``keep_doc=False`` (the pipeline's choice): when the document is closed (every field of it is one
+    of Event's attributes) and ``raw`` is given, the Event keeps ``raw`` instead of the decoded dict
+    (``Event.document`` decodes it again if ever asked).
 
     ECS dotted keys (``{"user.id": …}``) are expanded into nested objects first, at any level. ``raw``,
     the JSON text ``doc`` was decoded from, lets the depth and dotted-key checks skip walking the
@@ -366,6 +371,9 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
     try:
         event, closed = _usual_event(doc, raw, limits)
         if closed and limits.max_depth >= _CLOSED_DEPTH:
+            if not keep_doc and raw is not None:  # every field is an attribute: keep the text only
+                event.doc = None
+                event.raw = raw
             return event
     except _Unusual:
         event = None
@@ -532,7 +540,7 @@ def _usual_event(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> tupl
     event = _new_event(event_id, ts, user_id, kind, action, outcome, user_name, host_id, record_ids, record_count,
                        dataset, sensitivity, case_ref, recipient_party, destination_domain, email_to, url_domain,
                        file_name, channel, app_id, policy_set, group_id, min_group_size, lat, lon, content,
-                       media, doc)
+                       media, doc, None)
     return event, closed
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import dataclasses
+import functools
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -233,8 +234,8 @@ def outcome(read: Any, doc: dict[str, Any], raw: bytes | None, limits: Limits) -
         event = read(doc, raw, limits)
     except Invalid as exc:
         return ("invalid", exc.reason, exc.detail)
-    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name != "doc"}
-    return ("event", fields, repr(event.doc))  # the same keys in the same order
+    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event) if f.name not in ("doc", "raw")}
+    return ("event", fields, repr(event.document))  # the same keys in the same order
 
 
 EDGE_VALUES = st.sampled_from(["", "low", "x" * 33, 0, -1, 10**12 + 1, 1.5, True, [], {}, ["a", 1]]).map(copy.deepcopy)
@@ -301,8 +302,10 @@ def texts(doc: dict[str, Any]) -> list[bytes]:
 def test_validate_agrees_with_the_plain_reading(doc: dict[str, Any], limits: Limits) -> None:
     for text in texts(doc):
         for raw in (text, None):
-            assert outcome(validate, orjson.loads(text), raw, limits) == outcome(
-                plain_validate, orjson.loads(text), raw, limits)
+            plain = outcome(plain_validate, orjson.loads(text), raw, limits)
+            assert outcome(validate, orjson.loads(text), raw, limits) == plain
+            # keeping only the text of a closed document changes nothing an Event says
+            assert outcome(functools.partial(validate, keep_doc=False), orjson.loads(text), raw, limits) == plain
 
 
 @SLOW
@@ -326,6 +329,19 @@ def test_closed_document_is_the_decoded_one_and_others_are_expanded() -> None:
     assert exc.value.reason == "too_deeply_nested"
     doc["agent"] = {"ephemeral.id": 1}  # a dotted key where validate reads nothing is expanded too
     assert validate(doc).doc["agent"] == {"ephemeral": {"id": 1}}
+
+
+def test_keep_doc_false_keeps_the_text_of_a_closed_document_only() -> None:
+    doc = {"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "u"}, "custodes": {"record": {"ids": ["a"]}}}
+    raw = orjson.dumps(doc)
+    event = validate(orjson.loads(raw), raw, keep_doc=False)
+    assert event.doc is None and event.raw is raw and event.document == doc
+    assert validate(orjson.loads(raw), raw).doc == doc and validate(orjson.loads(raw), raw).raw is None
+    doc["custodes"]["record"]["postcode_area"] = "SW1"  # a field with no attribute: not closed
+    raw = orjson.dumps(doc)
+    event = validate(orjson.loads(raw), raw, keep_doc=False)
+    assert event.doc == doc and event.raw is None
+    assert validate(doc, None, keep_doc=False).doc is doc  # no text to keep
 
 
 FULL = {
