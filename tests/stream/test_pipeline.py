@@ -1,3 +1,6 @@
+import base64
+import zlib
+
 import orjson
 import pytest
 
@@ -140,6 +143,29 @@ def test_a_resent_event_is_recognised_and_not_counted_twice(pipeline):
     other = pipeline.apply("alice", pipeline.split(lines(export("alice", T0, 60, event_id="new")),
                                                    "events", 0, 3).groups["alice"], again.state, "e", 0, 3)
     assert other.duplicates == 0 and [a.facts["records"] for a in other.alerts] == [210]
+
+
+def test_the_remembered_event_ids_are_bounded_and_older_states_are_read(pipeline, settings):
+    keep = settings.dedupe_events
+    evs = pipeline.split(lines(*(export("a", T0 + i, 1, event_id=f"id{i}") for i in range(keep + 5))),
+                         "events", 0, 0).groups["a"]
+    state = orjson.loads(pipeline.apply("a", evs, None, "e", 0, 0).state)
+    assert len(base64.b64decode(state["x"])) == 4 * keep  # the newest `keep` ids, 4 bytes each
+    again = pipeline.split(lines(export("a", T0 + 4, 1, event_id="id4"), export("a", T0 + 5, 1, event_id="id5"),
+                                 export("a", T0 + 9, 1, event_id="id9")), "events", 0, 1).groups["a"]
+    assert pipeline.apply("a", again, orjson.dumps(state), "e", 0, 1).duplicates == 2  # id4 was forgotten
+    # a state written by an earlier version keeps its ids as a list of hex strings
+    state["x"] = [f"{zlib.crc32(b'id4'):08x}"]
+    assert pipeline.apply("a", again, orjson.dumps(state), "e", 0, 1).duplicates == 1
+
+
+def test_a_digest_matches_only_on_an_entry_boundary():
+    from stream.pipeline import _has_digest
+
+    digests = bytearray(b"\x00\x01\x02\x03\x04\x05\x06\x07")
+    assert _has_digest(digests, b"\x04\x05\x06\x07") and _has_digest(digests, b"\x00\x01\x02\x03")
+    assert not _has_digest(digests, b"\x02\x03\x04\x05")  # spans two entries
+    assert not _has_digest(bytearray(), b"\x00\x01\x02\x03")
 
 
 def test_state_is_stale_once_its_newest_event_is_past_the_window(pipeline, settings):
