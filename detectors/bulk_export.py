@@ -11,22 +11,27 @@ Events are counted and checked one at a time in arrival order, so how a stream i
 does not change the alerts. State per user and sensitivity (bounded): record counts in ``bucket_s``
 buckets covering twice the window plus grace (a late event's window reaches that far back); a map
 of at most ``threshold + 1`` hashed record ids with the bucket last seen; the last few
-contributing event ids for evidence; plus the open alert windows (:mod:`detectors.suppression`).
-The window is measured in whole buckets, so its edge is exact to ``bucket_s``.
+contributing event ids for evidence; an upper bound of the records in all its buckets (``t``: an event
+is only checked against the window when that bound or the number of ids held is over a threshold);
+plus the open alert windows (:mod:`detectors.suppression`). The window is measured in whole buckets,
+so its edge is exact to ``bucket_s``.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
+from hashlib import blake2b
+from operator import itemgetter
 from typing import Any
 
 from .alert import EVIDENCE_EVENTS_MAX, Alert
-from .base import Clock, Detector, DetectorConfig
+from .base import Clock, Detector, DetectorConfig, Needs
 from .event import SENSITIVITIES, Event
-from .suppression import Folding, Hit
+from .suppression import Folding, Hit, expire_open
 
 
 @dataclass(frozen=True)
@@ -49,8 +54,12 @@ class BulkExportConfig(DetectorConfig):
     )
 
 
+_SENSITIVITIES = frozenset(SENSITIVITIES)
+_first = itemgetter(0)
+
+
 def _hash_id(record_id: str) -> str:
-    return hashlib.blake2b(record_id.encode(), digest_size=6).hexdigest()
+    return blake2b(record_id.encode(), digest_size=6).hexdigest()
 
 
 class BulkExport(Detector):
@@ -60,8 +69,27 @@ class BulkExport(Detector):
     Config = BulkExportConfig
     config: BulkExportConfig
 
+    def needs(self) -> Needs:
+        """Its newest event time counts only the events it counts, so a batch with none is skipped."""
+        return Needs(kinds=self._kinds | ({"message"} if self.config.message_attachments else set()))
+
+    @cached_property
+    def _kinds(self) -> frozenset[str]:
+        return frozenset(self.config.kinds)
+
+    @cached_property
+    def _limits(self) -> dict[str, tuple[float, float, int]]:
+        """Per sensitivity: (max_records, max_distinct_records, how many ids to hold), inf where not set."""
+        cfg = self.config
+        out = {}
+        for s in {*SENSITIVITIES, cfg.default_sensitivity}:
+            records, distinct = cfg.max_records.get(s), cfg.max_distinct_records.get(s)
+            out[s] = (math.inf if records is None else records, math.inf if distinct is None else distinct,
+                      (distinct or 0) + 1)
+        return out
+
     def counts(self, ev: Event) -> bool:
-        if ev.kind in self.config.kinds:
+        if ev.kind in self._kinds:
             return True
         return (ev.kind == "message" and self.config.message_attachments
                 and bool(ev.file_name or ev.media))
@@ -70,90 +98,186 @@ class BulkExport(Detector):
         self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock
     ) -> tuple[Any | None, list[Alert]]:
         cfg = self.config
-        st: dict[str, Any] = dict(state) if state else {}
+        st: dict[str, Any] = state if state else {}
         if state and "l" not in st:  # state written by the first release: per-sensitivity levels only
             st = {"l": {k: v for k, v in st.items() if k in SENSITIVITIES}}
-        levels: dict[str, Any] = st.get("l", {})
+        levels: dict[str, Any] | None = st.get("l")
+        if levels is None:
+            levels = st["l"] = {}
         newest: float | None = st.get("n")
-        fold = Folding(self, st.get("o"), cfg.suppress_s, cfg.window_s + cfg.suppress_s + cfg.grace_s)
-        for ev in events:
-            if not self.counts(ev):
+        kinds = self._kinds
+        attachments = cfg.message_attachments
+        late = cfg.window_s + cfg.grace_s
+        default_sensitivity = cfg.default_sensitivity
+        # 1. the counted events, with the newest time when each was seen, by sensitivity
+        groups: dict[str, list[tuple[int, Event, int, float]]] = {}
+        top = -math.inf if newest is None else newest
+        for i, ev in enumerate(events):
+            if ev.kind not in kinds and not (ev.kind == "message" and attachments and (ev.file_name or ev.media)):
                 continue
-            newest = ev.ts if newest is None else max(newest, ev.ts)
-            if ev.ts <= newest - cfg.window_s - cfg.grace_s:
+            ts = ev.ts
+            if ts > top:
+                top = ts
+            if ts <= top - late:
                 continue  # too late to matter: its window has closed
-            if not ev.records and not ev.record_ids:
+            records = ev.record_count
+            if records is None:
+                records = len(ev.record_ids)
+                if not records:
+                    continue
+            elif not records and not ev.record_ids:
                 continue
-            sens = ev.sensitivity if ev.sensitivity in SENSITIVITIES else cfg.default_sensitivity
+            sens = ev.sensitivity
+            if sens not in _SENSITIVITIES:
+                sens = default_sensitivity
+            group = groups.get(sens)
+            if group is None:
+                groups[sens] = [(i, ev, records, top)]
+            else:
+                group.append((i, ev, records, top))
+        if top != -math.inf:
+            newest = top
+        # 2. per sensitivity: count them (buckets, distinct ids, evidence), and check the window of
+        # those that may be over a threshold
+        found: list[tuple[int, Hit, float, list[str]]] | None = None
+        floor = math.floor
+        bucket_s = cfg.bucket_s
+        limits = self._limits
+        for sens, group in groups.items():
             lvl = levels.get(sens)
             if lvl is None:
-                lvl = levels[sens] = {"b": [], "d": {}, "e": []}
-            self._add(lvl, ev, sens)
-            hit = self._evaluate(sens, lvl, ev)
-            if hit is not None:
-                rec = fold.add(hit, newest)
+                lvl = levels[sens] = {"b": [], "d": {}, "e": [], "t": 0}
+            buckets: list[list[Any]] = lvl["b"]
+            seen: dict[str, float] = lvl["d"]
+            ids: list[str] = lvl["e"]
+            total = lvl.get("t")
+            if total is None:  # a level written before "t"
+                total = sum([n for _, n in buckets if n > 0])
+            most_records, most_ids, cap = limits[sens]
+            last = buckets[-1] if buckets else None
+            last_bucket = last[0] if last is not None else -math.inf
+            for i, ev, records, at in group:
+                bucket = floor(ev.ts / bucket_s) * bucket_s
+                if bucket == last_bucket:
+                    last[1] += records  # type: ignore[index]
+                elif bucket > last_bucket:
+                    last = [bucket, records]
+                    buckets.append(last)
+                    last_bucket = bucket
+                else:  # sorted: an older bucket goes in its place
+                    _insert(buckets, bucket, records)
+                if records > 0:
+                    total += records
+                for rid in ev.record_ids:  # each distinct id with the bucket it was last seen in
+                    h = _hash_id(rid)
+                    t = seen.get(h)
+                    if t is None:
+                        if len(seen) < cap:
+                            seen[h] = bucket
+                        else:  # full: the oldest entry makes way (the threshold was already exceeded)
+                            oldest = min(seen, key=seen.__getitem__)
+                            if seen[oldest] < bucket:
+                                del seen[oldest]
+                                seen[h] = bucket
+                    elif bucket > t:
+                        seen[h] = bucket
+                ids.append(ev.id)
+                if total <= most_records and len(seen) <= most_ids:
+                    continue  # the window holds no more than the level: not over a threshold
+                hit = self._evaluate(sens, lvl, ev)
+                if hit is not None:
+                    if found is None:
+                        found = []
+                    found.append((i, hit, at, ids[-EVIDENCE_EVENTS_MAX:]))
+            if len(ids) > EVIDENCE_EVENTS_MAX:
+                del ids[:-EVIDENCE_EVENTS_MAX]
+            lvl["t"] = total
+        alerts: list[Alert] = []
+        opened = st.get("o")
+        if found:
+            found.sort(key=_first)  # fold in arrival order
+            if opened is None:
+                opened = st["o"] = {}
+            fold = Folding(self, opened, cfg.suppress_s, cfg.window_s + cfg.suppress_s + cfg.grace_s)
+            for _, hit, at, evidence in found:
+                rec = fold.add(hit, at)
                 rec["r"] = max(rec.get("r", 0), hit.facts["records"])
                 rec["u"] = max(rec.get("u", 0), hit.facts["distinct_records"])
-                rec["e"] = list(lvl["e"])
-        for sens in list(levels):
-            if newest is not None and self._expire(levels[sens], newest):
-                del levels[sens]
-        fold.expire(newest)
-        alerts = fold.alerts(subject, self._describe)
-        if not levels and not fold.open:
+                rec["e"] = evidence
+        if newest is not None:
+            horizon = newest - 2 * cfg.window_s - cfg.grace_s
+            for sens, lvl in list(levels.items()):
+                buckets = lvl["b"]
+                if buckets:
+                    if buckets[0][0] + bucket_s > horizon:
+                        continue  # sorted: nothing to drop
+                    if not buckets[-1][0] + bucket_s > horizon:
+                        del levels[sens]  # everything goes
+                        continue
+                if self._expire(lvl, newest):
+                    del levels[sens]
+            if opened:
+                expire_open(opened, newest, max(cfg.window_s + cfg.suppress_s + cfg.grace_s, cfg.suppress_s))
+        if found:
+            alerts = fold.alerts(subject, self._describe)
+        if not levels and not opened:
             return None, alerts
-        return {"l": levels, "o": fold.open, "n": newest}, alerts
+        st["o"] = opened if opened is not None else {}
+        st["n"] = newest
+        return st, alerts
 
     # -- state updates --------------------------------------------------------------------------
 
-    def _add(self, lvl: dict[str, Any], ev: Event, sens: str) -> None:
-        cfg = self.config
-        bucket = math.floor(ev.ts / cfg.bucket_s) * cfg.bucket_s
-        buckets: list[list[float]] = lvl["b"]
-        for b in buckets:
-            if b[0] == bucket:
-                b[1] += ev.records
-                break
-        else:
-            buckets.append([bucket, ev.records])
-            buckets.sort()
-        cap = cfg.max_distinct_records.get(sens, 0) + 1
-        seen: dict[str, float] = lvl["d"]
-        for rid in ev.record_ids:
-            h = _hash_id(rid)
-            if h in seen or len(seen) < cap:
-                seen[h] = max(seen.get(h, bucket), bucket)
-            else:  # full: the oldest entry makes way (the threshold was already exceeded)
-                oldest = min(seen, key=seen.__getitem__)
-                if seen[oldest] < bucket:
-                    del seen[oldest]
-                    seen[h] = bucket
-        lvl["e"] = (lvl["e"] + [ev.id])[-EVIDENCE_EVENTS_MAX:]
-
     def _expire(self, lvl: dict[str, Any], newest: float) -> bool:
         """Drop what can no longer count; True when nothing is left. An event is still accepted up
-        to ``window_s + grace_s`` behind the newest, and its window reaches ``window_s`` further back."""
-        cfg = self.config
-        horizon = newest - 2 * cfg.window_s - cfg.grace_s
-        lvl["b"] = [b for b in lvl["b"] if b[0] + cfg.bucket_s > horizon]
-        lvl["d"] = {h: t for h, t in lvl["d"].items() if t + cfg.bucket_s > horizon}
-        return not lvl["b"]
+        to ``window_s + grace_s`` behind the newest, and its window reaches ``window_s`` further back.
+        Every hashed id's bucket is one of the level's buckets, so when no bucket goes no id does."""
+        bucket_s = self.config.bucket_s
+        buckets = lvl["b"]
+        horizon = newest - 2 * self.config.window_s - self.config.grace_s
+        size = len(buckets)
+        # the first bucket to keep: b + bucket_s > horizon (monotone in b; bisect, then exact)
+        i = bisect_left(buckets, [horizon - bucket_s])
+        while i < size and not buckets[i][0] + bucket_s > horizon:
+            i += 1
+        while i > 0 and buckets[i - 1][0] + bucket_s > horizon:
+            i -= 1
+        if i == size:
+            return True
+        if i:
+            gone = buckets[i - 1][0]  # every id last seen in a dropped bucket, and no other
+            total = lvl.get("t")
+            if total is not None:  # still at least the sum of the positive counts left
+                for _, n in buckets[:i]:
+                    if n > 0:
+                        total -= n
+                lvl["t"] = total
+            del buckets[:i]
+            seen = lvl["d"]
+            if seen and min(seen.values()) <= gone:
+                lvl["d"] = {h: t for h, t in seen.items() if t > gone}
+        return False
 
     # -- evaluation -----------------------------------------------------------------------------
 
-    def _window(self, lvl: dict[str, Any], at: float) -> tuple[int, int]:
-        cfg = self.config
-        start = math.floor(at / cfg.bucket_s) * cfg.bucket_s - cfg.window_s + cfg.bucket_s
-        records = sum(n for b, n in lvl["b"] if start <= b <= at)
-        distinct = sum(1 for t in lvl["d"].values() if start <= t <= at)
-        return int(records), distinct
-
     def _evaluate(self, sens: str, lvl: dict[str, Any], ev: Event) -> Hit | None:
+        """The event's hit, if the records or distinct ids in its window are over the thresholds."""
         cfg = self.config
         max_records = cfg.max_records.get(sens)
         max_distinct = cfg.max_distinct_records.get(sens)
-        records, distinct = self._window(lvl, ev.ts)
+        at = ev.ts
+        bucket_s = cfg.bucket_s
+        start = math.floor(at / bucket_s) * bucket_s - cfg.window_s + bucket_s
+        total: float = 0
+        for b, n in lvl["b"]:
+            if b > at:
+                break
+            if b >= start:
+                total += n
+        records = int(total)
         over_records = max_records is not None and records > max_records
+        seen = lvl["d"]
+        distinct = sum(1 for t in seen.values() if start <= t <= at)
         over_distinct = max_distinct is not None and distinct > max_distinct
         if not (over_records or over_distinct):
             return None
@@ -198,3 +322,16 @@ class BulkExport(Detector):
         )
         title = f"Bulk export: {max(records, distinct):,} {sens}-sensitivity records in {minutes} min"
         return title, explanation
+
+
+def _insert(buckets: list[list[float]], bucket: float, records: int) -> None:
+    """Add ``records`` to ``bucket`` in the sorted ``[[bucket, records], …]`` list."""
+    for i in range(len(buckets) - 1, -1, -1):
+        b = buckets[i]
+        if b[0] == bucket:
+            b[1] += records
+            return
+        if b[0] < bucket:
+            buckets.insert(i + 1, [bucket, records])
+            return
+    buckets.insert(0, [bucket, records])
