@@ -2,10 +2,13 @@
 the sink (SQLite). Background load is single look-up events at --rate events/s; every 1/--probe-rate
 s a probe user sends one event that raises an alert by itself (a transfer to gmail.com:
 third_party_transfer). Latency = the alert row's created_at (set by the sink at the upsert) minus the
-probe's produce time (same clock). One event per Kafka message, keyed by user, as Beats sends them.
+probe's produce time (same clock). Background events go one per Kafka message to the user's home
+partition, as Beats sends them, or --per-message N of them newline-joined per message, as
+`custodes ingest` sends them; probes always go alone.
 
     python bench/latency.py                          # 500 events/s for 30 s
     python bench/latency.py --rate 2000 --seconds 60 --json bench/results/latency.json
+    python bench/latency.py --rate 10000 --per-message 100     # batched background load
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ def pct(values: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: float, partitions: int) -> dict:
+def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: float, partitions: int,
+        per_message: int = 1) -> dict:
     from kafka import KafkaProducer
     from sqlalchemy import select
 
@@ -54,6 +58,7 @@ def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: flo
         started = time.monotonic()
         n = probes = 0
         next_probe = started
+        pending: list[list[bytes]] = [[] for _ in range(partitions)]  # background events per partition
         while time.monotonic() - started < seconds:
             now = time.time()
             if time.monotonic() >= next_probe:
@@ -66,11 +71,19 @@ def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: flo
                 next_probe += 1 / probe_rate
             user = f"user-{rng.randrange(5000):05d}"
             doc = export(user, now, 1, event_id=f"b{n}", kind="record_access", sensitivity="low")
-            producer.send(topic, value=orjson.dumps(doc), partition=home_partition(user, partitions))
+            partition = home_partition(user, partitions)
+            waiting = pending[partition]
+            waiting.append(orjson.dumps(doc))
+            if len(waiting) >= per_message:
+                producer.send(topic, value=b"\n".join(waiting), partition=partition)
+                waiting.clear()
             n += 1
             delay = started + n / rate - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
+        for partition, waiting in enumerate(pending):
+            if waiting:
+                producer.send(topic, value=b"\n".join(waiting), partition=partition)
         producer.flush()
         produced_s = time.monotonic() - started
         store = AlertStore(db)
@@ -85,7 +98,8 @@ def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: flo
             time.sleep(0.5)
         store.dispose()
         lat = [got[u] - t for u, t in sent_at.items() if u in got]
-        return {"rate_target": rate, "rate_achieved": round((n + probes) / produced_s), "seconds": seconds,
+        return {"rate_target": rate, "events_per_message": per_message,
+                "rate_achieved": round((n + probes) / produced_s), "seconds": seconds,
                 "probes": probes, "probes_stored": len(lat),
                 "p50_ms": round(pct(lat, 0.5) * 1000, 1), "p99_ms": round(pct(lat, 0.99) * 1000, 1),
                 "max_ms": round(max(lat) * 1000, 1), "at": datetime.now(UTC).isoformat()}
@@ -99,6 +113,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=30)
     ap.add_argument("--probe-rate", type=float, default=2)
     ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument("--per-message", type=int, default=1, help="background events per Kafka message")
     ap.add_argument("--broker")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
@@ -111,7 +126,8 @@ def main() -> None:
 
             broker = start_broker(work)
             bootstrap = broker.bootstrap
-        out = run(bootstrap, work, args.rate, args.seconds, args.probe_rate, args.partitions)
+        out = run(bootstrap, work, args.rate, args.seconds, args.probe_rate, args.partitions,
+                  args.per_message)
         for k, v in out.items():
             print(f"{k:<16}  {v:,}" if isinstance(v, int | float) else f"{k:<16}  {v}")
         if args.json:
