@@ -1,10 +1,11 @@
 """Latency: produce -> alert stored, at a steady produce rate, through Apache Kafka, the worker and
-the sink (SQLite). Background load is single look-up events at --rate events/s; every 1/--probe-rate
-s a probe user sends one event that raises an alert by itself (a transfer to gmail.com:
-third_party_transfer). Latency = the alert row's created_at (set by the sink at the upsert) minus the
-probe's produce time (same clock). Background events go one per Kafka message to the user's home
-partition, as Beats sends them, or --per-message N of them newline-joined per message, as
-`custodes ingest` sends them; probes always go alone.
+the sink (SQLite). Background load is look-up events at --rate events/s: ordinary work that raises no
+alert (5,000 users, each looking records up under a case assigned to them in the case register the
+bench writes). Every 1/--probe-rate s a probe user sends one event that raises an alert by itself (a
+transfer to gmail.com: third_party_transfer). Latency = the alert row's created_at (set by the sink at
+the upsert) minus the probe's produce time (same clock). Background events go one per Kafka message
+to the user's home partition, as Beats sends them, or --per-message N of them newline-joined per
+message, as `custodes ingest` sends them; probes always go alone.
 
     python bench/latency.py                          # 500 events/s for 30 s
     python bench/latency.py --rate 2000 --seconds 60 --json bench/results/latency.json
@@ -27,6 +28,10 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
+USERS = 5_000
+"""Background users; each looks records up under the cases assigned to them (no alert)."""
+
+
 def pct(values: list[float], q: float) -> float:
     s = sorted(values)
     return s[min(len(s) - 1, int(q * len(s)))]
@@ -37,6 +42,7 @@ def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: flo
     from kafka import KafkaProducer
     from sqlalchemy import select
 
+    from bench.streaming import CASES_PER_USER, case_of, write_reference
     from stream.partitioning import home_partition
     from stream.store import AlertStore
     from stream.tables import alerts
@@ -45,7 +51,9 @@ def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: flo
 
     prefix = f"lat{random.randrange(10**6)}-"
     db = f"sqlite:///{work}/latency.db"
-    c = Custodes(bootstrap, work, prefix, db, {"partitions": partitions, "log_level": "warning"})
+    reference = write_reference(work / "reference", USERS)  # background look-ups cite their own cases
+    c = Custodes(bootstrap, work, prefix, db, {"partitions": partitions, "log_level": "warning",
+                                               "reference_dir": str(reference)})
     c.start("worker")
     c.start("sink")
     try:
@@ -69,8 +77,10 @@ def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: flo
                 producer.send(topic, value=orjson.dumps(doc), partition=home_partition(user, partitions))
                 probes += 1
                 next_probe += 1 / probe_rate
-            user = f"user-{rng.randrange(5000):05d}"
+            u = rng.randrange(USERS)
+            user = f"user-{u:05d}"
             doc = export(user, now, 1, event_id=f"b{n}", kind="record_access", sensitivity="low")
+            doc["custodes"]["case"] = {"ref": case_of(u, rng.randrange(CASES_PER_USER))}
             partition = home_partition(user, partitions)
             waiting = pending[partition]
             waiting.append(orjson.dumps(doc))
