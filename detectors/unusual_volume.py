@@ -17,10 +17,12 @@ checked as its hour's count grows:
 No alert during the first ``warmup_days`` after the user was first seen. Hits fold per rule per
 ``suppress_s``.
 
-State (bounded, about 2 KB): 48 means, 48 variances, 48 observation counts, the first-seen time, the last closed hour,
-counts of the hours still open (at most ``grace_s / 3600 + 2``), the open alert windows. It does not
-expire while the user is active (the baseline is the point); after ``forget_days`` without events,
-or once it is older than ``max_age_days`` (the retention window), it is reset and warm-up starts again.
+State (bounded, about 1 KB): 48 means and 48 variances (kept to ``PLACES`` decimals: far finer than
+a count of events, and a third of the bytes of a full float), 48 observation counts, the first-seen
+time, the last closed hour, counts of the hours still open (at most ``grace_s / 3600 + 2``), the open
+alert windows. It does not expire while the user is active (the baseline is the point); after
+``forget_days`` without events, or once it is older than ``max_age_days`` (the retention window), it
+is reset and warm-up starts again.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from .event import Event
 from .peers import BUCKETS, HOUR, MAX_GAP_HOURS, bucket_of, hour_of, zone
 from .reference import Reference
 from .suppression import Folding, Hit, RuleDetector, when
+
+PLACES = 4
+"""Decimals a bucket's mean and variance are kept to: rounded as each hour is folded in (not when
+stored), so the state and the alerts do not depend on how the stream is cut into batches."""
 
 QUARTER = 900.0
 
@@ -133,8 +139,8 @@ class UnusualVolume(RuleDetector):
             mean = ms[b]
             diff = (counts.get(h, 0) if counts else 0) - mean
             incr = alpha * diff
-            ms[b] = mean + incr
-            vs[b] = (1 - alpha) * (vs[b] + diff * incr)
+            ms[b] = round(mean + incr, PLACES)
+            vs[b] = round((1 - alpha) * (vs[b] + diff * incr), PLACES)
         st["c"] = upto
 
     def _quick(self, events: Sequence[Event], st: dict[str, Any], newest: float) -> float | None:
