@@ -6,7 +6,8 @@ just before and just after it in event time (out-of-order events are slotted in 
 if the great-circle (haversine) distance is at least ``min_distance_km`` and covering it would need
 more than ``max_speed_kmh``, that is a hit. Hits within ``suppress_s`` fold into one alert.
 
-State (bounded): the last ``max_points`` located events as ``[time, lat, lon]`` (no event ids), kept
+State (bounded): the last ``max_points`` located events as ``[time, lat, lon]`` (no event ids; the
+coordinates to ``PLACES`` decimals, about a metre, rounded as each is kept), kept
 only while a pair with a newer event could still be impossible: ``max(grace_s, half the Earth's
 circumference / max_speed_kmh)`` (about 22 hours at 900 km/h); plus the open alert window.
 """
@@ -27,6 +28,8 @@ from .suppression import Folding, Hit, RuleDetector, when
 
 EARTH_RADIUS_KM = 6371.0088
 HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
+PLACES = 5
+"""Decimals a kept location's latitude and longitude are rounded to (1e-5 degrees: about a metre)."""
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -88,7 +91,7 @@ class ImpossibleTravel(RuleDetector):
             kmh = km / (dt / 3600)
             if km >= cfg.min_distance_km and kmh > cfg.max_speed_kmh and (worst is None or kmh > worst[0]):
                 worst = (kmh, km, abs(ev.ts - p[0]), p)
-        points.insert(i, [ev.ts, ev.lat, ev.lon])
+        points.insert(i, [ev.ts, round(ev.lat, PLACES), round(ev.lon, PLACES)])
         if len(points) > cfg.max_points:
             points = points[-cfg.max_points:]
         state["p"] = points

@@ -64,3 +64,9 @@ def test_state_is_bounded_and_expires():
     state, _ = run(det, [[ev("pc-1001", T0 + 86400 * 2, "logon")]], state)
     assert state is None
     assert run(det, [[ev("pc-1001", T0, "logon")]])[0] is None  # no location: nothing kept
+
+
+def test_kept_locations_are_rounded_to_about_a_metre():
+    precise = (52.954812345678, -1.158198765432)
+    state, _ = run(ImpossibleTravel(), [[at(T0, precise)]])
+    assert state["p"] == [[T0, 52.95481, -1.1582]]
