@@ -52,7 +52,8 @@ def write_reference(directory: Path, users: int) -> Path:
 
 
 def make_events(n: int, users: int, seed: int = 1) -> list[tuple[str, bytes]]:
-    """Ordinary work: look-ups under the user's own cases, some exports; a little of it over thresholds."""
+    """Ordinary work: look-ups under the user's own cases, some exports; one event in a thousand a
+    share to a personal mail domain, which raises a third_party_transfer alert (the alert path runs too)."""
     rng = random.Random(seed)
     start = time.time() - 3600
     out = []
@@ -68,6 +69,9 @@ def make_events(n: int, users: int, seed: int = 1) -> list[tuple[str, bytes]]:
                          "dataset": {"name": "persons", "sensitivity": rng.choice(["low", "medium", "high"])},
                          "case": {"ref": case_of(u, rng.randrange(CASES_PER_USER))}},
         }
+        if i % 1000 == 999:
+            doc["custodes"]["activity"] = "share"
+            doc["destination"] = {"domain": "gmail.com"}
         out.append((user, orjson.dumps(doc)))
     return out
 
