@@ -26,6 +26,7 @@ from typing import Any
 
 import faust
 import orjson
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
@@ -35,6 +36,23 @@ from .metrics import PipelineMetrics
 from .partitioning import home_partition
 from .pipeline import MicroBatch, Pipeline
 from .settings import Settings
+
+
+def set_fetch_max_wait(consumer: Any, seconds: float) -> None:
+    """How long the broker may hold a fetch open waiting for data. aiokafka keeps one fetch in flight
+    per broker, for the partitions with nothing buffered; records arriving meanwhile for the others
+    wait until it returns. Faust fixes this wait at 1.5 s, and under steady load the worker then took
+    in ~1.8 s of input at a time (bench/latency.py: p99 2.2 s at 10k events/s; 0.48 s at 0.1 s)."""
+    if not hasattr(consumer, "_fetch_max_wait_ms"):  # read by aiokafka when the consumer starts
+        raise RuntimeError("aiokafka's consumer no longer has _fetch_max_wait_ms: update set_fetch_max_wait")
+    consumer._fetch_max_wait_ms = round(seconds * 1000)
+
+
+class _ConsumerThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        set_fetch_max_wait(consumer, self.app.custodes_fetch_max_wait_s)
+        return consumer
 
 
 class _Consumer(AIOKafkaConsumer):
@@ -49,6 +67,9 @@ class _Consumer(AIOKafkaConsumer):
     and a restarted worker skips them as redelivered. Here such a partition is rewound to where an
     uncommitted partition starts (the beginning: ``consumer_auto_offset_reset="earliest"``), in the
     same consumer-thread call so no fetch runs in between."""
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def seek_to_committed(self) -> Any:
         thread = self._thread
@@ -107,6 +128,7 @@ def create_app(
         table_standby_replicas=0,
     )
     app.transport.Consumer = _Consumer  # type: ignore[misc]  # see _Consumer
+    app.custodes_fetch_max_wait_s = settings.fetch_max_wait_s  # type: ignore[attr-defined]  # _ConsumerThread
 
     @app.on_rebalance_complete.connect
     async def hold_fetching(sender: Any = None, **kwargs: Any) -> None:
