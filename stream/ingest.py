@@ -1,7 +1,8 @@
 """``custodes ingest``: normalise files and produce canonical events to Kafka (kafka-python).
 
-Events are packed per home partition of their user (``ingest_batch_events`` per message, newline-
-delimited), so the worker needs no repartition hop. A record that cannot be normalised goes straight
+Events are packed per home partition of their user (up to ``ingest_batch_events`` events and
+``ingest_batch_max_bytes`` bytes per message, newline-delimited), so the worker needs no repartition
+hop. A record that cannot be normalised goes straight
 to the dead-letter topic with its reason, like the worker's rejects: nothing is dropped silently.
 """
 
@@ -50,11 +51,14 @@ def ingest(
     partitions = len(producer.partitions_for(topic) or ()) or settings.partitions
     counts = IngestCounts()
     pending: dict[int, list[bytes]] = {}
+    pending_bytes: dict[int, int] = {}
+    max_bytes = settings.ingest_batch_max_bytes
     newest: dict[int, float] = {}
     futures = []
 
     def flush(p: int) -> None:
         lines = pending.pop(p, None)
+        pending_bytes.pop(p, None)
         if lines:
             # the message's timestamp is its newest event's time, so the broker's time-based
             # retention drops it once every event in it is past the window
@@ -63,6 +67,19 @@ def ingest(
                                          timestamp_ms=int(stamp * 1000) if stamp else None))
             counts.messages += 1
 
+    def dead_letter(source: Path, line: int, raw: bytes, reason: str, detail: str) -> None:
+        counts.dead_lettered[reason] += 1
+        futures.append(producer.send(
+            settings.topics.dead_letter,
+            value=raw,
+            headers=[
+                ("custodes.reason", reason.encode()),
+                ("custodes.detail", detail.encode()),
+                ("custodes.source.file", str(source).encode()),
+                ("custodes.source.line", str(line).encode()),
+            ],
+        ))
+
     try:
         for path in paths:
             for record in read(path, fmt=fmt, mapping=mapping):
@@ -70,22 +87,20 @@ def ingest(
                 if progress is not None:
                     progress(len(record.raw) + 1)
                 if record.error is not None:
-                    counts.dead_lettered[record.error.reason] += 1
-                    futures.append(producer.send(
-                        settings.topics.dead_letter,
-                        value=record.raw,
-                        headers=[
-                            ("custodes.reason", record.error.reason.encode()),
-                            ("custodes.detail", record.error.detail.encode()),
-                            ("custodes.source.file", str(path).encode()),
-                            ("custodes.source.line", str(record.line).encode()),
-                        ],
-                    ))
+                    dead_letter(path, record.line, record.raw, record.error.reason, record.error.detail)
+                    continue
+                line = canonical_bytes(record.doc)
+                if len(line) > max_bytes:
+                    dead_letter(path, record.line, record.raw, "event_too_large",
+                                f"event is {len(line)} bytes, more than ingest_batch_max_bytes ({max_bytes})")
                     continue
                 user = _user_of(record.doc)
                 p = home_partition(user, partitions) if user else 0
+                if pending_bytes.get(p, 0) + len(line) + 1 > max_bytes:
+                    flush(p)  # the next line would make the message too big for the broker
                 batch = pending.setdefault(p, [])
-                batch.append(canonical_bytes(record.doc))
+                batch.append(line)
+                pending_bytes[p] = pending_bytes.get(p, 0) + len(line) + 1
                 ts = _time_of(record.doc)
                 if ts is not None and ts > newest.get(p, 0.0):
                     newest[p] = ts

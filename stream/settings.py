@@ -57,6 +57,10 @@ class Settings(BaseModel):
     review_port: int = Field(8080, ge=0, le=65535)
     ingest_batch_events: int = Field(500, ge=1, le=100_000)
     """``custodes ingest`` packs up to this many events of one partition into one Kafka message."""
+    ingest_batch_max_bytes: int = Field(900_000, ge=1024, le=64 << 20)
+    """... and starts a new message before one would pass this many bytes: keep it under the broker's
+    ``message.max.bytes`` (1,048,588 by default). A single event larger than this is dead-lettered
+    (``event_too_large``) instead of making the broker refuse its message."""
     sink_batch_max: int = Field(500, ge=1)
     batch_max_events: int = Field(20_000, ge=1, le=1_000_000)
     """The worker gathers messages into a micro-batch of up to this many events before running the
