@@ -116,6 +116,9 @@ def create_app(
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_max_batch_size=settings.producer_batch_max_bytes,
+        # any record the broker may hold (an event re-keyed whole, up to max_event_bytes): faust's 1,000,000
+        # refused a re-keyed event of 1 MB, and the worker failed on it after every restart
+        producer_max_request_size=max(4 << 20, settings.producer_batch_max_bytes),
         web_enabled=settings.worker_port != 0,
         web_bind=settings.web_bind,
         web_port=settings.worker_port or 6066,  # faust refuses port 0 even with the web server off
@@ -279,7 +282,8 @@ def create_app(
             redelivered += result.redelivered
             duplicates += result.duplicates
         for letter in letters:
-            pending.append(await produce(dead_letter, None, letter.raw, headers=letter.headers()))
+            value, headers = letter.record(settings.dead_letter_max_bytes)
+            pending.append(await produce(dead_letter, None, value, headers=headers))
             metrics.dead_lettered.labels(letter.reason).inc()
         if pending:
             # no state is written, and nothing acknowledged, before what this batch produced is on the

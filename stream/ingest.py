@@ -16,6 +16,7 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from .partitioning import home_partition
+from .pipeline import cut_for_dead_letter
 from .settings import Settings
 from .topics import ensure_topics
 
@@ -69,14 +70,16 @@ def ingest(
 
     def dead_letter(source: Path, line: int, raw: bytes, reason: str, detail: str) -> None:
         counts.dead_lettered[reason] += 1
+        value, cut = cut_for_dead_letter(raw, settings.dead_letter_max_bytes)
         futures.append(producer.send(
             settings.topics.dead_letter,
-            value=raw,
+            value=value,
             headers=[
                 ("custodes.reason", reason.encode()),
                 ("custodes.detail", detail.encode()),
                 ("custodes.source.file", str(source).encode()),
                 ("custodes.source.line", str(line).encode()),
+                *cut,
             ],
         ))
 

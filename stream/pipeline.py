@@ -61,6 +61,20 @@ class DeadLetter:
             out.append(("custodes.detector", self.detector.encode()))
         return out
 
+    def record(self, max_bytes: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+        """The value and headers of its record on the dead-letter topic (the input cut to ``max_bytes``)."""
+        value, cut = cut_for_dead_letter(self.raw, max_bytes)
+        return value, self.headers() + cut
+
+
+def cut_for_dead_letter(raw: bytes, max_bytes: int) -> tuple[bytes, list[tuple[str, bytes]]]:
+    """At most ``max_bytes`` of bad input for its dead letter, and, when cut, a ``custodes.truncated``
+    header with the original size: input as large as the broker accepts plus the reason headers would
+    otherwise be more than the producer or the broker takes, and the worker would fail on it forever."""
+    if len(raw) <= max_bytes:
+        return raw, []
+    return raw[:max_bytes], [("custodes.truncated", str(len(raw)).encode())]
+
 
 @dataclass(slots=True)
 class Split:

@@ -75,6 +75,9 @@ class Settings(BaseModel):
     """The largest record batch the worker's producer builds per partition. Large, so a micro-batch's
     state writes go out in a few requests (the producer has one request in flight per broker);
     must not exceed the broker's ``message.max.bytes`` (1,048,588 by default)."""
+    dead_letter_max_bytes: int = Field(262_144, ge=1024, le=900_000)
+    """A dead letter keeps at most this many bytes of the bad input (header ``custodes.truncated`` gives
+    the original size when cut), so bad input of any size fits the broker's message limit."""
     dedupe_events: int = Field(64, ge=0, le=4096)
     """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -198,3 +198,13 @@ def test_tick_finds_what_time_alone_reveals(settings):
     found = pipe.tick("pc-1051", applied.state)
     assert [a.detector for a in found.alerts] == ["leaver_activity"]
     assert orjson.loads(found.state)["o"] == orjson.loads(applied.state)["o"]  # position unchanged
+
+
+def test_a_dead_letter_keeps_at_most_its_limit_and_says_how_much_there_was():
+    from stream.pipeline import DeadLetter, cut_for_dead_letter
+
+    assert cut_for_dead_letter(b"short", 10) == (b"short", [])
+    assert cut_for_dead_letter(b"x" * 11, 10) == (b"x" * 10, [("custodes.truncated", b"11")])
+    value, headers = DeadLetter(b"y" * 20, "invalid_json", "not valid JSON", "events", 0, 5, 1).record(8)
+    assert value == b"y" * 8
+    assert dict(headers)["custodes.reason"] == b"invalid_json" and dict(headers)["custodes.truncated"] == b"20"
