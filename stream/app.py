@@ -26,6 +26,7 @@ from typing import Any
 
 import faust
 import orjson
+from aiokafka.errors import MessageSizeTooLargeError
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -34,7 +35,7 @@ from detectors.base import Clock
 
 from .metrics import PipelineMetrics
 from .partitioning import home_partition
-from .pipeline import MicroBatch, Pipeline
+from .pipeline import DeadLetter, MicroBatch, Pipeline
 from .settings import Settings
 
 
@@ -46,6 +47,24 @@ def set_fetch_max_wait(consumer: Any, seconds: float) -> None:
     if not hasattr(consumer, "_fetch_max_wait_ms"):  # read by aiokafka when the consumer starts
         raise RuntimeError("aiokafka's consumer no longer has _fetch_max_wait_ms: update set_fetch_max_wait")
     consumer._fetch_max_wait_ms = round(seconds * 1000)
+
+
+def _too_large(exc: BaseException | None) -> bool:
+    """Whether a send failed because the producer or the broker refuses the record's size (permanent,
+    unlike an outage, which the producer retries)."""
+    while exc is not None:
+        if isinstance(exc, MessageSizeTooLargeError):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def _unroutable_letter(line: bytes, origin: bytes, topic: str) -> DeadLetter:
+    """The dead letter of a re-keyed event that the rerouted topic refuses, at its place in ``topic``
+    (``origin``: "partition:offset:line", as the ``custodes.origin`` header)."""
+    partition, offset, number = (int(x) for x in origin.decode().split(":"))
+    return DeadLetter(line, "unroutable", f"the re-keyed event ({len(line)} bytes) is larger than the rerouted "
+                      "topic accepts", topic, partition, offset, number)
 
 
 class _ConsumerThread(AIOKafkaConsumerThread):
@@ -256,8 +275,18 @@ def create_app(
                 batch.add(split, topic, partition, offset, source)
             positions[(topic, partition)] = offset
         pending: list[Any] = []
+        rerouting: list[tuple[Any, bytes, bytes]] = []  # (delivery, line, origin) of each re-keyed event
+        unroutable: list[DeadLetter] = []
         for user, line, origin_value in batch.reroute:
-            pending.append(await produce(rerouted, user.encode(), line, headers=[("custodes.origin", origin_value)]))
+            try:
+                sent = await produce(rerouted, user.encode(), line, headers=[("custodes.origin", origin_value)])
+            except Exception as exc:
+                if not _too_large(exc):
+                    raise
+                unroutable.append(_unroutable_letter(line, origin_value, t.events))
+                continue
+            rerouting.append((sent, line, origin_value))
+            pending.append(sent)
         kinds: Tally[str] = Tally()
         letters = batch.dead
         writes: list[tuple[bytes, bytes | None, bytes | None]] = []
@@ -288,7 +317,21 @@ def create_app(
         if pending:
             # no state is written, and nothing acknowledged, before what this batch produced is on the
             # broker: a state that survives a crash implies its alerts were delivered
-            await asyncio.gather(*pending)
+            for outcome in await asyncio.gather(*pending, return_exceptions=True):
+                if isinstance(outcome, BaseException) and not _too_large(outcome):
+                    raise outcome
+            for sent, line, origin_value in rerouting:
+                if sent.exception() is not None:  # too large (anything else was raised above)
+                    unroutable.append(_unroutable_letter(line, origin_value, t.events))
+        if unroutable:
+            # a re-keyed event the rerouted topic refuses for its size would fail on every restart: it is
+            # dead-lettered instead (the sizes of other sends are bounded: alerts, states, cut dead letters)
+            sent_letters = []
+            for letter in unroutable:
+                value, headers = letter.record(settings.dead_letter_max_bytes)
+                sent_letters.append(await produce(dead_letter, None, value, headers=headers))
+                metrics.dead_lettered.labels(letter.reason).inc()
+            await asyncio.gather(*sent_letters)
         await write_states(writes)
         for topic, n in batch.consumed.items():
             metrics.consumed.labels(topic).inc(n)
@@ -297,7 +340,7 @@ def create_app(
         if batch.expired:
             metrics.expired.inc(batch.expired)
         if batch.reroute:
-            metrics.rerouted.inc(len(batch.reroute))
+            metrics.rerouted.inc(len(batch.reroute) - len(unroutable))
         if redelivered:
             metrics.duplicates.inc(redelivered)
         if duplicates:

@@ -56,3 +56,37 @@ def test_a_message_near_the_broker_limit_is_dead_lettered_and_the_worker_carries
     # the head of the input, cut to dead_letter_max_bytes, and its original size
     assert letters[0].value == huge[:custodes.settings.dead_letter_max_bytes]
     assert headers["custodes.truncated"] == str(len(huge)).encode()
+
+
+def test_a_re_keyed_event_the_rerouted_topic_refuses_is_dead_lettered_as_unroutable(custodes, kafka_broker):
+    from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
+
+    custodes.start("worker")
+    custodes.wait_ready("worker", 120)
+    s = custodes.settings
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, s.topics.rerouted,
+                                        configs={"max.message.bytes": "20000"})])
+    admin.close()
+    wait_until(lambda: kafka_broker.topic_config(s.topics.rerouted)["max.message.bytes"] == "20000", 30,
+               message="the broker to apply the topic limit")
+    big = export("u1", time.time() - 120, 1, event_id="big", kind="record_access")
+    big["custodes"]["record"] = {"ids": [f"P{i:07d}-" + "r" * 100 for i in range(300)]}  # ~33 kB
+    line = orjson.dumps(big)
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    producer.send(s.topics.events, line, partition=1 - home_partition("u1", 2)).get(timeout=30)
+    producer.send(s.topics.events, orjson.dumps(export("u1", time.time() - 60, 1, event_id="after")),
+                  partition=home_partition("u1", 2)).get(timeout=30)
+    producer.close()
+    wait_until(lambda: custodes.total("custodes_events_dead_lettered_total") >= 1
+               and custodes.total("custodes_events_processed_total") >= 1, 60,
+               message="the oversized re-keyed event to be dead-lettered and the next one processed")
+    assert custodes.procs["worker"].poll() is None
+    assert custodes.total("custodes_events_consumed_total") == 2  # consumed = processed + dead-lettered
+    assert custodes.metrics()[("custodes_events_dead_lettered_total", (("reason", "unroutable"),))] == 1
+    consumer = KafkaConsumer(s.topics.dead_letter, bootstrap_servers=kafka_broker.bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    letters = list(consumer)
+    consumer.close()
+    assert [dict(r.headers)["custodes.reason"] for r in letters] == [b"unroutable"] and letters[0].value == line
+    assert dict(letters[0].headers)["custodes.source.topic"] == s.topics.events.encode()
