@@ -13,6 +13,7 @@ import argparse
 import random
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import orjson
@@ -20,29 +21,33 @@ import orjson
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def make_lines(n: int, users: int, now: float, seed: int = 1) -> list[bytes]:
-    """Mixed activity over the last day: look-ups (most), exports, shares, messages, logins with geo."""
+def make_lines(n: int, users: int, now: float, seed: int = 1, uuid_ids: bool = False, first_id: int = 0
+               ) -> list[bytes]:
+    """Mixed activity over the last day: look-ups (most), exports, shares, messages, logins with geo.
+    Event ids are "e<first_id + i>", or with ``uuid_ids`` random UUIDs, as many sources send (36 characters:
+    their length is what the evidence ids in state cost)."""
     from tests.stream.events import export
 
     rng = random.Random(seed)
     start = now - 86400
     out = []
     for i in range(n):
+        event_id = str(uuid.UUID(int=rng.getrandbits(128), version=4)) if uuid_ids else f"e{first_id + i}"
         user = f"user-{rng.randrange(users):06d}"
         ts = start + i * 86400 / n
         r = rng.random()
         if r < 0.7:
-            doc = export(user, ts, 1, event_id=f"e{i}", kind="record_access",
+            doc = export(user, ts, 1, event_id=event_id, kind="record_access",
                          sensitivity=rng.choice(["low", "medium", "high"]))
             doc["custodes"]["record"] = {"ids": [f"P{rng.randrange(10**6):06d}"]}
             doc["custodes"]["case"] = {"ref": f"C{rng.randrange(1000)}"}
         elif r < 0.85:
-            doc = export(user, ts, rng.randrange(1, 60), event_id=f"e{i}")
+            doc = export(user, ts, rng.randrange(1, 60), event_id=event_id)
         elif r < 0.93:
-            doc = export(user, ts, rng.randrange(1, 5), event_id=f"e{i}", kind="share",
+            doc = export(user, ts, rng.randrange(1, 5), event_id=event_id, kind="share",
                          destination={"domain": rng.choice(["gmail.com", "police.uk", "example.org"])})
         else:
-            doc = export(user, ts, 0, event_id=f"e{i}", kind="message",
+            doc = export(user, ts, 0, event_id=event_id, kind="message",
                          message="call me on 07700 900123 about the case",
                          source={"geo": {"location": {"lat": 51.5 + rng.random(), "lon": -0.1}}})
         out.append(orjson.dumps(doc))

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def measure(users: int, per_user: int) -> dict:
+def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
     from bench.replay import chunks, make_lines
     from detectors import registry
     from stream.gctune import tune_for_throughput
@@ -38,7 +38,7 @@ def measure(users: int, per_user: int) -> dict:
     step = 100_000
     offset = 0
     for first in range(0, n, step):
-        lines = make_lines(min(step, n - first), users, now, seed=first + 1)
+        lines = make_lines(min(step, n - first), users, now, seed=first + 1, uuid_ids=uuid_ids, first_id=first)
         for value in chunks(lines):
             split = pipeline.split(value, "bench", 0, offset)
             for user, events in split.groups.items():
@@ -52,7 +52,7 @@ def measure(users: int, per_user: int) -> dict:
     sizes = sorted(len(v) for v in states.values())
     total = sum(sizes)
     return {
-        "users": users, "events": n, "users_with_state": len(states),
+        "users": users, "events": n, "uuid_ids": uuid_ids, "users_with_state": len(states),
         "state_bytes_total": total, "state_bytes_per_user_mean": round(total / max(1, len(sizes))),
         "state_bytes_per_user_p50": sizes[len(sizes) // 2] if sizes else 0,
         "state_bytes_per_user_p99": sizes[int(len(sizes) * 0.99)] if sizes else 0,
@@ -66,16 +66,18 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, action="append", help="repeatable; default 10000 and 100000")
     ap.add_argument("--events-per-user", type=int, default=10)
+    ap.add_argument("--uuid-ids", action="store_true", help="events carry UUIDs as ids (default: short ids)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(measure(args.users[0], args.events_per_user)))
+        print(json.dumps(measure(args.users[0], args.events_per_user, args.uuid_ids)))
         return
     rows = []
     for users in args.users or [10_000, 100_000]:
         out = subprocess.run([sys.executable, __file__, "--child", "--users", str(users),
-                              "--events-per-user", str(args.events_per_user)],
+                              "--events-per-user", str(args.events_per_user),
+                              *(["--uuid-ids"] if args.uuid_ids else [])],
                              check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     keys = list(rows[0])

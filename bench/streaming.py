@@ -199,8 +199,11 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
             spy.wait(timeout=60)
         seconds = total("custodes_processing_seconds_total")
         rate = (last[1] - first[1]) / (last[0] - first[0]) if last and first and last[0] > first[0] else 0.0
+        batches = total("custodes_batch_messages_count")
         return {"events_per_s": rate, "consumed": consumed,
-                "cpu_in_handler_s": seconds, "alerts": total("custodes_alerts_raised_total")}
+                "cpu_in_handler_s": seconds, "alerts": total("custodes_alerts_raised_total"),
+                "micro_batches": batches,
+                "messages_per_micro_batch": total("custodes_batch_messages_sum") / batches if batches else 0.0}
     finally:
         for c in group:
             c.stop_all()
@@ -303,7 +306,9 @@ def main() -> None:
             "worker_events_per_s": round(worker["events_per_s"]),
             "ratio": round(worker["events_per_s"] / raw, 3) if raw else None,
             "ratio_to_naive_agent": round(worker["events_per_s"] / naive, 3) if naive else None,
-            "alerts": worker["alerts"], "broker": "given" if args.broker else "Apache Kafka 3.9.1 (KRaft)",
+            "alerts": worker["alerts"], "micro_batches": int(worker["micro_batches"]),
+            "messages_per_micro_batch": round(worker["messages_per_micro_batch"], 1),
+            "broker": "given" if args.broker else "Apache Kafka 3.9.1 (KRaft)",
         }
         width = max(len(k) for k in result)
         for k, v in result.items():

@@ -11,7 +11,9 @@ Events are counted and checked one at a time in arrival order, so how a stream i
 does not change the alerts. State per user and sensitivity (bounded): record counts in ``bucket_s``
 buckets covering twice the window plus grace (a late event's window reaches that far back); a map
 of at most ``threshold + 1`` hashed record ids with the bucket last seen; the last few
-contributing event ids for evidence; an upper bound of the records in all its buckets (``t``: an event
+contributing event ids for evidence (events whose window holds at least ``evidence_from`` of a
+threshold, since the last in-order event whose window held less: most users, far below, hold none); an
+upper bound of the records in all its buckets (``t``: an event
 is only checked against the window when that bound or the number of ids held is over a threshold);
 plus the open alert windows (:mod:`detectors.suppression`). The window is measured in whole buckets,
 so its edge is exact to ``bucket_s``.
@@ -52,6 +54,10 @@ class BulkExportConfig(DetectorConfig):
     max_distinct_records: dict[str, int] = field(
         default_factory=lambda: {"low": 1000, "medium": 300, "high": 100, "special": 25}
     )
+    evidence_from: float = 0.25
+    """An event is kept as evidence (the latest few, for the alert) when its window holds at least this
+    fraction of either threshold; an in-order event whose window holds less clears it. A user far below
+    every threshold holds no event ids in state. 0 keeps every counted event."""
 
 
 _SENSITIVITIES = frozenset(SENSITIVITIES)
@@ -78,14 +84,17 @@ class BulkExport(Detector):
         return frozenset(self.config.kinds)
 
     @cached_property
-    def _limits(self) -> dict[str, tuple[float, float, int]]:
-        """Per sensitivity: (max_records, max_distinct_records, how many ids to hold), inf where not set."""
+    def _limits(self) -> dict[str, tuple[float, float, int, float, float]]:
+        """Per sensitivity: (max_records, max_distinct_records, how many ids to hold, and the records and
+        distinct ids from which an event is evidence), inf where not set."""
         cfg = self.config
         out = {}
         for s in {*SENSITIVITIES, cfg.default_sensitivity}:
             records, distinct = cfg.max_records.get(s), cfg.max_distinct_records.get(s)
-            out[s] = (math.inf if records is None else records, math.inf if distinct is None else distinct,
-                      (distinct or 0) + 1)
+            most_records = math.inf if records is None else records
+            most_ids = math.inf if distinct is None else distinct
+            out[s] = (most_records, most_ids, (distinct or 0) + 1,
+                      most_records * cfg.evidence_from, most_ids * cfg.evidence_from)
         return out
 
     def counts(self, ev: Event) -> bool:
@@ -153,7 +162,7 @@ class BulkExport(Detector):
             total = lvl.get("t")
             if total is None:  # a level written before "t"
                 total = sum([n for _, n in buckets if n > 0])
-            most_records, most_ids, cap = limits[sens]
+            most_records, most_ids, cap, note_records, note_ids = limits[sens]
             last = buckets[-1] if buckets else None
             last_bucket = last[0] if last is not None else -math.inf
             for i, ev, records, at in group:
@@ -181,14 +190,20 @@ class BulkExport(Detector):
                                 seen[h] = bucket
                     elif bucket > t:
                         seen[h] = bucket
-                ids.append(ev.id)
-                if total <= most_records and len(seen) <= most_ids:
-                    continue  # the window holds no more than the level: not over a threshold
-                hit = self._evaluate(sens, lvl, ev)
-                if hit is not None:
+                if total < note_records and len(seen) < note_ids:
+                    # far below every threshold (the whole level is): an in-order event ends the evidence
+                    if ids and ev.ts >= at:
+                        ids.clear()
+                    continue
+                in_window, distinct = self._window(lvl, ev)
+                if in_window >= note_records or distinct >= note_ids:
+                    ids.append(ev.id)
+                elif ids and ev.ts >= at:
+                    ids.clear()
+                if in_window > most_records or distinct > most_ids:
                     if found is None:
                         found = []
-                    found.append((i, hit, at, ids[-EVIDENCE_EVENTS_MAX:]))
+                    found.append((i, self._hit(sens, ev, in_window, distinct), at, ids[-EVIDENCE_EVENTS_MAX:]))
             if len(ids) > EVIDENCE_EVENTS_MAX:
                 del ids[:-EVIDENCE_EVENTS_MAX]
             lvl["t"] = total
@@ -260,11 +275,9 @@ class BulkExport(Detector):
 
     # -- evaluation -----------------------------------------------------------------------------
 
-    def _evaluate(self, sens: str, lvl: dict[str, Any], ev: Event) -> Hit | None:
-        """The event's hit, if the records or distinct ids in its window are over the thresholds."""
+    def _window(self, lvl: dict[str, Any], ev: Event) -> tuple[int, int]:
+        """The records and the distinct record ids of the level in the event's window."""
         cfg = self.config
-        max_records = cfg.max_records.get(sens)
-        max_distinct = cfg.max_distinct_records.get(sens)
         at = ev.ts
         bucket_s = cfg.bucket_s
         start = math.floor(at / bucket_s) * bucket_s - cfg.window_s + bucket_s
@@ -274,13 +287,13 @@ class BulkExport(Detector):
                 break
             if b >= start:
                 total += n
-        records = int(total)
-        over_records = max_records is not None and records > max_records
-        seen = lvl["d"]
-        distinct = sum(1 for t in seen.values() if start <= t <= at)
-        over_distinct = max_distinct is not None and distinct > max_distinct
-        if not (over_records or over_distinct):
-            return None
+        return int(total), sum(1 for t in lvl["d"].values() if start <= t <= at)
+
+    def _hit(self, sens: str, ev: Event, records: int, distinct: int) -> Hit:
+        """The hit of an event whose window holds ``records`` records and ``distinct`` ids, over a threshold."""
+        cfg = self.config
+        max_records = cfg.max_records.get(sens)
+        max_distinct = cfg.max_distinct_records.get(sens)
         ratio = max(
             records / max_records if max_records else 0.0,
             distinct / max_distinct if max_distinct else 0.0,

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from detectors.alert import alert_id
 from detectors.bulk_export import BulkExport
@@ -70,3 +72,81 @@ def test_state_expires_and_old_state_is_accepted():
     first_release = {"high": {"b": [[T0, 150]], "d": {}, "e": ["x"], "a": None, "n": T0}}
     _, got = run(BulkExport(), [[export(T0 + 60, 51)]], first_release)
     assert len(got) == 1
+
+
+def _level(state, sensitivity="high"):
+    return state["l"][sensitivity]
+
+
+def test_users_far_below_every_threshold_hold_no_event_ids():
+    # high: 200 records or 100 distinct ids; evidence from 25 % of either (50 records, 25 ids)
+    events = [export(T0 + 60 * i, 4, record_ids=[f"P{i}"]) for i in range(12)]  # 48 records, 12 ids
+    state, got = run(BulkExport(), [events])
+    assert not got
+    assert _level(state)["e"] == [] and _level(state)["t"] == 48
+
+
+@pytest.mark.parametrize("evidence_from, held", [
+    (0.25, ["c", "d", "e"]),  # the window holds 40, 45, 55 (>= 50: from here), 155, 205 records
+    (0.0, ["a", "b", "c", "d", "e"]),  # every counted event, as the first release kept them
+    (1.0, ["e"]),  # only what is over
+])
+def test_evidence_starts_at_a_fraction_of_a_threshold(evidence_from, held):
+    det = BulkExport(BulkExport.Config(evidence_from=evidence_from))
+    events = [ev("st-3001", T0 + 60 * i, "export", id=name, record_count=n, sensitivity="high")
+              for i, (name, n) in enumerate([("a", 40), ("b", 5), ("c", 10), ("d", 100), ("e", 50)])]
+    _, got = run(det, [events])
+    (alert,) = got.values()
+    assert list(alert.evidence_event_ids) == held
+    assert alert.facts["records"] == 205  # the counting does not change
+
+
+def test_distinct_ids_also_start_the_evidence():
+    # 5 new ids per event: 25 distinct ids (25 % of 100) at the fifth event, only 25 records (of 200)
+    events = [ev("st-3001", T0 + 60 * i, "record_access", id=f"v{i}", sensitivity="high",
+                 record_ids=[f"P{i}-{k}" for k in range(5)]) for i in range(7)]
+    state, got = run(BulkExport(), [events])
+    assert not got
+    assert _level(state)["e"] == ["v4", "v5", "v6"]
+
+
+def test_evidence_is_dropped_oldest_first_beyond_ten():
+    events = [ev("st-3001", T0 + 10 * i, "export", id=f"x{i}", record_count=20, sensitivity="high")
+              for i in range(16)]  # over 200 at the 11th (220); evidence from the 3rd (60)
+    _, got = run(BulkExport(), [events])
+    (alert,) = got.values()
+    assert list(alert.evidence_event_ids) == [f"x{i}" for i in range(6, 16)]
+    assert alert.count == 6 and alert.facts["records"] == 320
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 7200), st.integers(0, 80), st.sampled_from(["low", "high", "special"]),
+                          st.integers(0, 3)), max_size=40),
+       st.lists(st.integers(1, 8), max_size=20))
+def test_evidence_and_facts_do_not_depend_on_batching(rows, cuts):
+    events = [ev("st-3001", T0 + t, "export", id=f"h{i}", record_count=n, sensitivity=s,
+                 record_ids=[f"R{(i * 7 + k) % 40}" for k in range(ids)])
+              for i, (t, n, s, ids) in enumerate(rows)]
+    batches, rest = [], list(events)
+    for n in cuts:
+        if rest:
+            batches.append(rest[:n])
+            rest = rest[n:]
+    if rest:
+        batches.append(rest)
+    _, whole = run(BulkExport(), [events] if events else [])
+    _, split = run(BulkExport(), batches)
+    assert {a.id: (a.count, a.evidence_event_ids, a.facts) for a in whole.values()} == \
+        {a.id: (a.count, a.evidence_event_ids, a.facts) for a in split.values()}
+
+
+def test_evidence_ends_when_the_window_falls_back_but_not_for_a_late_event():
+    high = [ev("st-3001", T0 + 60 * i, "export", id=f"h{i}", record_count=30, sensitivity="high") for i in range(3)]
+    state, _ = run(BulkExport(), [high])
+    assert _level(state)["e"] == ["h1", "h2"]  # 60 and 90 records in the window
+    late = ev("st-3001", T0 - 1800, "export", id="late", record_count=1, sensitivity="high")  # its window: 1
+    state, _ = run(BulkExport(), [[late]], state)
+    assert _level(state)["e"] == ["h1", "h2"]  # a late event says nothing about now
+    quiet = ev("st-3001", T0 + 3600 + 200, "export", id="q", record_count=1, sensitivity="high")  # window: 1
+    state, _ = run(BulkExport(), [[quiet]], state)
+    assert _level(state)["e"] == []
