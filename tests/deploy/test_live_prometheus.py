@@ -260,7 +260,7 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 def review_session(env: dict[str, str], base: str) -> None:
     """A reviewer logs in and opens a stored alert, so the review app's counters have data."""
-    import httpx
+    import httpx2 as httpx
 
     from stream.settings import load
     from stream.store import AlertStore
