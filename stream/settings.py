@@ -67,7 +67,11 @@ class Settings(BaseModel):
     detectors (each user's events in it are run together, and each user's state is read and written
     once per micro-batch); replay does the same."""
     batch_max_wait_s: float = Field(0.05, ge=0.0, le=10.0)
-    """A micro-batch is processed at the latest this long after its first message arrived."""
+    """A micro-batch is processed at the latest this long after its first message arrived..."""
+    batch_catch_up_wait_s: float = Field(1.0, ge=0.0, le=60.0)
+    """...unless the broker holds more input than the worker has gathered (a backlog): then it may gather
+    for up to this long (and ``batch_max_events``), which costs less per event. Set it to
+    ``batch_max_wait_s`` or less to turn this off."""
     fetch_max_wait_s: float = Field(0.1, ge=0.005, le=1.5)
     """How long the broker may hold the worker's fetch open waiting for data (faust's fixed 1.5 s made
     the worker take in ~1.8 s of input at a time under steady load)."""
