@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import time
 from collections import Counter as Tally
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -33,6 +34,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from detectors.base import Clock
 
+from .handoff import QuickHandOff
 from .metrics import PipelineMetrics
 from .partitioning import home_partition
 from .pipeline import DeadLetter, MicroBatch, Pipeline
@@ -67,6 +69,36 @@ def _unroutable_letter(line: bytes, origin: bytes, topic: str) -> DeadLetter:
                       "topic accepts", topic, partition, offset, number)
 
 
+def micro_batch_due(waited_s: float, gathered: int, waiting: Callable[[], int], max_wait_s: float,
+                    catch_up_wait_s: float) -> bool:
+    """Whether a micro-batch of ``gathered`` messages, the first gathered ``waited_s`` ago, is to be
+    processed now (``batch_max_events`` aside). After ``max_wait_s``, yes, unless the worker is behind:
+    the broker holds more messages after those gathered than have been gathered (``waiting()``: a
+    backlog after an outage, a restart or a burst, not the few in flight under steady load). Then it
+    gathers on, up to ``catch_up_wait_s``: larger micro-batches cost less per event (each user's state
+    is read and written once per micro-batch), so a backlog drains faster (one event per message:
+    ~1.5x, bench/README.md)."""
+    if waited_s < max_wait_s:
+        return False
+    return waited_s >= catch_up_wait_s or waiting() <= gathered
+
+
+def unread(consumer: Any, read: dict[Any, int]) -> int:
+    """Messages on the broker after the last one read (``read``: its offset per partition) on the
+    consumer's assigned partitions, as of the last fetch (the highwater it reported)."""
+    count = 0
+    try:
+        for tp in consumer.assignment():
+            offset = read.get(tp)
+            if offset is not None:
+                high = consumer.highwater(tp)
+                if high is not None:
+                    count += max(0, high - offset - 1)
+    except AssertionError:  # aiokafka: "Partition is not assigned" (a rebalance meanwhile)
+        return 0
+    return count
+
+
 class _ConsumerThread(AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -74,7 +106,7 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(AIOKafkaConsumer):
+class _Consumer(QuickHandOff, AIOKafkaConsumer):
     """Faust's aiokafka consumer, with a ``seek_to_committed`` that rewinds every partition we commit.
 
     Faust drops records it has fetched but not yet processed (it clears the agents' queues when flow
@@ -85,7 +117,9 @@ class _Consumer(AIOKafkaConsumer):
     they are never processed; later messages are, so each user's state records a position past them
     and a restarted worker skips them as redelivered. Here such a partition is rewound to where an
     uncommitted partition starts (the beginning: ``consumer_auto_offset_reset="earliest"``), in the
-    same consumer-thread call so no fetch runs in between."""
+    same consumer-thread call so no fetch runs in between.
+
+    It also hands each message to the agents without a task per message (``QuickHandOff``)."""
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -366,28 +400,11 @@ def create_app(
             for event in events:
                 await stream.ack(event)
 
-    # Behind (a backlog: after an outage, a restart, a burst), a micro-batch may gather for up to
-    # batch_catch_up_wait_s instead of batch_max_wait_s: one event per message, 10,000-message batches
-    # ran ~1.5x faster than 700-message ones (bench/streaming.py --mode single), since each user's state
-    # is read and written once per batch and each batch's fixed costs are spread wider.
-    catch_up_wait_s = max(max_wait_s, settings.batch_catch_up_wait_s)
+    catch_up_wait_s = settings.batch_catch_up_wait_s
     read: dict[Any, int] = {}  # the offset of the last message gathered, per input partition
 
-    def behind() -> bool:
-        """Whether the broker holds more messages after those gathered than have been gathered (as of
-        the last fetch): a backlog, not the few messages in flight under steady load."""
-        consumer = app.consumer
-        waiting = 0
-        try:
-            for tp in consumer.assignment():
-                offset = read.get(tp)
-                if offset is not None:
-                    high = consumer.highwater(tp)
-                    if high is not None:
-                        waiting += high - offset - 1
-        except AssertionError:  # aiokafka: "Partition is not assigned" (a rebalance meanwhile)
-            return False
-        return waiting > len(gathered)
+    def waiting() -> int:
+        return unread(app.consumer, read)
 
     @app.agent(inputs, name="custodes-route")
     async def route(stream: faust.StreamT) -> None:
@@ -413,7 +430,7 @@ def create_app(
                 if not gathered:
                     continue
                 waited = time.monotonic() - gathered_since
-                if waited >= max_wait_s and (waited >= catch_up_wait_s or not behind()):
+                if micro_batch_due(waited, len(gathered), waiting, max_wait_s, catch_up_wait_s):
                     await flush()
 
     @app.timer(interval=5.0)
