@@ -61,6 +61,18 @@ def one_by_one(events: Sequence[Event]) -> list[list[Event]]:
     return [[e] for e in events]
 
 
+def cut(events: Sequence[Event], sizes: Iterable[int]) -> list[list[Event]]:
+    """``events`` in batches of the given sizes, in order; what is left over is the last batch."""
+    batches, rest = [], list(events)
+    for n in sizes:
+        if rest:
+            batches.append(rest[:n])
+            rest = rest[n:]
+    if rest:
+        batches.append(rest)
+    return batches
+
+
 def counts(alerts: dict[str, Alert]) -> list[tuple[str, int]]:
     """(alert key, count) sorted: the key is facts['key'] (what the alert is about)."""
     return sorted((str(a.facts.get("key", a.facts.get("sensitivity"))), a.count) for a in alerts.values())

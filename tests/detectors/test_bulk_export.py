@@ -5,7 +5,7 @@ from hypothesis import strategies as st
 from detectors.alert import alert_id
 from detectors.bulk_export import BulkExport
 
-from .helpers import T0, ev, one_by_one, run
+from .helpers import T0, cut, ev, one_by_one, run
 
 
 def export(ts=T0, n=100, kind="export", sensitivity="high", **fields):
@@ -127,15 +127,8 @@ def test_evidence_and_facts_do_not_depend_on_batching(rows, cuts):
     events = [ev("st-3001", T0 + t, "export", id=f"h{i}", record_count=n, sensitivity=s,
                  record_ids=[f"R{(i * 7 + k) % 40}" for k in range(ids)])
               for i, (t, n, s, ids) in enumerate(rows)]
-    batches, rest = [], list(events)
-    for n in cuts:
-        if rest:
-            batches.append(rest[:n])
-            rest = rest[n:]
-    if rest:
-        batches.append(rest)
     _, whole = run(BulkExport(), [events] if events else [])
-    _, split = run(BulkExport(), batches)
+    _, split = run(BulkExport(), cut(events, cuts))
     assert {a.id: (a.count, a.evidence_event_ids, a.facts) for a in whole.values()} == \
         {a.id: (a.count, a.evidence_event_ids, a.facts) for a in split.values()}
 

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from detectors.event import ACTIVITY_KINDS, SENSITIVITIES, Event
 from detectors.registry import CATALOG
 
-from .helpers import T0, example_reference, run
+from .helpers import T0, cut, example_reference, run
 
 REF = example_reference()
 USERS = ["pc-1001", "pc-1051", "rv-4002", "st-3001"]
@@ -75,13 +75,7 @@ def test_state_is_json_bounded_and_batching_does_not_change_alerts(stream, cuts)
             lateness = max(lateness, newest - ev.ts)
         newest = ev.ts if newest is None else max(newest, ev.ts)
     assume(lateness <= 3600)
-    batches, rest = [], list(stream)
-    for n in cuts:
-        if rest:
-            batches.append(rest[:n])
-            rest = rest[n:]
-    if rest:
-        batches.append(rest)
+    batches = cut(stream, cuts)
     for det in DETECTORS:
         state, whole = run(det, [stream], subject="pc-1051") if stream else (None, {})
         if state is not None:
