@@ -424,7 +424,8 @@ def create_app(
     if not exactly_once:
         @app.task
         async def flush_gathered() -> None:
-            """Process a micro-batch that has waited batch_max_wait_s, however small."""
+            """Process a micro-batch that has waited batch_max_wait_s, however small, or while the worker
+            is catching up, batch_catch_up_wait_s (micro_batch_due)."""
             while True:
                 await asyncio.sleep(max_wait_s / 2 if max_wait_s else 0.01)
                 if not gathered:
