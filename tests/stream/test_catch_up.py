@@ -17,8 +17,6 @@ from stream.topics import ensure_topics
 from .events import export
 from .processes import Custodes, wait_until
 
-pytestmark = pytest.mark.kafka
-
 MESSAGES = 6_000
 PARTITIONS = 2
 
@@ -87,6 +85,7 @@ def test_unread_counts_what_the_broker_holds_after_what_was_read():
     assert unread(revoked, {("e", 0): 1}) == 0
 
 
+@pytest.mark.kafka
 def test_a_backlog_is_taken_in_large_micro_batches_and_nothing_is_lost(kafka_broker, topic_prefix, tmp_path):
     custodes = Custodes(kafka_broker.bootstrap, tmp_path, topic_prefix, f"sqlite:///{tmp_path}/t.db",
                         {"partitions": PARTITIONS, "batch_max_wait_s": 0.01, "batch_catch_up_wait_s": 30.0})
