@@ -59,10 +59,19 @@ class Alert:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Alert:
+        """From :meth:`to_dict`'s form; times may also be ISO 8601 strings (``custodes replay``'s output)."""
+        times = {k: _seconds(d[k]) for k in ("ts", "first_seen", "last_seen") if isinstance(d.get(k), str)}
         return cls(
             **{
                 **d,
+                **times,
                 "evidence_event_ids": tuple(d.get("evidence_event_ids", ())),
                 "evidence": tuple(d.get("evidence", ())),
             }
         )
+
+
+def _seconds(text: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()

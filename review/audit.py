@@ -30,7 +30,7 @@ GENESIS = "0" * 64
 ACTIONS = (
     "login", "logout", "view", "reveal", "reveal_request", "reveal_approve", "reveal_deny", "assign", "status",
     "disposition", "comment", "case_create", "case_update", "case_add_alert", "export", "hold",
-    "user_add", "user_disable", "audit_view", "retention",
+    "user_add", "user_disable", "user_password_reset", "audit_view", "retention",
 )
 """Bounded: used as the ``action`` label of custodes_review_actions_total."""
 

@@ -15,6 +15,7 @@ from stream.tables import ALERT_STATUSES
 from . import audit, queries
 from .actions import ActionError, NotFound
 from .auth import COOKIE, Account, add_user, disable_user
+from .charts import window_chart
 from .runbooks import runbook
 from .security import ADMIN, AUDITOR, SUPERVISOR, TRIAGE, page, page_write
 from .tables import DISPOSITIONS, REVEAL_SCOPES, ROLES
@@ -41,6 +42,15 @@ def render(request: Request, name: str, account: Account, status_code: int = 200
 
 def back(path: str, done: str) -> RedirectResponse:
     return RedirectResponse(f"{path}?done={done}", status_code=303)
+
+
+def _seconds(value: Any) -> float | None:
+    """POSIX seconds of a stored time (a datetime, naive = UTC as SQLite returns it)."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).timestamp()
+    return float(value) if isinstance(value, int | float) else None
 
 
 @router.get("/")
@@ -109,7 +119,9 @@ def subjects_page(request: Request, account: Triage) -> Response:
 def alert_page(request: Request, alert_id: str, account: Triage) -> Response:
     st = request.app.state.review
     view = st.review.view_alert(account, alert_id[:64])
-    return render(request, "alert.html", account, a=view, runbook=runbook(view["detector"]),
+    chart = window_chart(view.get("facts") or {}, view.get("evidence") or [], _seconds(view.get("first_seen")),
+                         _seconds(view.get("last_seen")))
+    return render(request, "alert.html", account, a=view, runbook=runbook(view["detector"]), chart=chart,
                   dispositions=DISPOSITIONS, scopes=REVEAL_SCOPES, statuses=ALERT_STATUSES,
                   needs_approval=st.config.reveal_needs_approval, reveal_minutes=st.config.reveal_minutes,
                   min_reason=st.config.reveal_reason_min_chars, now=st.review.now())

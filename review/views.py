@@ -55,7 +55,13 @@ def number(value: Any) -> str:
     return str(value)
 
 
+def facts(value: Any) -> list:
+    from .facts import describe
+
+    return describe(value) if isinstance(value, dict) else []
+
+
 FILTERS = {
-    "when": when, "short_when": short_when, "label": label, "evidence_value": evidence_value,
+    "facts": facts, "when": when, "short_when": short_when, "label": label, "evidence_value": evidence_value,
     "is_masked": is_masked, "pretty_json": pretty_json, "number": number,
 }

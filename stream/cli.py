@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 import orjson
 
+from .console import plural
 from .settings import Settings, SettingsError, load
 
 
@@ -38,53 +39,97 @@ def _input_errors():
 
 
 class Context:
-    def __init__(self, config: Path | None, overrides: dict) -> None:
+    def __init__(self, config: Path | None, overrides: dict, debug: bool = False) -> None:
         self.config = config
         self.overrides = overrides
+        self.debug = debug
+        self.loaded: Settings | None = None
 
     def settings(self, **more) -> Settings:
         try:
-            return load(self.config, **{**self.overrides, **more})
+            settings = load(self.config, **{**self.overrides, **more})
         except SettingsError as exc:
             raise click.ClickException(str(exc)) from None
+        self.loaded = settings
+        return settings
+
+
+class _Main(click.Group):
+    """Broker, database and file failures end a command with one line saying what to check, not a
+    traceback (``custodes --debug`` shows the traceback too). Anything else is a bug and is shown."""
+
+    def invoke(self, ctx: click.Context):
+        from .console import explain
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated or re-raised
+            obj = ctx.obj if isinstance(ctx.obj, Context) else None
+            settings = obj.loaded if obj is not None else None
+            database = settings.describe()["database_url"] if settings is not None else None
+            message = explain(exc, broker=settings.broker if settings else None, database=database)
+            if message is None:
+                raise
+            if obj is not None and obj.debug:
+                import traceback
+
+                traceback.print_exc()
+            raise click.ClickException(message) from None
 
 
 pass_ctx = click.make_pass_decorator(Context)
 
 
 def _broker(settings: Settings) -> Settings:
-    """The configured broker, else the one of a ``custodes run`` on this data directory."""
-    if settings.broker:
-        return settings
+    """The configured broker, else the one of a ``custodes run`` on this data directory; either must
+    accept a connection within a few seconds, or the command ends with one line saying so."""
+    from .console import check_broker
     from .embedded import running_broker
 
+    if settings.broker:
+        check_broker(settings.broker)
+        return settings
     found = running_broker(settings)
     if not found:
         raise click.ClickException(
             "no broker: set CUSTODES_BROKER (or --broker), or start `custodes run` first"
         )
-    return settings.model_copy(update={"broker": found})
+    check_broker(found)
+    settings = settings.model_copy(update={"broker": found})
+    ctx = click.get_current_context(silent=True)
+    if ctx is not None and isinstance(ctx.find_object(Context), Context):
+        ctx.find_object(Context).loaded = settings
+    return settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--config", "config", type=click.Path(path_type=Path, dir_okay=False),
               envvar="CUSTODES_CONFIG", help="Settings file (default: config/custodes.toml).")
 @click.option("--broker", help="Kafka bootstrap servers host:port[,…] (env CUSTODES_BROKER).")
 @click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False),
               help="Where SQLite and logs live (env CUSTODES_DATA_DIR).")
 @click.option("--web-bind", help="Address the HTTP endpoints listen on (env CUSTODES_WEB_BIND).")
+@click.option("--debug", is_flag=True, help="Show the traceback of a broker, database or file error too.")
 @click.pass_context
 def main(ctx: click.Context, config: Path | None, broker: str | None, data_dir: Path | None,
-         web_bind: str | None) -> None:
+         web_bind: str | None, debug: bool) -> None:
     """Custodes: audit-log monitoring that flags suspicious data access and bulk exports."""
-    ctx.obj = Context(config, {"broker": broker, "data_dir": data_dir, "web_bind": web_bind})
+    ctx.obj = Context(config, {"broker": broker, "data_dir": data_dir, "web_bind": web_bind}, debug=debug)
 
 
 @main.command()
-@click.option("--demo", is_flag=True, help="Also stream a small demo organisation into the broker.")
+@click.option("--demo", is_flag=True,
+              help="Also stream a small demo organisation into the broker, and make a demo login.")
+@click.option("--alert-burst", default=5, show_default=True,
+              help="Alert lines printed per poll (every 2 s) before a summary line takes over.")
 @pass_ctx
-def run(ctx: Context, demo: bool) -> None:
-    """Run everything: broker (embedded Tansu unless one is configured), worker, sink, review app."""
+def run(ctx: Context, demo: bool, alert_burst: int) -> None:
+    """Run everything: broker (embedded Tansu unless one is configured), worker, sink, review app.
+
+    Prints where each process listens, how to log in to the review app, and one line per new alert
+    (pseudonymised) while it runs."""
     import signal
 
     from .embedded import Embedded
@@ -100,26 +145,38 @@ def run(ctx: Context, demo: bool) -> None:
         emb.start()
         kind = "configured" if settings.broker else "embedded Tansu, in memory"
         bind = settings.web_bind
-        click.echo(f"  broker   {emb.broker}  ({kind})")
-        click.echo(f"  store    {settings.describe()['database_url']}")
-        click.echo(f"  worker   http://{bind}:{settings.worker_port}/metrics")
-        click.echo(f"  sink     http://{bind}:{settings.sink_port}/metrics")
-        if any(c.name == "review" for c in emb.children):
-            click.echo(f"  review   http://{bind}:{settings.review_port}/")
-        click.echo(f"  logs     {emb.logs}")
+        review_up = any(c.name == "review" for c in emb.children)
+        click.echo(f"  broker          {emb.broker}  ({kind})")
+        click.echo(f"  store           {settings.describe()['database_url']}")
+        click.echo(f"  worker metrics  http://{bind}:{settings.worker_port}/metrics")
+        click.echo(f"  sink metrics    http://{bind}:{settings.sink_port}/metrics")
+        if review_up:
+            click.echo(f"  review app      http://{bind}:{settings.review_port}/")
+            click.echo(f"  review metrics  http://{bind}:{settings.review_port}/metrics")
+        click.echo(f"  logs            {emb.logs}")
+        if review_up:
+            for line in _login_lines(settings, demo):
+                click.echo(line)
         click.echo(f"Feed events with: custodes ingest FILE…   (data dir {settings.data_dir})")
         if demo:
             from .synth.demo import run_demo
 
             demo_settings = settings.model_copy(update={"broker": emb.broker})
             threading.Thread(target=run_demo, args=(demo_settings, stop), daemon=True).start()
-            click.echo("  demo     streaming a small demo organisation")
-        click.echo("Press Ctrl-C to stop.", nl=True)
+            click.echo("Streaming a small made-up organisation; alerts usually appear within a minute.")
+        click.echo("New alerts are listed below (pseudonymised; `custodes alerts` lists them all). "
+                   "Press Ctrl-C to stop.")
+        feed = _alert_feed(settings, alert_burst)
+        next_poll = time.monotonic()
         while not stop.wait(0.5):
             dead = emb.failed()
             if dead is not None:
                 failure = f"{dead.name} exited with code {dead.proc.returncode}; see {dead.log}"
                 break
+            if feed is not None and time.monotonic() >= next_poll:
+                next_poll = time.monotonic() + 2.0
+                for line in feed():
+                    click.echo(line)
         click.echo("Stopping…")
     finally:
         stop.set()
@@ -127,6 +184,59 @@ def run(ctx: Context, demo: bool) -> None:
         click.echo("Stopped.")
     if failure:
         raise click.ClickException(failure)
+
+
+def _login_lines(settings: Settings, demo: bool) -> list[str]:
+    """How to log in: a demo credential with --demo, else the command that creates the first account."""
+    url = f"http://{settings.web_bind}:{settings.review_port}/login"
+    if demo:
+        from review.demo import ensure_demo_account
+
+        name, password, _ = ensure_demo_account(settings)
+        return [
+            "",
+            "  DEMO LOGIN (made-up data only; a new password each `run --demo`; never use it for real data)",
+            f"    {url}   account: {name}   password: {password}",
+            "",
+        ]
+    from review.accounts import count_accounts
+
+    if count_accounts(settings) == 0:
+        return ["", "  No review account yet. Create the first one (it asks for a password):",
+                "    custodes users add YOUR-NAME --role admin", f"  then log in at {url}", ""]
+    return [f"  log in at {url} with your review account"]
+
+
+def _alert_feed(settings: Settings, burst: int):
+    """A callable returning the lines for alerts stored since it last ran (errors while the store is
+    still being created are retried at the next poll)."""
+    from review.pseudonym import Pseudonymiser, load_key
+
+    from .alert_feed import AlertFeed
+    from .store import AlertStore
+
+    pseudonym = Pseudonymiser(load_key(settings))
+    state: dict[str, object] = {}
+
+    def lines() -> list[str]:
+        try:
+            if "feed" not in state:
+                store = AlertStore(settings.db_url, migrate_schema=False)
+                newest = store.stored_after(None)
+                start = (newest[0]["created_at"], newest[0]["id"]) if newest else None
+                state["store"] = store
+                state["feed"] = AlertFeed(
+                    lambda after, limit: store.stored_after(after, limit) if after else store.stored_after(
+                        (_EPOCH, ""), limit),
+                    lambda r: pseudonym(str(r.get("subject", ""))), burst=burst, start_after=start)
+            return state["feed"].poll()  # type: ignore[union-attr]
+        except Exception:  # noqa: BLE001 - the store may not exist yet; try again at the next poll
+            return []
+
+    return lines
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @main.command()
@@ -147,7 +257,22 @@ def sink(ctx: Context) -> None:
     run_sink(_broker(ctx.settings()))
 
 
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def update(self, n: int) -> None:
+        return None
+
+
 def _progress(paths: tuple[Path, ...], label: str):
+    """A progress bar on a terminal; nothing at all when stderr is a file or pipe (click would
+    otherwise write the bare label there)."""
+    if not sys.stderr.isatty():
+        return _NoProgress()
     total = sum(p.stat().st_size for p in paths if p.exists())
     return click.progressbar(length=max(total, 1), label=label, file=sys.stderr,
                              show_eta=True, show_percent=True)
@@ -170,10 +295,20 @@ def ingest(ctx: Context, files: tuple[Path, ...], fmt: str, mapping: Path | None
         counts = do_ingest(settings, files, fmt, mapping, progress=bar.update)
     elapsed = time.perf_counter() - started
     dead = sum(counts.dead_lettered.values())
-    click.echo(f"{counts.records:,} records read: {counts.events:,} events sent in "
-               f"{counts.messages:,} messages, {dead:,} dead-lettered ({elapsed:.1f} s)")
+    click.echo(f"{plural(counts.records, 'record')} read: {plural(counts.events, 'event')} sent in "
+               f"{plural(counts.messages, 'message')}, {dead:,} dead-lettered ({elapsed:.1f} s)")
     for reason, n in sorted(counts.dead_lettered.items()):
         click.echo(f"  {reason}: {n:,}")
+
+
+def _iso_times(alert: dict) -> dict:
+    """An alert dict with its times in ISO 8601 (UTC), as every JSON the CLI writes has them."""
+    from .console import iso
+
+    for key in ("ts", "first_seen", "last_seen"):
+        if alert.get(key) is not None:
+            alert[key] = iso(alert[key])
+    return alert
 
 
 def _as_of(value: str | None) -> float | None:
@@ -212,7 +347,7 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
         result = do_replay(settings, files, fmt, mapping, as_of=when, progress=bar.update)
     elapsed = time.perf_counter() - started
     alerts = sorted(result.alerts.values(), key=lambda a: (a.ts, a.id))
-    lines = b"".join(orjson.dumps(a.to_dict()) + b"\n" for a in alerts)
+    lines = b"".join(orjson.dumps(_iso_times(a.to_dict())) + b"\n" for a in alerts)
     if alerts_out is not None:
         alerts_out.write_bytes(lines)
     else:
@@ -230,27 +365,39 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
 @click.option("--limit", default=50, show_default=True)
 @click.option("--status", type=click.Choice(["new", "investigating", "closed"]))
 @click.option("--detector")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--order", type=click.Choice(["stored", "event"]), default="stored", show_default=True,
+              help="Newest first by when the alert was stored, or by the time of its events.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line (times in ISO 8601, UTC).")
 @pass_ctx
-def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, as_json: bool) -> None:
-    """List stored alerts, newest first."""
+def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, order: str, as_json: bool) -> None:
+    """List stored alerts, newest first (people shown by pseudonym)."""
+    from .console import alerts_table, iso
     from .store import AlertStore
 
-    store = AlertStore(ctx.settings().db_url)
+    settings = ctx.settings()
+    store = AlertStore(settings.db_url)
     try:
-        rows = store.list_alerts(limit=limit, status=status, detector=detector)
+        rows = store.list_alerts(limit=limit, order=order, status=status, detector=detector)
     finally:
         store.dispose()
+    person = _pseudonym_of(settings)
     if as_json:
         for r in rows:
-            click.echo(orjson.dumps(r, default=str).decode())
+            out = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in r.items()}
+            click.echo(orjson.dumps(out, default=str).decode())
         return
     if not rows:
         click.echo("no alerts")
         return
-    for r in rows:
-        click.echo(f"{r['ts']:%Y-%m-%d %H:%M:%S}  {r['severity']:<8} {r['score']:>5.1f}  "
-                   f"{r['status']:<13} {r['detector']:<14} {r['id']}  {r['title']}")
+    click.echo(alerts_table(rows, person, order=order), nl=False)
+
+
+def _pseudonym_of(settings: Settings):
+    """The review app's pseudonym of a stored alert's subject (the same P-… a reviewer sees)."""
+    from review.pseudonym import Pseudonymiser, load_key
+
+    pseudonym = Pseudonymiser(load_key(settings))
+    return lambda row: pseudonym(str(row.get("subject", "")))
 
 
 @main.command()

@@ -13,7 +13,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, and_, create_engine, event, func, or_, select
 from sqlalchemy.engine import make_url
 
 from detectors.alert import Alert
@@ -119,13 +119,31 @@ class AlertStore:
             # multi-row upserts on some drivers)
             return len(conn.execute(stmt, rows).all())
 
-    def list_alerts(self, limit: int = 50, **filters: Any) -> list[dict[str, Any]]:
-        q = select(alerts).order_by(alerts.c.ts.desc(), alerts.c.id).limit(limit)
+    def list_alerts(self, limit: int = 50, order: str = "event", **filters: Any) -> list[dict[str, Any]]:
+        """Newest first: by the time of the events (``order="event"``) or by when the sink first
+        stored the alert (``"stored"``: freshly ingested alerts about older events come first)."""
+        if order not in ("event", "stored"):
+            raise ValueError("order must be 'event' or 'stored'")
+        newest = (alerts.c.created_at.desc(), alerts.c.ts.desc()) if order == "stored" else (alerts.c.ts.desc(),)
+        q = select(alerts).order_by(*newest, alerts.c.id).limit(limit)
         for name, value in filters.items():
             if value is not None:
                 q = q.where(alerts.c[name] == value)
         with self.engine.connect() as conn:
             # plain str keys (SQLAlchemy's are a str subclass, which orjson refuses)
+            return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
+
+    def stored_after(self, after: tuple[datetime, str] | None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Alerts first stored after ``after`` (a (created_at, id) pair), oldest first; with None, the
+        newest stored alert only (a starting point for following new alerts)."""
+        q = select(alerts)
+        if after is None:
+            q = q.order_by(alerts.c.created_at.desc(), alerts.c.id.desc()).limit(1)
+        else:
+            at, last_id = after
+            q = q.where(or_(alerts.c.created_at > at, and_(alerts.c.created_at == at, alerts.c.id > last_id)))
+            q = q.order_by(alerts.c.created_at, alerts.c.id).limit(limit)
+        with self.engine.connect() as conn:
             return [{str(k): v for k, v in r._mapping.items()} for r in conn.execute(q)]
 
     def count_alerts(self) -> int:

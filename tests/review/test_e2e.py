@@ -8,44 +8,19 @@ Screenshots of the queue and the alert page go to test-artifacts/. Chromium is D
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select, update
 
 from review.tables import audit_log
 from stream.store import engine_for
+from tests.harness.browser import ARTIFACTS
 
 from .conftest import Clock, add_accounts, build
 from .seed import NOW, PASSWORD, T0, make_alert, seed
 from .test_audit import run_verify
-
-CHROMIUM = Path(os.environ.get("CUSTODES_CHROMIUM", "/usr/bin/chromium"))
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def _unavailable(reason: str):
-    if os.environ.get("CI", "").strip().lower() == "true":
-        pytest.fail(f"{reason} (CI=true: a missing browser is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("playwright is not installed (pip install playwright; do not run `playwright install`)")
-    if not CHROMIUM.exists():
-        _unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -126,3 +126,33 @@ def test_an_unreadable_input_file_is_a_clear_error_not_a_traceback(run, tmp_path
     bad_mapping.write_text('format = "csv"\nnonsense = 1\n')
     result = run("replay", str(site_log), "--mapping", str(bad_mapping), code=1)
     assert "nonsense" in result.output
+
+
+def test_replay_writes_iso_times_and_nothing_stray_on_stderr(run, events_file, tmp_path):
+    out = tmp_path / "alerts.jsonl"
+    result = run("replay", str(events_file), "--alerts-out", str(out), "--as-of", iso(T0 + 3600))
+    alert = orjson.loads(out.read_bytes().splitlines()[0])
+    for key in ("ts", "first_seen", "last_seen"):
+        assert isinstance(alert[key], str) and alert[key].endswith("+00:00")  # ISO 8601, like alerts --json
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("Evaluating as of") and lines[1].startswith("5 events:")
+    assert "replay" not in lines  # no bare progress label when stderr is not a terminal
+
+
+def test_alerts_orders_by_stored_time_and_prints_iso_json(run, tmp_path):
+    import dataclasses
+    from datetime import UTC, datetime
+
+    from .test_store import make_alert
+
+    store = AlertStore(f"sqlite:///{tmp_path}/data/custodes.db")
+    old_event_stored_now = dataclasses.replace(make_alert(1), id="late", ts=T0 - 30 * 86400)
+    store.upsert_alerts([make_alert(2)], now=datetime(2026, 1, 1, tzinfo=UTC))
+    store.upsert_alerts([old_event_stored_now], now=datetime(2026, 1, 2, tzinfo=UTC))
+    store.dispose()
+    table = run("alerts", "--limit", "1").output.splitlines()
+    assert table[0].split()[:2] == ["time", "severity"] and "late"[:4] in table[1]
+    assert "alice" not in "\n".join(table)  # pseudonyms, not raw identities
+    assert "late" not in run("alerts", "--limit", "1", "--order", "event").output
+    row = orjson.loads(run("alerts", "--json", "--limit", "1").output.splitlines()[0])
+    assert row["created_at"] == "2026-01-02T00:00:00+00:00"
