@@ -231,7 +231,9 @@ def audit_page(request: Request, account: AuditorPage) -> Response:
     st.review.view_audit(account, {**filters, "from": q.get("from"), "to": q.get("to")})
     rows, total = audit.query(st.engine, **filters, since=since, until=until, limit=size,
                               offset=(page_no - 1) * size)
-    report = audit.verify(st.engine, st.metrics.head)
+    from .app import verify_chain
+
+    report = verify_chain(st)
     params = {k: v for k, v in q.items() if k != "page" and v}
     return render(request, "audit.html", account, rows=rows, total=total, page=page_no,
                   pages=max(1, -(-total // size)), report=report, actions=audit.ACTIONS, raw=q,

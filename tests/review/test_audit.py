@@ -9,12 +9,14 @@ from review.audit import verify
 from review.tables import audit_log
 from stream.cli import main
 
+from .conftest import AUDIT_KEY
 from .seed import login, make_alert, seed
 
 
 def run_verify(url: str, data_dir) -> tuple[int, str]:
     result = CliRunner().invoke(main, ["--data-dir", str(data_dir), "audit", "verify"],
-                                env={"CUSTODES_DATABASE_URL": url, "CUSTODES_CONFIG": ""})
+                                env={"CUSTODES_DATABASE_URL": url, "CUSTODES_CONFIG": "",
+                                     "CUSTODES_AUDIT_KEY": AUDIT_KEY})
     return result.exit_code, result.output
 
 
@@ -55,7 +57,7 @@ def test_an_altered_record_is_named(app, client, review_url, tmp_path):
     code, out = run_verify(review_url, tmp_path)
     assert code == 1
     assert f"#{seq}" in out and "altered" in out
-    report = verify(app.state.review.engine)
+    report = verify(app.state.review.engine, key=AUDIT_KEY.encode())
     assert (report.ok, report.broken_seq) == (False, seq)
 
 
@@ -79,7 +81,7 @@ def test_a_removed_tail_is_caught_against_the_remembered_head(app, client, revie
     with app.state.review.engine.begin() as conn:
         last = conn.execute(select(audit_log.c.seq).order_by(audit_log.c.seq.desc())).scalars().first()
         conn.execute(delete(audit_log).where(audit_log.c.seq == last))
-    assert verify(app.state.review.engine).ok  # the chain alone cannot tell…
+    assert verify(app.state.review.engine, key=AUDIT_KEY.encode()).ok  # the chain alone cannot tell…
     login(client, "aud")
     report = client.get("/api/audit/verify").json()  # …but the app remembers the head it wrote
     assert report["ok"] is False and report["broken_seq"] == last
