@@ -116,18 +116,30 @@ def record_hash(record: dict[str, Any], key: bytes | None) -> str:
 
 def checkpoint(conn: Connection) -> Any:
     """The latest checkpoint (``.seq``, ``.hash``), or None while no record was ever deleted."""
-    return conn.execute(select(audit_checkpoints.c.seq, audit_checkpoints.c.hash)
-                        .order_by(audit_checkpoints.c.seq.desc()).limit(1)).first()
+    return conn.execute(
+        select(audit_checkpoints.c.seq, audit_checkpoints.c.hash).order_by(audit_checkpoints.c.seq.desc()).limit(1)
+    ).first()
 
 
 def head(conn: Connection) -> Any:
     """The newest record (``.seq``, ``.hash``, ``.hash_version``), or None for an empty chain."""
-    return conn.execute(select(audit_log.c.seq, audit_log.c.hash, audit_log.c.hash_version)
-                        .order_by(audit_log.c.seq.desc()).limit(1)).first()
+    return conn.execute(
+        select(audit_log.c.seq, audit_log.c.hash, audit_log.c.hash_version).order_by(audit_log.c.seq.desc()).limit(1)
+    ).first()
 
 
-def append(conn: Connection, key: bytes, now: datetime, *, actor: str, role: str, action: str,
-           target_type: str, target_id: str, detail: dict[str, Any] | None = None) -> dict[str, Any]:
+def append(
+    conn: Connection,
+    key: bytes,
+    now: datetime,
+    *,
+    actor: str,
+    role: str,
+    action: str,
+    target_type: str,
+    target_id: str,
+    detail: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Add a keyed record inside ``conn``'s transaction (the caller serialises appenders)."""
     last = head(conn) or checkpoint(conn)  # after retention deleted every record, go on from the checkpoint
     record = {
@@ -170,8 +182,19 @@ class ChainReport:
         return f"audit trail BROKEN at record #{self.broken_seq}: {self.problem} ({self.records:,} checked)"
 
 
-_COLS = ("seq", "ts", "actor", "role", "action", "target_type", "target_id", "detail", "prev_hash", "hash",
-         "hash_version")
+_COLS = (
+    "seq",
+    "ts",
+    "actor",
+    "role",
+    "action",
+    "target_type",
+    "target_id",
+    "detail",
+    "prev_hash",
+    "hash",
+    "hash_version",
+)
 
 
 def verify(engine: Engine, expected_head: tuple[int, str] | None = None, *, key: bytes) -> ChainReport:
@@ -190,7 +213,8 @@ def verify(engine: Engine, expected_head: tuple[int, str] | None = None, *, key:
     attested = start is None
     with engine.connect() as conn:
         result = conn.execution_options(yield_per=1000).execute(
-            select(*[audit_log.c[c] for c in _COLS]).order_by(audit_log.c.seq))
+            select(*[audit_log.c[c] for c in _COLS]).order_by(audit_log.c.seq)
+        )
         for row in result:
             rec = dict(row._mapping)
             n += 1
@@ -199,45 +223,79 @@ def verify(engine: Engine, expected_head: tuple[int, str] | None = None, *, key:
                 missing = f"#{expected_seq}" if seq == expected_seq + 1 else f"#{expected_seq}..#{seq - 1}"
                 return ChainReport(False, n, broken_seq=seq, problem=f"record(s) {missing} missing before it")
             if rec["prev_hash"] != prev_hash:
-                return ChainReport(False, n, broken_seq=seq,
-                                   problem="prev_hash does not match the previous record (removed or altered)")
+                return ChainReport(
+                    False,
+                    n,
+                    broken_seq=seq,
+                    problem="prev_hash does not match the previous record (removed or altered)",
+                )
             version = rec["hash_version"]
             if version not in (PLAIN, KEYED):
                 return ChainReport(False, n, broken_seq=seq, problem=f"unknown hash version {version}")
             if version == PLAIN and keyed:
-                return ChainReport(False, n, broken_seq=seq,
-                                   problem="an unkeyed record after keyed ones (rewritten without the key)")
+                return ChainReport(
+                    False, n, broken_seq=seq, problem="an unkeyed record after keyed ones (rewritten without the key)"
+                )
             keyed = keyed or version == KEYED
             if not hmac.compare_digest(record_hash(rec, key), rec["hash"]):
                 return ChainReport(False, n, broken_seq=seq, problem="content altered (hash mismatch)")
-            if (not attested and rec["action"] == "retention" and version == KEYED
-                    and rec["detail"].get("checkpoint_seq") == start.seq
-                    and rec["detail"].get("checkpoint_hash") == start.hash):
+            if (
+                not attested
+                and rec["action"] == "retention"
+                and version == KEYED
+                and rec["detail"].get("checkpoint_seq") == start.seq
+                and rec["detail"].get("checkpoint_hash") == start.hash
+            ):
                 attested = True
             prev_hash, expected_seq = rec["hash"], expected_seq + 1
     head_seq = expected_seq - 1
     if not attested:
-        return ChainReport(False, n, head_seq, prev_hash, broken_seq=start.seq,
-                           problem="the retention checkpoint is not attested by any keyed record in the chain")
+        return ChainReport(
+            False,
+            n,
+            head_seq,
+            prev_hash,
+            broken_seq=start.seq,
+            problem="the retention checkpoint is not attested by any keyed record in the chain",
+        )
     if n and version == PLAIN:
-        return ChainReport(False, n, head_seq, prev_hash, broken_seq=head_seq,
-                           problem="the chain ends in unkeyed (version 1) records: anyone could have rewritten "
-                                   "them; run `custodes audit seal` once after upgrading")
+        return ChainReport(
+            False,
+            n,
+            head_seq,
+            prev_hash,
+            broken_seq=head_seq,
+            problem="the chain ends in unkeyed (version 1) records: anyone could have rewritten "
+            "them; run `custodes audit seal` once after upgrading",
+        )
     if expected_head is not None:
         seq, digest = expected_head
         if seq > head_seq:
-            return ChainReport(False, n, head_seq, prev_hash, broken_seq=head_seq + 1,
-                               problem=f"records after #{head_seq} up to #{seq} were removed")
+            return ChainReport(
+                False,
+                n,
+                head_seq,
+                prev_hash,
+                broken_seq=head_seq + 1,
+                problem=f"records after #{head_seq} up to #{seq} were removed",
+            )
         if seq > 0 and (start is None or seq > start.seq):
             with engine.connect() as conn:
                 stored = conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == seq)).scalar()
             if stored != digest:
-                return ChainReport(False, n, head_seq, prev_hash, broken_seq=seq,
-                                   problem="differs from the head remembered earlier (chain rewritten)")
+                return ChainReport(
+                    False,
+                    n,
+                    head_seq,
+                    prev_hash,
+                    broken_seq=seq,
+                    problem="differs from the head remembered earlier (chain rewritten)",
+                )
     return ChainReport(True, n, head_seq, prev_hash)
 
 
 # -- the signed head, kept outside the database ----------------------------------------------------
+
 
 def _head_signature(key: bytes, seq: int, digest: str, at: str) -> str:
     return hmac.new(key, f"custodes-audit-head|{seq}|{digest}|{at}".encode(), hashlib.sha256).hexdigest()

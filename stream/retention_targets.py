@@ -65,15 +65,22 @@ def held_ids(conn: Any, kind: str) -> set[str]:
     """Ids of the alerts (``kind="alert"``, including alerts in held cases) or cases under an active hold
     (a row in ``holds``, or the case's ``legal_hold`` flag)."""
     active = holds.c.released_at.is_(None)
-    ids = set(conn.execute(select(holds.c.target_id).where(
-        and_(active, holds.c.target_kind == kind))).scalars())
+    ids = set(conn.execute(select(holds.c.target_id).where(and_(active, holds.c.target_kind == kind))).scalars())
     case_ids = select(holds.c.target_id).where(and_(active, holds.c.target_kind == "case"))
     if kind == "case":
         ids |= {str(v) for v in conn.execute(select(cases.c.id).where(cases.c.legal_hold.is_(True))).scalars()}
     if kind == "alert":
-        ids |= {str(v) for v in conn.execute(select(case_alerts.c.alert_id).where(or_(
-            cast(case_alerts.c.case_id, String).in_(case_ids),
-            case_alerts.c.case_id.in_(select(cases.c.id).where(cases.c.legal_hold.is_(True)))))).scalars()}
+        ids |= {
+            str(v)
+            for v in conn.execute(
+                select(case_alerts.c.alert_id).where(
+                    or_(
+                        cast(case_alerts.c.case_id, String).in_(case_ids),
+                        case_alerts.c.case_id.in_(select(cases.c.id).where(cases.c.legal_hold.is_(True))),
+                    )
+                )
+            ).scalars()
+        }
     return ids
 
 
@@ -120,6 +127,7 @@ def _delete_case_parts(conn: Any, rows: Sequence[Any], now: datetime) -> None:
 
 # -- comments: by age, or with their alert or case --------------------------------------------------
 
+
 def _held_comments(conn: Any) -> Any:
     held_alerts = held_ids(conn, "alert")
     held_cases = _held_case_ids(conn)
@@ -127,8 +135,12 @@ def _held_comments(conn: Any) -> Any:
     # NULL-safe: a comment has an alert or a case, and "NULL IN (…)" would make NOT(…) drop the row
     if held_alerts:
         conds.append(and_(comments.c.alert_id.is_not(None), comments.c.alert_id.in_(held_alerts)))
-    conds.append(and_(comments.c.case_id.is_not(None), comments.c.case_id.in_(
-        select(cases.c.id).where(cases.c.legal_hold.is_(True)))))
+    conds.append(
+        and_(
+            comments.c.case_id.is_not(None),
+            comments.c.case_id.in_(select(cases.c.id).where(cases.c.legal_hold.is_(True))),
+        )
+    )
     if held_cases:
         conds.append(and_(comments.c.case_id.is_not(None), comments.c.case_id.in_(held_cases)))
     return or_(*conds)
@@ -165,11 +177,14 @@ def _delete_account_sessions(conn: Any, rows: Sequence[Any], now: datetime) -> N
 
 # -- the audit trail: a prefix of the chain, checkpointed -------------------------------------------
 
+
 def _audit_prefix(cutoff: datetime) -> Any:
     """A prefix of the chain: every record up to the last one dated before the cutoff (with clocks that
     never go back, exactly the records before the window)."""
-    return audit_log.c.seq <= select(func.coalesce(func.max(audit_log.c.seq), 0)).where(
-        audit_log.c.ts < cutoff).scalar_subquery()
+    return (
+        audit_log.c.seq
+        <= select(func.coalesce(func.max(audit_log.c.seq), 0)).where(audit_log.c.ts < cutoff).scalar_subquery()
+    )
 
 
 def _audit_checkpoint(key: bytes) -> Callable[[Any, Sequence[Any], datetime], None]:
@@ -180,10 +195,17 @@ def _audit_checkpoint(key: bytes) -> Callable[[Any, Sequence[Any], datetime], No
         last_hash = conn.execute(select(audit_log.c.hash).where(audit_log.c.seq == last_seq)).scalar_one()
         audit_chain.set_checkpoint(conn, last_seq, last_hash, now)
         # stamped with the job's clock, like the cutoff: never itself before the cutoff (issue 14 item 7)
-        audit_chain.append(conn, key, now, actor="custodes-retention", role="system", action="retention",
-                           target_type="audit_log", target_id=str(last_seq),
-                           detail={"checkpoint_seq": last_seq, "checkpoint_hash": last_hash,
-                                   "deleted_up_to": last_seq})
+        audit_chain.append(
+            conn,
+            key,
+            now,
+            actor="custodes-retention",
+            role="system",
+            action="retention",
+            target_type="audit_log",
+            target_id=str(last_seq),
+            detail={"checkpoint_seq": last_seq, "checkpoint_hash": last_hash, "deleted_up_to": last_seq},
+        )
 
     return write
 
@@ -193,20 +215,37 @@ def targets(audit_key: bytes) -> list[Target]:
     hangs off them goes in the same run). ``audit_key`` signs the audit trail's checkpoint records."""
     return [
         Target("alerts", alerts, alerts.c.id, alerts.c.ts, keep=_held_alerts),
-        Target("review_cases", cases, cases.c.id, case_activity, keep=_held_cases,
-               before_delete=_delete_case_parts),
-        Target("review_comments", comments, comments.c.id, comments.c.created_at, where=_comments_gone,
-               keep=_held_comments),
-        Target("review_case_links", case_alerts, case_alerts.c.alert_id, case_alerts.c.added_at,
-               where=_links_gone),
+        Target("review_cases", cases, cases.c.id, case_activity, keep=_held_cases, before_delete=_delete_case_parts),
+        Target(
+            "review_comments", comments, comments.c.id, comments.c.created_at, where=_comments_gone, keep=_held_comments
+        ),
+        Target("review_case_links", case_alerts, case_alerts.c.alert_id, case_alerts.c.added_at, where=_links_gone),
         Target("review_reveals", reveals, reveals.c.id, reveal_time, where=_reveals_gone),
         Target("review_sessions", sessions, sessions.c.token_hash, sessions.c.last_seen),
-        Target("review_accounts", users, users.c.id, users.c.updated_at, where=_accounts_gone,
-               before_delete=_delete_account_sessions),
-        Target("released_holds", holds, holds.c.id, holds.c.released_at,
-               where=lambda cutoff: and_(holds.c.released_at.is_not(None), holds.c.released_at < cutoff)),
-        Target("audit_trail", audit_log, audit_log.c.seq, audit_log.c.ts, where=_audit_prefix,
-               before_delete=_audit_checkpoint(audit_key), order=audit_log.c.seq),
+        Target(
+            "review_accounts",
+            users,
+            users.c.id,
+            users.c.updated_at,
+            where=_accounts_gone,
+            before_delete=_delete_account_sessions,
+        ),
+        Target(
+            "released_holds",
+            holds,
+            holds.c.id,
+            holds.c.released_at,
+            where=lambda cutoff: and_(holds.c.released_at.is_not(None), holds.c.released_at < cutoff),
+        ),
+        Target(
+            "audit_trail",
+            audit_log,
+            audit_log.c.seq,
+            audit_log.c.ts,
+            where=_audit_prefix,
+            before_delete=_audit_checkpoint(audit_key),
+            order=audit_log.c.seq,
+        ),
         Target("retention_receipts", retention_receipts, retention_receipts.c.id, retention_receipts.c.started_at),
     ]
 
