@@ -110,6 +110,7 @@ def alert_page(request: Request, alert_id: str, account: Triage) -> Response:
     st = request.app.state.review
     view = st.review.view_alert(account, alert_id[:64])
     return render(request, "alert.html", account, a=view, runbook=runbook(view["detector"]),
+                  deletion=_deletion_notice(st, "alert", view["id"]),
                   dispositions=DISPOSITIONS, scopes=REVEAL_SCOPES, statuses=ALERT_STATUSES,
                   needs_approval=st.config.reveal_needs_approval, reveal_minutes=st.config.reveal_minutes,
                   min_reason=st.config.reveal_reason_min_chars, now=st.review.now())
@@ -184,8 +185,18 @@ def cases_page(request: Request, account: Triage, status: str | None = None) -> 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(request: Request, case_id: int, account: Triage) -> Response:
-    view = request.app.state.review.review.view_case(account, case_id)
-    return render(request, "case.html", account, c=view)
+    st = request.app.state.review
+    view = st.review.view_case(account, case_id)
+    return render(request, "case.html", account, c=view, deletion=_deletion_notice(st, "case", case_id))
+
+
+def _deletion_notice(st: Any, kind: str, target: Any) -> Any:
+    """When the retention job will delete this alert or case, if that is within the warning period."""
+    from . import deletion_notice
+
+    find = deletion_notice.for_alert if kind == "alert" else deletion_notice.for_case
+    with st.engine.connect() as conn:
+        return find(conn, target, st.settings.retention_s, st.config.retention_warning_days, st.review.now())
 
 
 @router.post("/cases/{case_id}")
