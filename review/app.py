@@ -59,7 +59,6 @@ LOGIN_ERRORS = {
     "expired": "Your login form expired. Please try again.",
     "throttled": "Too many failed logins. Wait a few minutes and try again.",
     "failed": "Wrong account name or password.",
-    "signed_out": "You have been signed out.",
 }
 """The only messages the login page shows; ``/login?error=<code>`` with any other code shows none."""
 
