@@ -4,6 +4,11 @@ Pages are server-rendered (Jinja2, autoescaped, no JavaScript); the JSON API liv
 OpenAPI document at /api/openapi.json (login required). Only /login, /health, /ready and /metrics are
 reachable without logging in. The stylesheet is inlined and allowed by hash in the Content-Security-
 Policy, so not even static files are served to anonymous clients.
+
+The login page shows messages from a fixed set only (``/login?error=<code>``, see ``LOGIN_ERRORS``).
+Failed logins are audit records (``login_failed``) as well as a metric. HSTS is sent when the request
+came over TLS (directly, or through a trusted proxy); a Permissions-Policy turns off browser features
+the app never uses.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import time
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -32,6 +37,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine, text
 
 from detectors.risk import RiskConfig
+from stream import audit_chain
 from stream.settings import Settings
 from stream.store import engine_for, migrate
 
@@ -42,11 +48,26 @@ from .auth import COOKIE, LOGIN_CSRF_COOKIE, Sessions, Throttle, csrf_ok
 from .config import ReviewConfig
 from .events import Emitter, emitter_for
 from .metrics import ReviewMetrics
+from .proxies import client_address, over_tls
 from .pseudonym import Pseudonymiser, load_key
 from .security import Denied, LoginRequired, current_account
 
 log = logging.getLogger("custodes.review")
 HERE = Path(__file__).resolve().parent
+
+LOGIN_ERRORS = {
+    "expired": "Your login form expired. Please try again.",
+    "throttled": "Too many failed logins. Wait a few minutes and try again.",
+    "failed": "Wrong account name or password.",
+}
+"""The only messages the login page shows; ``/login?error=<code>`` with any other code shows none."""
+
+PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
+    "accelerometer", "autoplay", "camera", "display-capture", "encrypted-media", "fullscreen", "geolocation",
+    "gyroscope", "magnetometer", "microphone", "midi", "payment", "picture-in-picture", "publickey-credentials-get",
+    "screen-wake-lock", "serial", "usb", "xr-spatial-tracking",
+))
+"""Every powerful browser feature off: the app uses none of them (and has no JavaScript)."""
 
 
 @dataclass
@@ -67,6 +88,8 @@ class State:
     throttle_account: Throttle
     throttle_client: Throttle
     css_hash: str
+    head_file: Path
+    """The signed audit head, outside the database (``data_dir/audit-head.json``)."""
 
 
 def _templates(css: str) -> Jinja2Templates:
@@ -79,12 +102,27 @@ def _templates(css: str) -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
+def remembered_head(state: State) -> tuple[int, str] | None:
+    """The newest head this process wrote or verified, or the signed head file, whichever is newer."""
+    heads = [h for h in (state.metrics.head, audit_chain.read_head(state.head_file, state.trail.key)) if h]
+    return max(heads) if heads else None
+
+
 def verify_chain(state: State) -> audit.ChainReport:
-    report = audit.verify(state.engine, state.metrics.head)
+    try:
+        report = audit.verify(state.engine, remembered_head(state), key=state.trail.key)
+    except audit_chain.HeadForged as exc:
+        report = audit.ChainReport(False, 0, problem=str(exc))
     state.metrics.chain_valid.set(1 if report.ok else 0)
     state.metrics.chain_verified.set(state.clock())
     if report.ok:
         state.metrics.note_head(report.head_seq, report.head_hash)
+        if report.head_seq:
+            # a signed head outside the database: `custodes audit verify` catches a removed tail with it
+            written = audit_chain.write_head(state.head_file, state.trail.key, report.head_seq, report.head_hash,
+                                             datetime.fromtimestamp(state.clock(), UTC))
+            if written is not None:
+                log.info("audit head #%d %s signed %s", written["seq"], written["hash"], written["sig"])
     else:
         log.error("%s", report.describe())
     return report
@@ -102,7 +140,8 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     css = (HERE / "static" / "review.css").read_text(encoding="utf-8")
     css_hash = base64.b64encode(hashlib.sha256(css.encode()).digest()).decode()
     metrics = ReviewMetrics(registry, engine, clock)
-    trail = AuditTrail(engine, clock)
+    trail = AuditTrail(engine, clock, key=audit_chain.load_key(settings))
+    trail.seal("custodes-review")  # an upgraded, unkeyed chain gets a keyed record covering it
     state = State(
         settings=settings, config=config, risk=RiskConfig.from_mapping(settings.detectors.get("risk", {})),
         engine=engine, clock=clock,
@@ -112,7 +151,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         registry=registry, templates=_templates(css), pseudo=pseudo, emitter=emitter,
         throttle_account=Throttle(config.login_max_failures_per_account, config.login_window_s),
         throttle_client=Throttle(config.login_max_failures_per_client, config.login_window_s),
-        css_hash=css_hash,
+        css_hash=css_hash, head_file=Path(settings.data_dir) / audit_chain.HEAD_FILE,
     )
 
     @asynccontextmanager
@@ -156,6 +195,9 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         h["X-Content-Type-Options"] = "nosniff"
         h["X-Frame-Options"] = "DENY"
         h["Referrer-Policy"] = "no-referrer"
+        h["Permissions-Policy"] = PERMISSIONS_POLICY
+        if config.hsts_max_age_s and over_tls(request, config.trusted_proxies):
+            h["Strict-Transport-Security"] = f"max-age={config.hsts_max_age_s}; includeSubDomains"
         h.setdefault("Cache-Control", "no-store")
         return response
 
@@ -205,7 +247,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
             return RedirectResponse(safe_next(next), status_code=303)
         token = secrets.token_urlsafe(24)
         resp = state.templates.TemplateResponse(request, "login.html", {
-            "next": safe_next(next), "csrf": token, "error": error, "account": None,
+            "next": safe_next(next), "csrf": token, "error": LOGIN_ERRORS.get(error or ""), "account": None,
             "proxy": config.proxy_auth})
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, secure=config.cookie_secure,
                         samesite="strict", path="/login")
@@ -215,19 +257,20 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
     def login(request: Request, username: str = Form(""), password: str = Form(""),
               csrf_token: str = Form(""), next: str = Form("/queue")):
         if not csrf_ok(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf_token):
-            return login_again(request, "Your login form expired. Please try again.", next, 403)
-        client = request.client.host if request.client else "unknown"
+            return login_again(request, "expired", next, 403)
+        client = client_address(request, config.trusted_proxies)
         name = username.strip()[:255]
         akey, ckey = "a:" + name.lower(), "c:" + client
         if state.throttle_account.blocked(akey) or state.throttle_client.blocked(ckey):
             state.metrics.logins.labels("throttled").inc()
-            return login_again(request, "Too many failed logins. Wait a few minutes and try again.", next, 429)
+            return login_again(request, "throttled", next, 429)
         acc = state.sessions.authenticate(name, password) if name and password else None
         if acc is None:
             state.throttle_account.fail(akey)
             state.throttle_client.fail(ckey)
             state.metrics.logins.labels("failure").inc()
-            return login_again(request, "Wrong account name or password.", next, 401)
+            record_failed_login(name, "password" if password else "no_password")
+            return login_again(request, "failed", next, 401)
         state.throttle_account.reset(akey)
         token, acc = state.sessions.create(acc)
         state.metrics.logins.labels("success").inc()
@@ -239,10 +282,23 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         resp.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
         return resp
 
-    def login_again(request: Request, message: str, next: str, status: int) -> Response:
+    def record_failed_login(name: str, method: str) -> None:
+        """An audit record per failed (not throttled) login, never with the password. The actor is the
+        account name when that account exists, as for every other record; an unknown name is recorded
+        only as its keyed pseudonym (it may be a mistyped password or someone else's name)."""
+        known = state.sessions.account_role(name) if name else None
+        actor = name if known is not None else "unknown:" + state.pseudo(name.lower())
+        with state.trail.transaction() as conn:
+            rec = state.trail.append(conn, actor=actor, role=known or "none", action="login_failed",
+                                     target_type="account", target_id=actor,
+                                     detail={"method": method, "account_known": known is not None})
+        state.metrics.actions.labels("login_failed").inc()
+        state.metrics.note_head(rec["seq"], rec["hash"])
+
+    def login_again(request: Request, code: str, next: str, status: int) -> Response:
         token = secrets.token_urlsafe(24)
         resp = state.templates.TemplateResponse(request, "login.html", {
-            "next": safe_next(next), "csrf": token, "error": message, "account": None,
+            "next": safe_next(next), "csrf": token, "error": LOGIN_ERRORS[code], "account": None,
             "proxy": config.proxy_auth}, status_code=status)
         resp.set_cookie(LOGIN_CSRF_COOKIE, token, max_age=3600, httponly=True, secure=config.cookie_secure,
                         samesite="strict", path="/login")

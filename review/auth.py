@@ -109,6 +109,11 @@ class Sessions:
             return None
         return Account(row.id, row.name, row.role, row.linked_user_id)
 
+    def account_role(self, name: str) -> str | None:
+        """The role of the account called ``name`` (disabled or not), None when there is none."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(users.c.role).where(users.c.name == name)).scalar()
+
     def by_name(self, name: str) -> Account | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(users).where(users.c.name == name)).first()

@@ -1,4 +1,5 @@
-"""Commands the review app adds to ``custodes``: ``review``, ``users add/disable/list``, ``audit verify``.
+"""Commands the review app adds to ``custodes``: ``review``, ``users add/disable/list``,
+``audit verify/seal``.
 
 ``stream.cli`` imports ``COMMANDS`` from here; this module does not import ``stream.cli`` back (the
 settings come from the root click context's object, or from ``stream.settings.load``).
@@ -10,6 +11,7 @@ import getpass
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 
@@ -22,6 +24,15 @@ def _settings() -> Settings:
     try:
         return obj.settings() if obj is not None and hasattr(obj, "settings") else load()
     except SettingsError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _audit_key(settings: Settings, create: bool = True) -> bytes:
+    from stream.audit_chain import KeyMissing, load_key
+
+    try:
+        return load_key(settings, create=create)
+    except (KeyMissing, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
 
 
@@ -80,9 +91,10 @@ def users_add(name: str, role: str, linked_user_id: str | None, password_stdin: 
     from .auth import add_user
 
     password = None if no_password else _read_password(password_stdin)
-    engine = _engine(_settings())
+    settings = _settings()
+    engine = _engine(settings)
     try:
-        trail = AuditTrail(engine, time.time)
+        trail = AuditTrail(engine, time.time, key=_audit_key(settings))
         with trail.transaction() as conn:
             add_user(conn, name, role, password, linked_user_id, datetime.now(UTC))
             trail.append(conn, actor=_cli_actor(), role="admin", action="user_add", target_type="account",
@@ -101,9 +113,10 @@ def users_disable(name: str) -> None:
     from .audit import AuditTrail
     from .auth import disable_user
 
-    engine = _engine(_settings())
+    settings = _settings()
+    engine = _engine(settings)
     try:
-        trail = AuditTrail(engine, time.time)
+        trail = AuditTrail(engine, time.time, key=_audit_key(settings))
         with trail.transaction() as conn:
             if not disable_user(conn, name, datetime.now(UTC)):
                 raise click.ClickException(f"no account {name!r}")
@@ -140,18 +153,49 @@ def audit() -> None:
 
 
 @audit.command("verify")
-def audit_verify() -> None:
-    """Check every record's hash and link; exit 1 naming the first broken record."""
+@click.option("--head-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The signed head the review app keeps (default: data_dir/audit-head.json).")
+def audit_verify(head_file: Path | None) -> None:
+    """Check every record's keyed hash and link, and that the chain still holds the signed head kept
+    outside the database (a removed tail); exit 1 naming the first broken record. Needs the audit key
+    (CUSTODES_AUDIT_KEY or data_dir/audit.key); it is never printed."""
+    from stream.audit_chain import HEAD_FILE, HeadForged, read_head, write_head
+
     from .audit import verify
 
-    engine = _engine(_settings())
+    settings = _settings()
+    key = _audit_key(settings, create=False)
+    path = head_file or Path(settings.data_dir) / HEAD_FILE
     try:
-        report = verify(engine)
+        remembered = read_head(path, key)
+    except HeadForged as exc:
+        click.echo(f"audit trail BROKEN: {exc}")
+        sys.exit(1)
+    engine = _engine(settings)
+    try:
+        report = verify(engine, remembered, key=key)
     finally:
         engine.dispose()
     click.echo(report.describe())
     if not report.ok:
         sys.exit(1)
+    if report.head_seq:
+        write_head(path, key, report.head_seq, report.head_hash, datetime.now(UTC))
+
+
+@audit.command("seal")
+def audit_seal() -> None:
+    """After upgrading from an unkeyed chain: append a keyed record covering the plain records (the
+    review app does this at start). Does nothing when the chain already ends in a keyed record."""
+    from .audit import AuditTrail
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        rec = AuditTrail(engine, time.time, key=_audit_key(settings)).seal(_cli_actor())
+    finally:
+        engine.dispose()
+    click.echo(f"sealed at record #{rec['seq']}" if rec else "nothing to seal: the chain is keyed")
 
 
 COMMANDS = [review, users, audit]

@@ -2,15 +2,18 @@
 
 ``stream.settings.Settings`` is frozen and forbids unknown keys, so until it grows a ``[review]``
 section these live here. Every value has a safe default: reveals last 15 minutes, the proxy identity
-header is OFF, cookies are Secure.
+header is OFF, no proxy is trusted for the client address or the scheme, cookies are Secure.
+
+A list (``trusted_proxies``) is given in the environment as comma-separated values.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from ipaddress import ip_network
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 ENV_PREFIX = "CUSTODES_REVIEW_"
 
@@ -35,6 +38,33 @@ class ReviewConfig(BaseModel):
     login_window_s: int = Field(900, ge=1)
     audit_verify_minutes: float = Field(10.0, gt=0)
     page_size: int = Field(25, ge=1, le=500)
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (``10.0.0.5``, ``10.0.0.0/24``) of reverse proxies whose ``X-Forwarded-For``
+    and ``X-Forwarded-Proto`` are believed. Login throttling counts failures per client: behind a
+    trusted proxy by the forwarded client address, otherwise by the connecting peer. Empty: no proxy
+    is trusted (behind an untrusted proxy every client shares the proxy's address and its limit)."""
+    hsts_max_age_s: int = Field(31_536_000, ge=0)
+    """``Strict-Transport-Security: max-age`` sent on responses served over TLS (directly, or by a
+    trusted proxy that says ``X-Forwarded-Proto: https``). 0: no HSTS header."""
+    retention_warning_days: int = Field(30, ge=0, le=365)
+    """Alert and case pages warn this many days before the retention job deletes them."""
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for v in value:
+            try:
+                ip_network(v, strict=False)
+            except ValueError:
+                raise ValueError(f"{v!r} is not an IP address or network") from None
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> ReviewConfig:

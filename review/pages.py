@@ -122,6 +122,7 @@ def alert_page(request: Request, alert_id: str, account: Triage) -> Response:
     chart = window_chart(view.get("facts") or {}, view.get("evidence") or [], _seconds(view.get("first_seen")),
                          _seconds(view.get("last_seen")))
     return render(request, "alert.html", account, a=view, runbook=runbook(view["detector"]), chart=chart,
+                  deletion=_deletion_notice(st, "alert", view["id"]),
                   dispositions=DISPOSITIONS, scopes=REVEAL_SCOPES, statuses=ALERT_STATUSES,
                   needs_approval=st.config.reveal_needs_approval, reveal_minutes=st.config.reveal_minutes,
                   min_reason=st.config.reveal_reason_min_chars, now=st.review.now())
@@ -196,8 +197,18 @@ def cases_page(request: Request, account: Triage, status: str | None = None) -> 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(request: Request, case_id: int, account: Triage) -> Response:
-    view = request.app.state.review.review.view_case(account, case_id)
-    return render(request, "case.html", account, c=view)
+    st = request.app.state.review
+    view = st.review.view_case(account, case_id)
+    return render(request, "case.html", account, c=view, deletion=_deletion_notice(st, "case", case_id))
+
+
+def _deletion_notice(st: Any, kind: str, target: Any) -> Any:
+    """When the retention job will delete this alert or case, if that is within the warning period."""
+    from . import deletion_notice
+
+    find = deletion_notice.for_alert if kind == "alert" else deletion_notice.for_case
+    with st.engine.connect() as conn:
+        return find(conn, target, st.settings.retention_s, st.config.retention_warning_days, st.review.now())
 
 
 @router.post("/cases/{case_id}")
@@ -243,7 +254,9 @@ def audit_page(request: Request, account: AuditorPage) -> Response:
     st.review.view_audit(account, {**filters, "from": q.get("from"), "to": q.get("to")})
     rows, total = audit.query(st.engine, **filters, since=since, until=until, limit=size,
                               offset=(page_no - 1) * size)
-    report = audit.verify(st.engine, st.metrics.head)
+    from .app import verify_chain
+
+    report = verify_chain(st)
     params = {k: v for k, v in q.items() if k != "page" and v}
     return render(request, "audit.html", account, rows=rows, total=total, page=page_no,
                   pages=max(1, -(-total // size)), report=report, actions=audit.ACTIONS, raw=q,

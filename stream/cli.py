@@ -467,13 +467,14 @@ def retention() -> None:
 @pass_ctx
 def retention_run(ctx: Context) -> None:
     """Delete stored data older than the window (except what is on legal hold); print the receipts."""
+    from .audit_chain import load_key
     from .retention import Retention
     from .store import AlertStore
 
     settings = ctx.settings()
     store = AlertStore(settings.db_url)
     try:
-        for r in Retention(store.engine, settings.retention_s).run():
+        for r in Retention(store.engine, settings.retention_s, audit_key=load_key(settings)).run():
             click.echo(_receipt_line(r))
     finally:
         store.dispose()

@@ -5,11 +5,14 @@ Each batch deletes at most ``batch_size`` rows and adds them to the run's receip
 transaction, then pauses briefly, so reviewers are never locked out and an interrupted run leaves a
 receipt that says exactly what it did (``finished_at`` empty). Running again deletes the rest: nothing
 is deleted twice and nothing is missed. A receipt holds counts and timestamps only, never the data.
+
+What it deletes, and when, is listed explicitly in stream/retention_targets.py (every table of the
+store, the review app's included). The run has one clock: the cutoff, the receipts and the audit
+checkpoint records are all stamped with ``clock()``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -18,68 +21,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import Column, Engine, String, Table, and_, cast, delete, func, insert, inspect, select, update
+from sqlalchemy import Engine, String, and_, cast, delete, func, insert, select, update
 
+from .retention_targets import Target, held_ids, targets
+from .review_tables import cases
 from .tables import alerts, holds, retention_receipts
 
+__all__ = ["Interrupted", "Receipt", "Retention", "RetentionMetrics", "Target", "held_ids", "list_holds",
+           "place_hold", "receipts", "release_hold"]
+
 Clock = Callable[[], float]
-
-
-@dataclass(frozen=True)
-class Target:
-    """One kind of stored data and the column its age is measured by."""
-
-    kind: str
-    table: Table
-    key: Column
-    time: Column
-    keep: Callable[[Any], Any] | None = None
-    """Given a connection, a condition for old rows that must be kept (legal hold). Re-read per batch."""
-    extra: Callable[[datetime], Any] | None = None
-    """Given the cutoff, an extra WHERE condition on what may be deleted (e.g. only released holds)."""
-    by_age: bool = True
-    """False: delete whatever ``extra`` selects, whatever its age (e.g. links to deleted alerts)."""
-    before_delete: Callable[[Any, Sequence[Any]], None] | None = None
-    """Called in the deleting transaction with the batch's (key, time) rows (e.g. to write a checkpoint)."""
-    order: Column | None = None
-    """Delete in this column's order (default: ``time``)."""
-
-
-def held_ids(conn: Any, kind: str) -> set[str]:
-    """Ids of the alerts (``kind="alert"``, including alerts in held cases) or cases under an active hold."""
-    active = holds.c.released_at.is_(None)
-    ids = set(conn.execute(select(holds.c.target_id).where(
-        and_(active, holds.c.target_kind == kind))).scalars())
-    if kind == "alert" and inspect(conn).has_table("case_alerts"):
-        case_alerts = Table("case_alerts", alerts.metadata, autoload_with=conn, extend_existing=True)
-        case_ids = select(holds.c.target_id).where(and_(active, holds.c.target_kind == "case"))
-        ids |= {str(v) for v in conn.execute(
-            select(case_alerts.c.alert_id).where(cast(case_alerts.c.case_id, String).in_(case_ids))).scalars()}
-    return ids
-
-
-def _held_alerts(conn: Any) -> Any:
-    ids = held_ids(conn, "alert")
-    return alerts.c.id.in_(ids) if ids else None
-
-
-TARGETS: list[Target] = [
-    Target("alerts", alerts, alerts.c.id, alerts.c.ts, keep=_held_alerts),
-    Target("released_holds", holds, holds.c.id, holds.c.released_at,
-           extra=lambda cutoff: holds.c.released_at.is_not(None)),
-]
-"""What the job deletes. The review app registers its tables too (review/retention.py)."""
-
-
-def register(target: Target) -> None:
-    if any(t.kind == target.kind for t in TARGETS):
-        return
-    TARGETS.append(target)
-
-
-def _load_optional_targets() -> None:
-    with contextlib.suppress(ImportError):
-        import review.retention  # noqa: F401  (registers the review app's tables)
 
 
 class RetentionMetrics:
@@ -124,6 +75,8 @@ class Retention:
         self,
         engine: Engine,
         retention_s: int,
+        *,
+        audit_key: bytes,
         clock: Clock = time.time,
         metrics: RetentionMetrics | None = None,
         batch_size: int = 500,
@@ -135,6 +88,7 @@ class Retention:
         self.metrics = metrics
         self.batch_size = batch_size
         self.pause_s = pause_s
+        self.targets: Sequence[Target] = targets(audit_key)
         self.after_batch: Callable[[str, int], None] | None = None
         """Test hook: called with (kind, batch number) after each committed batch."""
 
@@ -142,27 +96,22 @@ class Retention:
 
     def run(self) -> list[Receipt]:
         started = time.perf_counter()
-        _load_optional_targets()
         if self.metrics is not None:
-            for target in TARGETS:  # every kind reports, 0 included (a dashboard shows 0, not "no data")
+            for target in self.targets:  # every kind reports, 0 included (a dashboard shows 0, not "no data")
                 self.metrics.deleted.labels(target.kind)
         run_id = uuid.uuid4().hex
         now = self.clock()
         cutoff = _utc(now - self.retention_s)
-        receipts = [self._run_target(t, run_id, cutoff) for t in TARGETS if self._exists(t)]
+        # one clock for the whole run: the cutoff, the receipts and the audit checkpoint records
+        receipts = [self._run_target(t, run_id, cutoff, _utc(now)) for t in self.targets]
         if self.metrics is not None:
             self.metrics.last_success.set(now)
             self.metrics.run_seconds.observe(time.perf_counter() - started)
         return receipts
 
-    def _exists(self, target: Target) -> bool:
-        return inspect(self.engine).has_table(target.table.name)
-
-    def _run_target(self, target: Target, run_id: str, cutoff: datetime) -> Receipt:
-        started_at = _utc(self.clock())
-        old = target.time < cutoff if target.by_age else None
-        if target.extra is not None:
-            old = target.extra(cutoff) if old is None else and_(old, target.extra(cutoff))
+    def _run_target(self, target: Target, run_id: str, cutoff: datetime, now: datetime) -> Receipt:
+        started_at = now
+        old = target.where(cutoff) if target.where is not None else target.time < cutoff
         with self.engine.begin() as conn:
             receipt_id = conn.execute(insert(retention_receipts).values(
                 run_id=run_id, kind=target.kind, cutoff=cutoff, deleted=0, kept_on_hold=0,
@@ -179,7 +128,7 @@ class Retention:
                 if not rows:
                     break
                 if target.before_delete is not None:
-                    target.before_delete(conn, rows)
+                    target.before_delete(conn, rows, now)
                 keys = [r[0] for r in rows]
                 deleted = conn.execute(delete(target.table).where(and_(target.key.in_(keys), where))).rowcount
                 times = [_aware(r[1]) for r in rows]
@@ -203,7 +152,7 @@ class Retention:
                 kept_rows = conn.execute(select(func.count()).select_from(target.table).where(
                     and_(old, kept))).scalar_one()
             conn.execute(update(retention_receipts).where(retention_receipts.c.id == receipt_id)
-                         .values(kept_on_hold=kept_rows, finished_at=_utc(self.clock())))
+                         .values(kept_on_hold=kept_rows, finished_at=now))
             row = conn.execute(select(retention_receipts).where(retention_receipts.c.id == receipt_id)).one()
         return _receipt(row._mapping)
 
@@ -234,11 +183,8 @@ def place_hold(engine: Engine, kind: str, target_id: str, reason: str, by: str,
     with engine.begin() as conn:
         if kind == "alert":
             found = conn.execute(select(alerts.c.id).where(alerts.c.id == target_id)).first()
-        elif inspect(conn).has_table("cases"):
-            cases = Table("cases", alerts.metadata, autoload_with=conn, extend_existing=True)
-            found = conn.execute(select(cases.c.id).where(cast(cases.c.id, String) == target_id)).first()
         else:
-            found = None
+            found = conn.execute(select(cases.c.id).where(cast(cases.c.id, String) == target_id)).first()
         if found is None:
             raise ValueError(f"there is no {kind} {target_id!r}")
         return conn.execute(insert(holds).values(

@@ -2,7 +2,7 @@
 
 Precedence: explicit overrides (CLI flags) > environment > the config file > defaults. The config file
 is ``$CUSTODES_CONFIG`` or ``config/custodes.toml`` in the checkout. Secrets (the database URL's
-password, the pseudonym key) are never printed: ``describe()`` masks them.
+password, the pseudonym and audit keys) are never printed: ``describe()`` masks them.
 """
 
 from __future__ import annotations
@@ -86,6 +86,10 @@ class Settings(BaseModel):
     """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pseudonym_key: SecretStr | None = None
+    audit_key: SecretStr | None = None
+    """Key of the review app's audit chain (HMAC-SHA256). None: generated once into ``data_dir/audit.key``
+    (mode 0600). Keep it out of the database (an environment secret or that file): whoever holds it
+    could rewrite the chain."""
     reference_dir: Path | None = REPO_CONFIG.parent / "reference"
     """Reference data files (staff.jsonl, cases.jsonl, …); see docs/detectors.md."""
     reference_reload_s: int = Field(10, ge=1)
@@ -121,9 +125,10 @@ class Settings(BaseModel):
         """The settings as a dict that is safe to print or log: secrets masked."""
         from sqlalchemy.engine import make_url
 
-        out = self.model_dump(mode="json", exclude={"database_url", "pseudonym_key"})
+        out = self.model_dump(mode="json", exclude={"database_url", "pseudonym_key", "audit_key"})
         out["database_url"] = make_url(self.db_url).render_as_string(hide_password=True)
         out["pseudonym_key"] = "********" if self.pseudonym_key else None
+        out["audit_key"] = "********" if self.audit_key else None
         return out
 
 

@@ -117,16 +117,18 @@ class Sink:
 
 def schedule_retention(settings: Settings, registry: CollectorRegistry, stopping: threading.Event) -> None:
     """Run the retention job every ``retention_interval_s`` (first run at start) until stopping."""
+    from .audit_chain import load_key
     from .retention import Retention, RetentionMetrics
     from .store import engine_for
 
     metrics = RetentionMetrics(registry)
+    audit_key = load_key(settings)  # the job signs the audit trail's checkpoint records
     engine = engine_for(settings.db_url)
 
     def loop() -> None:
         while not stopping.is_set():
             try:
-                receipts = Retention(engine, settings.retention_s, metrics=metrics).run()
+                receipts = Retention(engine, settings.retention_s, audit_key=audit_key, metrics=metrics).run()
                 log.info("retention run: %s", ", ".join(f"{r.kind} {r.deleted}" for r in receipts))
             except Exception as exc:  # noqa: BLE001 - the job must outlive one bad run (and say so)
                 log.warning("retention run failed (%s); next try in %d s", type(exc).__name__,

@@ -184,6 +184,9 @@ def test_depends_on_names_real_services():
 def test_no_secret_is_committed():
     env_key = SERVICES["worker"]["environment"]["CUSTODES_PSEUDONYM_KEY"]
     assert env_key.startswith("${CUSTODES_PSEUDONYM_KEY:?"), "the pseudonym key must come from the operator"
+    audit_key = SERVICES["sink"]["environment"]["CUSTODES_AUDIT_KEY"]
+    assert audit_key.startswith("${CUSTODES_AUDIT_KEY:?"), "the audit key must come from the operator"
+    assert SERVICES["review"]["environment"]["CUSTODES_AUDIT_KEY"] == audit_key  # one key for the chain
     if (COMPOSE_DIR / ".env").exists():  # an operator's own file: it must never be committed
         gitignore = REPO / ".gitignore"
         assert gitignore.exists() and ".env" in gitignore.read_text(), "deploy/compose/.env is not ignored"

@@ -75,12 +75,13 @@ def test_configmap_holds_only_real_settings_with_valid_values():
     data = CONFIG["data"]
     assert set(data) <= SETTINGS_ENV, set(data) - SETTINGS_ENV
     assert "CUSTODES_DATABASE_URL" not in data and "CUSTODES_PSEUDONYM_KEY" not in data
+    assert "CUSTODES_AUDIT_KEY" not in data
     load(REPO_CONFIG, env=data)  # raises on an invalid value
 
 
 def test_secret_template_has_placeholders_only():
     values = SECRET["stringData"]
-    assert set(values) == {"CUSTODES_DATABASE_URL", "CUSTODES_PSEUDONYM_KEY"}
+    assert set(values) == {"CUSTODES_DATABASE_URL", "CUSTODES_PSEUDONYM_KEY", "CUSTODES_AUDIT_KEY"}
     for key, value in values.items():
         assert "REPLACE_ME" in value, f"{key} in the template must be a placeholder"
     assert "data" not in SECRET

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
 from sqlalchemy import update
 
 from review.app import create_app
@@ -38,13 +39,17 @@ class Clock:
         return self.now
 
 
+AUDIT_KEY = "test-audit-key-" + "k" * 32
+"""The audit chain's key in these tests (the app gets it as ``Settings.audit_key``; the CLI as
+CUSTODES_AUDIT_KEY)."""
+
 PASSWORD_HASH = hash_password(PASSWORD)  # argon2 is slow on purpose: hash once per test session
 
 
 def add_accounts(url: str) -> None:
     engine = engine_for(url)
     migrate(engine)
-    trail = AuditTrail(engine, lambda: NOW)
+    trail = AuditTrail(engine, lambda: NOW, key=AUDIT_KEY.encode())
     with trail.transaction() as conn:
         for name, (role, linked) in ACCOUNTS.items():
             add_user(conn, name, role, None, linked, datetime.fromtimestamp(NOW, UTC))
@@ -53,7 +58,7 @@ def add_accounts(url: str) -> None:
 
 
 def build(url: str, data_dir, clock: Clock, **config) -> tuple:
-    settings = Settings(data_dir=data_dir, database_url=url)
+    settings = Settings(data_dir=data_dir, database_url=url, audit_key=SecretStr(AUDIT_KEY))
     registry = CollectorRegistry()
     emitter = MemoryEmitter()
     cfg = ReviewConfig(**{"cookie_secure": False, **config})

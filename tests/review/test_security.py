@@ -133,3 +133,81 @@ def test_openapi_document_needs_login(client):
     login(client, "rob")
     doc = client.get("/api/openapi.json").json()
     assert "/api/alerts" in doc["paths"] and "/api/alerts/{alert_id}/status" in doc["paths"]
+
+
+# -- issue 14 item 9: login messages, HSTS, Permissions-Policy, throttling behind a proxy -----------
+
+
+def test_the_login_page_shows_messages_from_a_fixed_set_only(client):
+    planted = client.get("/login", params={"error": "Your account is locked: call 0800 123 456 now"})
+    assert planted.status_code == 200
+    assert "0800 123 456" not in planted.text and 'role="alert"' not in planted.text
+    html = client.get("/login", params={"error": '<a href="https://evil.example">re-enter</a>'})
+    assert "evil.example" not in html.text
+    known = client.get("/login", params={"error": "throttled"})
+    assert "Too many failed logins. Wait a few minutes and try again." in known.text
+
+
+def test_permissions_policy_always_and_hsts_only_over_tls(review_url, tmp_path, clock):
+    app, _, _ = build(review_url, tmp_path, clock, trusted_proxies="10.0.0.0/24")
+    with TestClient(app, follow_redirects=False) as plain:
+        r = plain.get("/login")
+        assert "camera=()" in r.headers["permissions-policy"] and "geolocation=()" in r.headers["permissions-policy"]
+        assert "strict-transport-security" not in r.headers
+        # an untrusted client cannot claim TLS
+        assert "strict-transport-security" not in plain.get("/login", headers={"X-Forwarded-Proto": "https"}).headers
+    with TestClient(app, follow_redirects=False, base_url="https://testserver") as tls:
+        assert tls.get("/login").headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"
+    with TestClient(app, follow_redirects=False, client=("10.0.0.7", 4000)) as proxied:
+        assert "strict-transport-security" in proxied.get("/login", headers={"X-Forwarded-Proto": "https"}).headers
+        assert "strict-transport-security" not in proxied.get("/login", headers={"X-Forwarded-Proto": "http"}).headers
+    app.state.review.engine.dispose()
+
+
+def _fail_logins(c: TestClient, n: int, forwarded_for: str | None, name_prefix: str = "nobody") -> list[int]:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    codes = []
+    for i in range(n):
+        c.cookies.clear()
+        token = CSRF.search(c.get("/login").text).group(1)
+        codes.append(c.post("/login", headers=headers, data={
+            "username": f"{name_prefix}{i}", "password": "wrong password", "csrf_token": token}).status_code)
+    return codes
+
+
+def _good_login(c: TestClient, forwarded_for: str | None) -> int:
+    headers = {"X-Forwarded-For": forwarded_for} if forwarded_for else {}
+    c.cookies.clear()
+    token = CSRF.search(c.get("/login").text).group(1)
+    return c.post("/login", headers=headers, data={"username": "sam", "password": PASSWORD,
+                                                   "csrf_token": token}).status_code
+
+
+def test_behind_a_trusted_proxy_one_client_cannot_lock_everyone_out(review_url, tmp_path, clock):
+    app, _, _ = build(review_url, tmp_path, clock, trusted_proxies="10.0.0.5", login_max_failures_per_client=3)
+    with TestClient(app, follow_redirects=False, client=("10.0.0.5", 4000)) as proxy:
+        # the attacker sprays names through the proxy: throttled by its own (forwarded) address
+        assert _fail_logins(proxy, 4, "203.0.113.9") == [401, 401, 401, 429]
+        # a spoofed left-most entry does not help: the proxy appends the real client on the right
+        assert _fail_logins(proxy, 1, "198.51.100.1, 203.0.113.9", "other")[0] == 429
+        # another client behind the same proxy still logs in
+        assert _good_login(proxy, "198.51.100.20") == 303
+    app.state.review.engine.dispose()
+
+
+def test_without_a_trusted_proxy_the_forwarded_header_is_ignored(review_url, tmp_path, clock):
+    app, _, _ = build(review_url, tmp_path, clock, login_max_failures_per_client=3)
+    with TestClient(app, follow_redirects=False, client=("10.0.0.5", 4000)) as c:
+        # rotating X-Forwarded-For does not give an attacker fresh keys: the peer is the key
+        codes = [_fail_logins(c, 1, f"203.0.113.{i}", f"n{i}-")[0] for i in range(4)]
+        assert codes == [401, 401, 401, 429]
+    app.state.review.engine.dispose()
+
+
+def test_trusted_proxies_are_validated():
+    from review.config import ReviewConfig
+
+    assert ReviewConfig.from_env({"CUSTODES_REVIEW_TRUSTED_PROXIES": "10.0.0.5, 10.1.0.0/16"}).trusted_proxies == (
+        "10.0.0.5", "10.1.0.0/16")
+    with pytest.raises(ValueError, match="not an IP address"):
+        ReviewConfig.from_env({"CUSTODES_REVIEW_TRUSTED_PROXIES": "proxy.example"})

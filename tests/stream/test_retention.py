@@ -24,6 +24,7 @@ from .test_store import make_alert
 DAY = 86_400
 WINDOW = 730 * DAY
 NOW = 1_800_000_000.0
+KEY = b"retention-test-audit-key-" + b"k" * 32
 
 
 @pytest.fixture
@@ -38,7 +39,7 @@ def alert_at(n: int, ts: float):
 
 
 def job(store, now=NOW, **kw) -> Retention:
-    return Retention(store.engine, WINDOW, clock=lambda: now, pause_s=0, **kw)
+    return Retention(store.engine, WINDOW, audit_key=KEY, clock=lambda: now, pause_s=0, **kw)
 
 
 def by_kind(receipts) -> dict:

@@ -18,9 +18,10 @@ def test_environment_overrides_the_file_and_overrides_win(tmp_path):
 
 def test_secrets_are_never_printed():
     s = load(env={"CUSTODES_DATABASE_URL": "postgresql+psycopg://u:hunter2@db/custodes",
-                  "CUSTODES_PSEUDONYM_KEY": "k3y-material"})
+                  "CUSTODES_PSEUDONYM_KEY": "k3y-material", "CUSTODES_AUDIT_KEY": "audit-k3y-" + "x" * 30})
     text = repr(s) + str(s) + str(s.describe())
-    assert "hunter2" not in text and "k3y-material" not in text
+    assert "hunter2" not in text and "k3y-material" not in text and "audit-k3y" not in text
+    assert s.describe()["audit_key"] == "********"
     assert s.db_url.endswith("u:hunter2@db/custodes")  # still usable by the code that needs it
 
 
