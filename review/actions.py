@@ -155,7 +155,7 @@ class Review:
                 "comments": queries.comments_for(a.conn, alert_id=alert_id),
                 "cases": queries.cases_for_subject(a.conn, subject),
                 "reveals": queries.my_reveals(a.conn, account, alert_id),
-                "assignable": queries.assignable(a.conn),
+                "assignable": queries.assignable(a.conn, subject),
             }
         return view
 
@@ -178,8 +178,9 @@ class Review:
         assignee = (assignee or "").strip() or None
         with self.act(account) as a:
             row = self._alert(a.conn, account, alert_id)
-            if assignee is not None and assignee not in queries.assignable(a.conn):
-                raise ActionError("can only assign to an active reviewer or supervisor")
+            if assignee is not None and assignee not in queries.assignable(a.conn, row["subject"]):
+                raise ActionError("can only assign to an active reviewer or supervisor who is not the "
+                                  "alert's subject")
             a.conn.execute(update(alerts).where(alerts.c.id == alert_id)
                            .values(assignee=assignee, updated_at=self.now()))
             a.log("assign", "alert", alert_id, about=row["subject"], previous=row["assignee"], assignee=assignee)

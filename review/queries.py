@@ -1,5 +1,7 @@
-"""Read-side queries of the review app. Every alert query goes through :func:`visible_to`, which hides
-alerts about the account's own monitored user id."""
+"""Read-side queries of the review app. Every alert and case query goes through :func:`visible_to` /
+:func:`case_visible_to`, which hide alerts and cases about the account holder: subjects equal to the
+account's linked monitored user id **or** to its account name (the review app's own events, and so
+``reviewer_watch`` alerts about an account without a linked id, have the account name as subject)."""
 
 from __future__ import annotations
 
@@ -31,10 +33,23 @@ def utc(ts: datetime | None) -> datetime | None:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def own_identities(account: Account) -> tuple[str, ...]:
+    """The subjects an account's holder appears under: the account name (what the app's own review
+    events carry when no monitored user id is linked) and the linked monitored user id, if any."""
+    linked = (account.linked_user_id or "").strip()
+    return (account.name, linked) if linked and linked != account.name else (account.name,)
+
+
+def is_own(account: Account, subject: str | None) -> bool:
+    return subject is not None and subject in own_identities(account)
+
+
 def visible_to(account: Account) -> ColumnElement[bool]:
-    if account.linked_user_id:
-        return alerts.c.subject != account.linked_user_id
-    return alerts.c.id.is_not(None)
+    return alerts.c.subject.not_in(own_identities(account))
+
+
+def case_visible_to(account: Account) -> ColumnElement[bool]:
+    return cases.c.subject.not_in(own_identities(account))
 
 
 @dataclass(frozen=True)
@@ -162,11 +177,14 @@ def detectors(conn: Connection) -> list[str]:
     return sorted(conn.execute(select(alerts.c.detector).distinct()).scalars())
 
 
-def assignable(conn: Connection) -> list[str]:
-    return list(conn.execute(
-        select(users.c.name).where(users.c.disabled.is_(False), users.c.role.in_(("reviewer", "supervisor")))
-        .order_by(users.c.name)
-    ).scalars())
+def assignable(conn: Connection, subject: str | None = None) -> list[str]:
+    """Active reviewers and supervisors; given the alert's ``subject``, not the account(s) of the person
+    the alert is about (by account name or linked id)."""
+    q = select(users.c.name).where(users.c.disabled.is_(False), users.c.role.in_(("reviewer", "supervisor")))
+    if subject is not None:
+        q = q.where(users.c.name != subject,
+                    (users.c.linked_user_id.is_(None)) | (users.c.linked_user_id != subject))
+    return list(conn.execute(q.order_by(users.c.name)).scalars())
 
 
 def comments_for(conn: Connection, *, alert_id: str | None = None, case_id: int | None = None) -> list[dict]:
@@ -192,8 +210,7 @@ def case_list(conn: Connection, account: Account, pseudo: Pseudonymiser, status:
     q = select(cases, n_alerts.label("alerts")).order_by(cases.c.updated_at.desc(), cases.c.id.desc())
     if status:
         q = q.where(cases.c.status == status)
-    if account.linked_user_id:
-        q = q.where(cases.c.subject != account.linked_user_id)
+    q = q.where(case_visible_to(account))
     out = []
     for r in conn.execute(q):
         d = dict(r._mapping)
@@ -204,8 +221,8 @@ def case_list(conn: Connection, account: Account, pseudo: Pseudonymiser, status:
 
 
 def case(conn: Connection, account: Account, case_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
-    if row is None or (account.linked_user_id and row.subject == account.linked_user_id):
+    row = conn.execute(select(cases).where(cases.c.id == case_id, case_visible_to(account))).first()
+    if row is None:
         return None
     d = dict(row._mapping)
     d["created_at"], d["updated_at"] = utc(d["created_at"]), utc(d["updated_at"])
