@@ -23,7 +23,7 @@ from .auth import Account
 from .config import ReviewConfig
 from .events import Emitter, review_event
 from .metrics import ReviewMetrics
-from .privacy import masked_evidence
+from .privacy import shown_alert
 from .pseudonym import Pseudonymiser
 from .tables import CASE_STATUSES, DISPOSITIONS, REVEAL_SCOPES, case_alerts, cases, comments, reveals
 
@@ -146,10 +146,9 @@ class Review:
             a.log("view", "alert", alert_id, about=row["subject"], revealed=sorted(scopes))
             subject = row["subject"]
             view = {
-                **{k: v for k, v in row.items() if k not in ("subject", "evidence")},
+                **shown_alert({k: v for k, v in row.items() if k != "subject"}, "content" in scopes),
                 "pseudonym": self.pseudo(subject),
                 "subject": subject if "identity" in scopes else None,
-                "evidence": masked_evidence(row["evidence"], "content" in scopes),
                 "revealed": scopes,
                 "related": queries.related(a.conn, account, subject, alert_id, self.pseudo),
                 "comments": queries.comments_for(a.conn, alert_id=alert_id),
@@ -380,7 +379,7 @@ class Review:
                 if row is None:
                     continue
                 row["pseudonym"] = self.pseudo(row.pop("subject"))
-                row["evidence"] = masked_evidence(row["evidence"], False)
+                row = shown_alert(row, False)  # title, explanation, facts and evidence masked
                 row["comments"] = queries.comments_for(a.conn, alert_id=alert_id)
                 out_alerts.append(row)
             a.log("export", "case", case_id, about=c["subject"], alerts=len(out_alerts))

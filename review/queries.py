@@ -16,12 +16,14 @@ from detectors.risk import RiskConfig, squash, weighted
 from stream.tables import ALERT_STATUSES, alerts
 
 from .auth import Account
+from .privacy import shown_list_title
 from .pseudonym import Pseudonymiser
 from .tables import case_alerts, cases, comments, reveals, users
 
 QUEUE_COLUMNS = (
     alerts.c.id, alerts.c.detector, alerts.c.severity, alerts.c.score, alerts.c.subject, alerts.c.title,
     alerts.c.ts, alerts.c.count, alerts.c.status, alerts.c.assignee, alerts.c.disposition,
+    alerts.c.facts, alerts.c.evidence,  # to show the title masked (privacy.shown_list_title), then dropped
 )
 SORTS = {"newest": (alerts.c.ts.desc(), alerts.c.id), "risk": (alerts.c.score.desc(), alerts.c.ts.desc(),
                                                                  alerts.c.id)}
@@ -84,6 +86,15 @@ class QueueFilter:
         return c
 
 
+def list_row(r: Any, pseudo: Pseudonymiser) -> dict[str, Any]:
+    """A QUEUE_COLUMNS row as lists show it: pseudonym instead of subject, title masked."""
+    d = dict(r._mapping)
+    d["ts"] = utc(d["ts"])
+    d["pseudonym"] = pseudo(d.pop("subject"))
+    d["title"] = shown_list_title(d)
+    return d
+
+
 def subjects_for_pseudonym(conn: Connection, pseudo: Pseudonymiser, pseudonym: str) -> list[str]:
     pseudonym = pseudonym.strip()
     return [s for s in conn.execute(select(alerts.c.subject).distinct()).scalars() if pseudo(s) == pseudonym]
@@ -105,12 +116,7 @@ def queue(conn: Connection, account: Account, f: QueueFilter, pseudo: Pseudonymi
         select(*QUEUE_COLUMNS).where(*where).order_by(*SORTS.get(f.sort, SORTS["newest"]))
         .limit(page_size).offset((page - 1) * page_size)
     )
-    items = []
-    for r in rows:
-        d = dict(r._mapping)
-        d["ts"] = utc(d["ts"])
-        d["pseudonym"] = pseudo(d.pop("subject"))
-        items.append(d)
+    items = [list_row(r, pseudo) for r in rows]
     pages = max(1, -(-total // page_size))
     return {"items": items, "total": total, "page": page, "pages": pages, "counts": counts}
 
@@ -131,13 +137,7 @@ def related(conn: Connection, account: Account, subject: str, exclude: str, pseu
         select(*QUEUE_COLUMNS).where(alerts.c.subject == subject, alerts.c.id != exclude, visible_to(account))
         .order_by(alerts.c.ts.desc()).limit(limit)
     )
-    out = []
-    for r in rows:
-        d = dict(r._mapping)
-        d["ts"] = utc(d["ts"])
-        d["pseudonym"] = pseudo(d.pop("subject"))
-        out.append(d)
-    return out
+    return [list_row(r, pseudo) for r in rows]
 
 
 def subjects(conn: Connection, account: Account, now: datetime, risk: RiskConfig,
@@ -234,22 +234,18 @@ def case_alert_rows(conn: Connection, account: Account, case_id: int, pseudo: Ps
         select(*QUEUE_COLUMNS).join(case_alerts, case_alerts.c.alert_id == alerts.c.id)
         .where(case_alerts.c.case_id == case_id, visible_to(account)).order_by(alerts.c.ts.desc())
     )
-    out = []
-    for r in rows:
-        d = dict(r._mapping)
-        d["ts"] = utc(d["ts"])
-        d["pseudonym"] = pseudo(d.pop("subject"))
-        out.append(d)
-    return out
+    return [list_row(r, pseudo) for r in rows]
 
 
 def pending_reveals(conn: Connection, account: Account) -> list[dict[str, Any]]:
-    q = (select(reveals, alerts.c.subject, alerts.c.title).join(alerts, alerts.c.id == reveals.c.alert_id)
+    q = (select(reveals, alerts.c.subject, alerts.c.title, alerts.c.facts, alerts.c.evidence)
+         .join(alerts, alerts.c.id == reveals.c.alert_id)
          .where(reveals.c.status == "pending", visible_to(account)).order_by(reveals.c.requested_at))
     out = []
     for r in conn.execute(q):
         d = dict(r._mapping)
         d["requested_at"] = utc(d["requested_at"])
+        d["title"] = shown_list_title(d)
         out.append(d)
     return out
 
