@@ -195,12 +195,16 @@ def _as_of(value: str | None) -> float | None:
 @click.option("--format", "fmt", type=FORMATS, default="auto", show_default=True)
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--as-of", help="Evaluate as if now were this ISO 8601 time (retention counts back from it).")
+@click.option("--reveal", is_flag=True, help="Write the alerts as the detectors made them (raw user ids, masked "
+              "values); needs --reason and is recorded in the review audit trail. Default: pseudonymised and masked.")
+@click.option("--reason", help="Why the identities are needed (recorded with --reveal).")
 @pass_ctx
 def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: str,
-           mapping: Path | None, as_of: str | None) -> None:
+           mapping: Path | None, as_of: str | None, reveal: bool, reason: str | None) -> None:
     """Run FILES through the normalisers and detectors offline (no broker)."""
     from .replay import replay as do_replay
 
+    _reveal_options(reveal, reason)
     settings = ctx.settings()
     when = _as_of(as_of)
     if when is not None:
@@ -212,7 +216,14 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
         result = do_replay(settings, files, fmt, mapping, as_of=when, progress=bar.update)
     elapsed = time.perf_counter() - started
     alerts = sorted(result.alerts.values(), key=lambda a: (a.ts, a.id))
-    lines = b"".join(orjson.dumps(a.to_dict()) + b"\n" for a in alerts)
+    if reveal:
+        _record_reveal(settings, "replay", reason, [a.id for a in alerts], stored=False)
+        lines = b"".join(orjson.dumps(a.to_dict()) + b"\n" for a in alerts)
+    else:
+        from .disclosure import pseudonymiser, shown
+
+        pseudo = pseudonymiser(settings)
+        lines = b"".join(orjson.dumps(shown(a.to_dict(), pseudo, False)) + b"\n" for a in alerts)
     if alerts_out is not None:
         alerts_out.write_bytes(lines)
     else:
@@ -231,16 +242,26 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
 @click.option("--status", type=click.Choice(["new", "investigating", "closed"]))
 @click.option("--detector")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--reveal", is_flag=True, help="Show user ids and masked values; needs --reason and is recorded "
+              "in the review audit trail. Default: pseudonyms, masked as in the review app.")
+@click.option("--reason", help="Why the identities are needed (recorded with --reveal).")
 @pass_ctx
-def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, as_json: bool) -> None:
-    """List stored alerts, newest first."""
+def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, as_json: bool, reveal: bool,
+           reason: str | None) -> None:
+    """List stored alerts, newest first: pseudonymised and masked unless --reveal --reason TEXT."""
+    from .disclosure import pseudonymiser, shown_all
     from .store import AlertStore
 
-    store = AlertStore(ctx.settings().db_url)
+    _reveal_options(reveal, reason)
+    settings = ctx.settings()
+    store = AlertStore(settings.db_url)
     try:
         rows = store.list_alerts(limit=limit, status=status, detector=detector)
     finally:
         store.dispose()
+    if reveal and rows:
+        _record_reveal(settings, "alerts", reason, [r["id"] for r in rows], stored=True)
+    rows = shown_all(rows, pseudonymiser(settings), reveal)
     if as_json:
         for r in rows:
             click.echo(orjson.dumps(r, default=str).decode())
@@ -250,7 +271,26 @@ def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, a
         return
     for r in rows:
         click.echo(f"{r['ts']:%Y-%m-%d %H:%M:%S}  {r['severity']:<8} {r['score']:>5.1f}  "
-                   f"{r['status']:<13} {r['detector']:<14} {r['id']}  {r['title']}")
+                   f"{r['status']:<13} {r['detector']:<14} {r['id']}  {r['subject'] or r['pseudonym']}  "
+                   f"{r['title']}")
+
+
+def _reveal_options(reveal: bool, reason: str | None) -> None:
+    if reason is not None and not reveal:
+        raise click.UsageError("--reason goes with --reveal")
+    if reveal and not (reason or "").strip():
+        raise click.UsageError("--reveal needs --reason TEXT: why the identities are needed (it is recorded)")
+
+
+def _record_reveal(settings: Settings, command: str, reason: str | None, alert_ids: list[str],
+                   stored: bool) -> None:
+    """Record a ``--reveal`` before anything is shown (stream/disclosure.py); refuse if it cannot be."""
+    from .disclosure import Disclosure, NotRecorded, record
+
+    try:
+        record(settings, Disclosure(command, reason or "", tuple(alert_ids), stored))
+    except NotRecorded as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()
