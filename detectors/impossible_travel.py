@@ -23,6 +23,7 @@ from typing import Any
 
 from .base import Clock, DetectorConfig, Needs
 from .event import Event
+from .masking import masked
 from .reference import Reference
 from .suppression import Folding, Hit, RuleDetector, when
 
@@ -113,7 +114,8 @@ class ImpossibleTravel(RuleDetector):
             ),
             facts={"distance_km": round(km, 1), "interval_s": round(dt, 1), "speed_kmh": round(kmh),
                    "max_speed_kmh": cfg.max_speed_kmh,
-                   "from": [round(p[1], 2), round(p[2], 2)], "to": [round(ev.lat, 2), round(ev.lon, 2)]},
+                   **masked(**{"from": [round(p[1], 2), round(p[2], 2)],
+                               "to": [round(ev.lat, 2), round(ev.lon, 2)]})},
         ),)
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,

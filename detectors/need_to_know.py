@@ -30,6 +30,7 @@ from . import window
 from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .fields import doc_str
+from .masking import masked, placeholder
 from .reference import Reference, same_area
 from .suppression import Folding, Hit, RuleDetector, duration
 
@@ -71,10 +72,11 @@ class NeedToKnow(RuleDetector):
             assigned = ref.cases.get(ev.case_ref)
             if assigned is None:
                 out.append(("unknown_case", "gave a case reference that is not in the case register",
-                            {"case_ref": ev.case_ref}))
+                            masked(case_ref=ev.case_ref)))
             elif subject not in assigned:
-                out.append(("not_assigned", f"gave case {ev.case_ref}, to which the user is not assigned",
-                            {"case_ref": ev.case_ref}))
+                out.append(("not_assigned",
+                            f"gave case {placeholder('case_ref')}, to which the user is not assigned",
+                            masked(case_ref=ev.case_ref)))
         restricted = ref.restricted
         if restricted and ev.record_ids:
             watched = self._watched
@@ -86,7 +88,8 @@ class NeedToKnow(RuleDetector):
             area = doc_str(ev, RECORD_AREA_FIELD)
             if area and same_area(area, person.home_postcode_area):
                 out.append(("neighbour", "opened a record in the user's own home postcode area "
-                            f"({person.home_postcode_area}, staff directory)", {"postcode_area": area}))
+                            f"({placeholder('home_area')}, staff directory)",
+                            masked(postcode_area=area, home_area=person.home_postcode_area)))
         return out
 
     @cached_property

@@ -88,6 +88,9 @@ class Hit:
     facts: dict[str, Any] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     """Short labels accumulated over the window (e.g. kinds of personal data seen)."""
+    label: str | None = None
+    """The key as the alert's ``facts["key"]`` shows it, when the key holds a masked value (which
+    the label replaces by its placeholder, :mod:`detectors.masking`); None: the key itself."""
 
 
 Describe = Callable[[dict[str, Any], Hit], tuple[str, str]]
@@ -190,7 +193,7 @@ class Folding:
                 evidence_event_ids=tuple(rec["e"]),
                 evidence=tuple(snapshot(h.event) for h in hits[-EVIDENCE_EVENTS_MAX:]),
                 count=n,
-                facts={**best.facts, "key": key, "suppress_s": self.suppress_s,
+                facts={**best.facts, "key": best.label or key, "suppress_s": self.suppress_s,
                        **({"tags": list(rec["t"])} if rec["t"] else {})},
             ))
         return out

@@ -23,6 +23,7 @@ from typing import Any
 
 from .base import DetectorConfig, Needs
 from .event import SENSITIVITIES, Event
+from .masking import masked, placeholder
 from .reference import Reference
 from .suppression import Hit, RuleDetector, join_words
 
@@ -145,19 +146,29 @@ class ThirdPartyTransfer(RuleDetector):
         out = []
         for key, how, dest, known in unapproved:
             score = 50 + boost + 6 * math.log10(max(records, 1)) - (5 if known else 0)
-            out.append(Hit(
-                key=key, event=ev, score=score, title="", explanation="",
-                facts={"dataset": dataset, "destination": dest, "destination_kind": how,
-                       "known_parties": list(known), "records": records, "sensitivity": sens},
-            ))
+            facts: dict[str, Any] = {"dataset": dataset, "destination_kind": how, "records": records,
+                                     "sensitivity": sens}
+            label = None
+            if how == "party":  # a named recipient is masked (so are the register parties of that name)
+                facts.update(masked(recipient_party=dest, known_parties=list(known) or None))
+                label = f"{dataset}|party:{placeholder('recipient_party')}"
+            else:
+                facts.update(destination=dest, known_parties=list(known))
+            out.append(Hit(key=key, event=ev, score=score, title="", explanation="", facts=facts, label=label))
         return out
 
     def describe(self, rec: dict[str, Any], hit: Hit) -> tuple[str, str]:
         """The alert's text from its best hit (built only for alerts, not for every hit)."""
         facts, ev = hit.facts, hit.event
-        dataset, dest, how = facts["dataset"], facts["destination"], facts["destination_kind"]
-        known, records, sens = facts["known_parties"], facts["records"], facts["sensitivity"]
-        shown = f"{dest} ({', '.join(known)})" if known else dest
+        dataset, how = facts["dataset"], facts["destination_kind"]
+        records, sens = facts["records"], facts["sensitivity"]
+        if how == "party":  # masked: the text refers to it by placeholder only
+            dest = placeholder("recipient_party")
+            known = [dest] if facts.get("masked", {}).get("known_parties") else []
+            shown = dest
+        else:
+            dest, known = facts["destination"], facts["known_parties"]
+            shown = f"{dest} ({', '.join(known)})" if known else dest
         if known:
             why = (f"{'it belongs to' if how == 'domain' else 'it is'} {join_words(known)}, which "
                    f"the sharing register does not approve for {dataset}")

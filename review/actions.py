@@ -23,7 +23,7 @@ from .auth import Account
 from .config import ReviewConfig
 from .events import Emitter, review_event
 from .metrics import ReviewMetrics
-from .privacy import masked_evidence
+from .privacy import shown_alert
 from .pseudonym import Pseudonymiser
 from .tables import CASE_STATUSES, DISPOSITIONS, REVEAL_SCOPES, case_alerts, cases, comments, reveals
 
@@ -146,16 +146,15 @@ class Review:
             a.log("view", "alert", alert_id, about=row["subject"], revealed=sorted(scopes))
             subject = row["subject"]
             view = {
-                **{k: v for k, v in row.items() if k not in ("subject", "evidence")},
+                **shown_alert({k: v for k, v in row.items() if k != "subject"}, "content" in scopes),
                 "pseudonym": self.pseudo(subject),
                 "subject": subject if "identity" in scopes else None,
-                "evidence": masked_evidence(row["evidence"], "content" in scopes),
                 "revealed": scopes,
                 "related": queries.related(a.conn, account, subject, alert_id, self.pseudo),
                 "comments": queries.comments_for(a.conn, alert_id=alert_id),
                 "cases": queries.cases_for_subject(a.conn, subject),
                 "reveals": queries.my_reveals(a.conn, account, alert_id),
-                "assignable": queries.assignable(a.conn),
+                "assignable": queries.assignable(a.conn, subject),
             }
         return view
 
@@ -178,8 +177,9 @@ class Review:
         assignee = (assignee or "").strip() or None
         with self.act(account) as a:
             row = self._alert(a.conn, account, alert_id)
-            if assignee is not None and assignee not in queries.assignable(a.conn):
-                raise ActionError("can only assign to an active reviewer or supervisor")
+            if assignee is not None and assignee not in queries.assignable(a.conn, row["subject"]):
+                raise ActionError("can only assign to an active reviewer or supervisor who is not the "
+                                  "alert's subject")
             a.conn.execute(update(alerts).where(alerts.c.id == alert_id)
                            .values(assignee=assignee, updated_at=self.now()))
             a.log("assign", "alert", alert_id, about=row["subject"], previous=row["assignee"], assignee=assignee)
@@ -379,7 +379,7 @@ class Review:
                 if row is None:
                     continue
                 row["pseudonym"] = self.pseudo(row.pop("subject"))
-                row["evidence"] = masked_evidence(row["evidence"], False)
+                row = shown_alert(row, False)  # title, explanation, facts and evidence masked
                 row["comments"] = queries.comments_for(a.conn, alert_id=alert_id)
                 out_alerts.append(row)
             a.log("export", "case", case_id, about=c["subject"], alerts=len(out_alerts))

@@ -1,5 +1,6 @@
 """Commands the review app adds to ``custodes``: ``review``, ``users add/disable/list``,
-``audit verify/seal``.
+``audit verify/seal``; and the recorder of ``--reveal`` in ``custodes alerts`` / ``custodes replay``
+(:func:`record_disclosure`, which ``stream.cli`` passes to ``stream.disclosure.record``).
 
 ``stream.cli`` imports ``COMMANDS`` from here; this module does not import ``stream.cli`` back (the
 settings come from the root click context's object, or from ``stream.settings.load``).
@@ -196,6 +197,40 @@ def audit_seal() -> None:
     finally:
         engine.dispose()
     click.echo(f"sealed at record #{rec['seq']}" if rec else "nothing to seal: the chain is keyed")
+
+
+def record_disclosure(settings: Settings, disclosure) -> None:
+    """The recorder of ``custodes alerts --reveal`` / ``custodes replay --reveal`` (stream/disclosure.py):
+    an audit record per stored alert shown (``reveal`` of alert X, like a reveal in the app), or one
+    for an offline replay output (its alert count and a digest of their ids), with the reason, before
+    anything is shown. The reason must be as long as the app asks of reviewers."""
+    import hashlib
+
+    from .audit import AuditTrail
+    from .config import ReviewConfig
+
+    reason = disclosure.reason.strip()
+    min_chars = ReviewConfig.from_env().reveal_reason_min_chars
+    if len(reason) < min_chars:
+        raise ValueError(f"state a reason of at least {min_chars} characters")
+    if len(reason) > 2000:
+        raise ValueError("reasons are limited to 2,000 characters")
+    detail = {"scope": "identity+content", "reason": reason, "via": f"custodes {disclosure.command}"}
+    engine = _engine(settings)
+    try:
+        trail = AuditTrail(engine, time.time, key=_audit_key(settings))
+        with trail.transaction() as conn:
+            if disclosure.stored:
+                for alert_id in disclosure.alert_ids:
+                    trail.append(conn, actor=_cli_actor(), role="operator", action="reveal", target_type="alert",
+                                 target_id=alert_id, detail=detail)
+            else:
+                digest = hashlib.sha256("\n".join(sorted(disclosure.alert_ids)).encode()).hexdigest()
+                trail.append(conn, actor=_cli_actor(), role="operator", action="reveal",
+                             target_type="offline", target_id=disclosure.command,
+                             detail={**detail, "alerts": len(disclosure.alert_ids), "alert_ids_sha256": digest})
+    finally:
+        engine.dispose()
 
 
 COMMANDS = [review, users, audit]

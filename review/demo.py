@@ -25,6 +25,7 @@ def ensure_demo_account(settings: Settings, clock=time.time) -> tuple[str, str, 
     """Create the demo account or reset its password; returns (name, password, created)."""
     from stream.store import engine_for, migrate
 
+    from . import audit_chain
     from .audit import AuditTrail
     from .auth import add_user, hash_password
     from .tables import sessions, users
@@ -34,7 +35,7 @@ def ensure_demo_account(settings: Settings, clock=time.time) -> tuple[str, str, 
     engine = engine_for(settings.db_url)
     try:
         migrate(engine)
-        trail = AuditTrail(engine, clock)
+        trail = AuditTrail(engine, clock, key=audit_chain.load_key(settings))
         with trail.transaction() as conn:
             row = conn.execute(select(users.c.id).where(users.c.name == DEMO_ACCOUNT)).first()
             if row is None:

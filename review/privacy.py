@@ -1,7 +1,9 @@
 """Privacy by default: evidence fields that identify people or carry what they wrote are masked until
 a reviewer reveals them, for a stated reason and a limited time (optionally with a supervisor's
 approval). A reveal is per account and alert, and per scope: ``identity`` (who the subject is) or
-``content`` (message text and the other sensitive evidence fields)."""
+``content`` (message text and the other sensitive evidence fields, and the values an alert's title,
+explanation and facts refer to by placeholder: :mod:`detectors.masking`). Lists and exports always
+show the masked form."""
 
 from __future__ import annotations
 
@@ -10,38 +12,24 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
+from detectors.masking import MASKED_FIELDS, mask_value, masked_evidence, secrets_of, shown_alert, shown_text
+
 from .tables import reveals
 
-SENSITIVE_FIELDS = frozenset({
-    "content", "file_name", "record_ids", "case_ref", "recipient_party", "lat", "lon", "media",
-    "email_to", "user_id", "user_name", "message",
-})
-"""Evidence snapshot keys masked unless content is revealed."""
+SENSITIVE_FIELDS = MASKED_FIELDS
+"""Evidence snapshot keys masked unless content is revealed (:data:`detectors.masking.MASKED_FIELDS`)."""
 
 MASK = "[masked]"
 
-
-def mask_value(value: Any) -> dict[str, Any]:
-    """What a masked field shows: that something is there and how big, never the value."""
-    if isinstance(value, str):
-        return {"masked": True, "size": f"{len(value):,} characters"}
-    if isinstance(value, list | tuple):
-        return {"masked": True, "size": f"{len(value):,} items"}
-    return {"masked": True, "size": ""}
+__all__ = ["MASK", "SENSITIVE_FIELDS", "active_scopes", "mask_value", "masked_evidence", "shown_alert",
+           "shown_list_title"]
 
 
-def masked_evidence(evidence: list[dict[str, Any]], reveal_content: bool) -> list[dict[str, Any]]:
-    """Copies of the evidence snapshots with sensitive fields replaced, oldest first."""
-    out = []
-    for snap in evidence:
-        if not isinstance(snap, dict):
-            continue
-        copy = {}
-        for key, value in snap.items():
-            copy[key] = mask_value(value) if key in SENSITIVE_FIELDS and not reveal_content else value
-        out.append(copy)
-    out.sort(key=lambda s: (s.get("ts") if isinstance(s.get("ts"), int | float) else 0))
-    return out
+def shown_list_title(row: dict[str, Any]) -> str:
+    """The title of an alert in a list (queue, related alerts, case, reveal requests, exports): always
+    masked, whatever reveals the reader holds. Pops the row's ``facts`` and ``evidence`` if present."""
+    facts, evidence = row.pop("facts", None), row.pop("evidence", None) or ()
+    return shown_text(row.get("title") or "", facts, False, secrets_of(facts, evidence))
 
 
 def active_scopes(conn: Connection, account: str, alert_id: str, now: datetime) -> dict[str, datetime]:

@@ -1,5 +1,7 @@
-"""Read-side queries of the review app. Every alert query goes through :func:`visible_to`, which hides
-alerts about the account's own monitored user id."""
+"""Read-side queries of the review app. Every alert and case query goes through :func:`visible_to` /
+:func:`case_visible_to`, which hide alerts and cases about the account holder: subjects equal to the
+account's linked monitored user id **or** to its account name (the review app's own events, and so
+``reviewer_watch`` alerts about an account without a linked id, have the account name as subject)."""
 
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from detectors.risk import RiskConfig, squash, weighted
 from stream.tables import ALERT_STATUSES, alerts
 
 from .auth import Account
+from .privacy import shown_list_title
 from .pseudonym import Pseudonymiser
 from .tables import case_alerts, cases, comments, reveals, users
 
 QUEUE_COLUMNS = (
     alerts.c.id, alerts.c.detector, alerts.c.severity, alerts.c.score, alerts.c.subject, alerts.c.title,
     alerts.c.ts, alerts.c.count, alerts.c.status, alerts.c.assignee, alerts.c.disposition,
+    alerts.c.facts, alerts.c.evidence,  # to show the title masked (privacy.shown_list_title), then dropped
 )
 SORTS = {"newest": (alerts.c.ts.desc(), alerts.c.id), "risk": (alerts.c.score.desc(), alerts.c.ts.desc(),
                                                                  alerts.c.id)}
@@ -31,10 +35,23 @@ def utc(ts: datetime | None) -> datetime | None:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def own_identities(account: Account) -> tuple[str, ...]:
+    """The subjects an account's holder appears under: the account name (what the app's own review
+    events carry when no monitored user id is linked) and the linked monitored user id, if any."""
+    linked = (account.linked_user_id or "").strip()
+    return (account.name, linked) if linked and linked != account.name else (account.name,)
+
+
+def is_own(account: Account, subject: str | None) -> bool:
+    return subject is not None and subject in own_identities(account)
+
+
 def visible_to(account: Account) -> ColumnElement[bool]:
-    if account.linked_user_id:
-        return alerts.c.subject != account.linked_user_id
-    return alerts.c.id.is_not(None)
+    return alerts.c.subject.not_in(own_identities(account))
+
+
+def case_visible_to(account: Account) -> ColumnElement[bool]:
+    return cases.c.subject.not_in(own_identities(account))
 
 
 @dataclass(frozen=True)
@@ -69,6 +86,15 @@ class QueueFilter:
         return c
 
 
+def list_row(r: Any, pseudo: Pseudonymiser) -> dict[str, Any]:
+    """A QUEUE_COLUMNS row as lists show it: pseudonym instead of subject, title masked."""
+    d = dict(r._mapping)
+    d["ts"] = utc(d["ts"])
+    d["pseudonym"] = pseudo(d.pop("subject"))
+    d["title"] = shown_list_title(d)
+    return d
+
+
 def subjects_for_pseudonym(conn: Connection, pseudo: Pseudonymiser, pseudonym: str) -> list[str]:
     pseudonym = pseudonym.strip()
     return [s for s in conn.execute(select(alerts.c.subject).distinct()).scalars() if pseudo(s) == pseudonym]
@@ -90,12 +116,7 @@ def queue(conn: Connection, account: Account, f: QueueFilter, pseudo: Pseudonymi
         select(*QUEUE_COLUMNS).where(*where).order_by(*SORTS.get(f.sort, SORTS["newest"]))
         .limit(page_size).offset((page - 1) * page_size)
     )
-    items = []
-    for r in rows:
-        d = dict(r._mapping)
-        d["ts"] = utc(d["ts"])
-        d["pseudonym"] = pseudo(d.pop("subject"))
-        items.append(d)
+    items = [list_row(r, pseudo) for r in rows]
     pages = max(1, -(-total // page_size))
     return {"items": items, "total": total, "page": page, "pages": pages, "counts": counts}
 
@@ -116,13 +137,7 @@ def related(conn: Connection, account: Account, subject: str, exclude: str, pseu
         select(*QUEUE_COLUMNS).where(alerts.c.subject == subject, alerts.c.id != exclude, visible_to(account))
         .order_by(alerts.c.ts.desc()).limit(limit)
     )
-    out = []
-    for r in rows:
-        d = dict(r._mapping)
-        d["ts"] = utc(d["ts"])
-        d["pseudonym"] = pseudo(d.pop("subject"))
-        out.append(d)
-    return out
+    return [list_row(r, pseudo) for r in rows]
 
 
 def subjects(conn: Connection, account: Account, now: datetime, risk: RiskConfig,
@@ -162,11 +177,14 @@ def detectors(conn: Connection) -> list[str]:
     return sorted(conn.execute(select(alerts.c.detector).distinct()).scalars())
 
 
-def assignable(conn: Connection) -> list[str]:
-    return list(conn.execute(
-        select(users.c.name).where(users.c.disabled.is_(False), users.c.role.in_(("reviewer", "supervisor")))
-        .order_by(users.c.name)
-    ).scalars())
+def assignable(conn: Connection, subject: str | None = None) -> list[str]:
+    """Active reviewers and supervisors; given the alert's ``subject``, not the account(s) of the person
+    the alert is about (by account name or linked id)."""
+    q = select(users.c.name).where(users.c.disabled.is_(False), users.c.role.in_(("reviewer", "supervisor")))
+    if subject is not None:
+        q = q.where(users.c.name != subject,
+                    (users.c.linked_user_id.is_(None)) | (users.c.linked_user_id != subject))
+    return list(conn.execute(q.order_by(users.c.name)).scalars())
 
 
 def comments_for(conn: Connection, *, alert_id: str | None = None, case_id: int | None = None) -> list[dict]:
@@ -192,8 +210,7 @@ def case_list(conn: Connection, account: Account, pseudo: Pseudonymiser, status:
     q = select(cases, n_alerts.label("alerts")).order_by(cases.c.updated_at.desc(), cases.c.id.desc())
     if status:
         q = q.where(cases.c.status == status)
-    if account.linked_user_id:
-        q = q.where(cases.c.subject != account.linked_user_id)
+    q = q.where(case_visible_to(account))
     out = []
     for r in conn.execute(q):
         d = dict(r._mapping)
@@ -204,8 +221,8 @@ def case_list(conn: Connection, account: Account, pseudo: Pseudonymiser, status:
 
 
 def case(conn: Connection, account: Account, case_id: int) -> dict[str, Any] | None:
-    row = conn.execute(select(cases).where(cases.c.id == case_id)).first()
-    if row is None or (account.linked_user_id and row.subject == account.linked_user_id):
+    row = conn.execute(select(cases).where(cases.c.id == case_id, case_visible_to(account))).first()
+    if row is None:
         return None
     d = dict(row._mapping)
     d["created_at"], d["updated_at"] = utc(d["created_at"]), utc(d["updated_at"])
@@ -217,22 +234,18 @@ def case_alert_rows(conn: Connection, account: Account, case_id: int, pseudo: Ps
         select(*QUEUE_COLUMNS).join(case_alerts, case_alerts.c.alert_id == alerts.c.id)
         .where(case_alerts.c.case_id == case_id, visible_to(account)).order_by(alerts.c.ts.desc())
     )
-    out = []
-    for r in rows:
-        d = dict(r._mapping)
-        d["ts"] = utc(d["ts"])
-        d["pseudonym"] = pseudo(d.pop("subject"))
-        out.append(d)
-    return out
+    return [list_row(r, pseudo) for r in rows]
 
 
 def pending_reveals(conn: Connection, account: Account) -> list[dict[str, Any]]:
-    q = (select(reveals, alerts.c.subject, alerts.c.title).join(alerts, alerts.c.id == reveals.c.alert_id)
+    q = (select(reveals, alerts.c.subject, alerts.c.title, alerts.c.facts, alerts.c.evidence)
+         .join(alerts, alerts.c.id == reveals.c.alert_id)
          .where(reveals.c.status == "pending", visible_to(account)).order_by(reveals.c.requested_at))
     out = []
     for r in conn.execute(q):
         d = dict(r._mapping)
         d["requested_at"] = utc(d["requested_at"])
+        d["title"] = shown_list_title(d)
         out.append(d)
     return out
 

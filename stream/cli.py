@@ -330,12 +330,16 @@ def _as_of(value: str | None) -> float | None:
 @click.option("--format", "fmt", type=FORMATS, default="auto", show_default=True)
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--as-of", help="Evaluate as if now were this ISO 8601 time (retention counts back from it).")
+@click.option("--reveal", is_flag=True, help="Write the alerts as the detectors made them (raw user ids, masked "
+              "values); needs --reason and is recorded in the review audit trail. Default: pseudonymised and masked.")
+@click.option("--reason", help="Why the identities are needed (recorded with --reveal).")
 @pass_ctx
 def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: str,
-           mapping: Path | None, as_of: str | None) -> None:
+           mapping: Path | None, as_of: str | None, reveal: bool, reason: str | None) -> None:
     """Run FILES through the normalisers and detectors offline (no broker)."""
     from .replay import replay as do_replay
 
+    _reveal_options(reveal, reason)
     settings = ctx.settings()
     when = _as_of(as_of)
     if when is not None:
@@ -347,7 +351,14 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
         result = do_replay(settings, files, fmt, mapping, as_of=when, progress=bar.update)
     elapsed = time.perf_counter() - started
     alerts = sorted(result.alerts.values(), key=lambda a: (a.ts, a.id))
-    lines = b"".join(orjson.dumps(_iso_times(a.to_dict())) + b"\n" for a in alerts)
+    if reveal:
+        _record_reveal(settings, "replay", reason, [a.id for a in alerts], stored=False)
+        lines = b"".join(orjson.dumps(_iso_times(a.to_dict())) + b"\n" for a in alerts)
+    else:
+        from .disclosure import pseudonymiser, shown
+
+        pseudo = pseudonymiser(settings)
+        lines = b"".join(orjson.dumps(_iso_times(shown(a.to_dict(), pseudo, False))) + b"\n" for a in alerts)
     if alerts_out is not None:
         alerts_out.write_bytes(lines)
     else:
@@ -368,19 +379,27 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
 @click.option("--order", type=click.Choice(["stored", "event"]), default="stored", show_default=True,
               help="Newest first by when the alert was stored, or by the time of its events.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line (times in ISO 8601, UTC).")
+@click.option("--reveal", is_flag=True, help="Show user ids and masked values; needs --reason and is recorded "
+              "in the review audit trail. Default: pseudonyms, masked as in the review app.")
+@click.option("--reason", help="Why the identities are needed (recorded with --reveal).")
 @pass_ctx
-def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, order: str, as_json: bool) -> None:
-    """List stored alerts, newest first (people shown by pseudonym)."""
+def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, order: str, as_json: bool,
+           reveal: bool, reason: str | None) -> None:
+    """List stored alerts, newest first: pseudonymised and masked unless --reveal --reason TEXT."""
     from .console import alerts_table, iso
+    from .disclosure import pseudonymiser, shown_all
     from .store import AlertStore
 
+    _reveal_options(reveal, reason)
     settings = ctx.settings()
     store = AlertStore(settings.db_url)
     try:
         rows = store.list_alerts(limit=limit, order=order, status=status, detector=detector)
     finally:
         store.dispose()
-    person = _pseudonym_of(settings)
+    if reveal and rows:
+        _record_reveal(settings, "alerts", reason, [r["id"] for r in rows], stored=True)
+    rows = shown_all(rows, pseudonymiser(settings), reveal)
     if as_json:
         for r in rows:
             out = {k: (iso(v) if isinstance(v, datetime) else v) for k, v in r.items()}
@@ -389,15 +408,31 @@ def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, o
     if not rows:
         click.echo("no alerts")
         return
-    click.echo(alerts_table(rows, person, order=order), nl=False)
+    click.echo(alerts_table(rows, lambda r: str(r.get("subject") or r.get("pseudonym") or ""), order=order),
+               nl=False)
 
 
-def _pseudonym_of(settings: Settings):
-    """The review app's pseudonym of a stored alert's subject (the same P-… a reviewer sees)."""
-    from review.pseudonym import Pseudonymiser, load_key
+def _reveal_options(reveal: bool, reason: str | None) -> None:
+    if reason is not None and not reveal:
+        raise click.UsageError("--reason goes with --reveal")
+    if reveal and not (reason or "").strip():
+        raise click.UsageError("--reveal needs --reason TEXT: why the identities are needed (it is recorded)")
 
-    pseudonym = Pseudonymiser(load_key(settings))
-    return lambda row: pseudonym(str(row.get("subject", "")))
+
+def _record_reveal(settings: Settings, command: str, reason: str | None, alert_ids: list[str],
+                   stored: bool) -> None:
+    """Record a ``--reveal`` before anything is shown (stream/disclosure.py); refuse if it cannot be.
+    The recorder is the review app's audit trail, wired here (the CLI is where the packages meet)."""
+    from .disclosure import Disclosure, NotRecorded, record
+
+    try:
+        from review.cli import record_disclosure
+    except ImportError:
+        record_disclosure = None
+    try:
+        record(settings, Disclosure(command, reason or "", tuple(alert_ids), stored), record_disclosure)
+    except NotRecorded as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @main.command()

@@ -86,4 +86,13 @@ def test_batching_gives_the_same_alerts_and_state_expires():
 
 def test_explanations_do_not_hold_record_content():
     (a,) = run(det(), [[lookup(area="NG7", ids=("P-123456",))]])[1].values()
-    assert "home postcode area (NG7" in a.explanation and "P-123456" not in a.explanation
+    assert "home postcode area ({home_area}" in a.explanation and "P-123456" not in a.explanation
+    assert "NG7" not in a.explanation  # the home area is masked: a placeholder, the value in facts.masked
+    assert a.facts["masked"] == {"postcode_area": "NG7", "home_area": "NG7"}
+
+
+def test_case_references_are_placeholders_not_text():
+    (a,) = run(det(), [[lookup(case="CASE-0002")]])[1].values()
+    assert a.facts["reason"] == "not_assigned" and "CASE-0002" not in a.title + a.explanation
+    assert "gave case {case_ref}," in a.explanation and a.facts["masked"] == {"case_ref": "CASE-0002"}
+    assert "CASE-0002" not in str({k: v for k, v in a.facts.items() if k != "masked"})

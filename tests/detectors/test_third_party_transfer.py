@@ -53,6 +53,19 @@ def test_a_known_party_is_named_with_the_reason():
     assert "Print Partner Ltd" in a.explanation and "does not approve for firearm-certificates" in a.explanation
 
 
+def test_a_named_recipient_is_masked_in_title_explanation_and_facts():
+    """The recipient party is masked evidence: the text refers to it by a placeholder only, the value
+    (and the register parties of that name) are in facts["masked"]; the key shows the placeholder."""
+    for party, known in (("Jane Doe Consulting", None), ("Print Partner", ["Print Partner Ltd"])):
+        _, alerts = run(det(), [[export(recipient_party=party)]])
+        (a,) = alerts.values()
+        shown = a.title + a.explanation + str({k: v for k, v in a.facts.items() if k != "masked"})
+        assert party.lower() not in shown.lower() and (known is None or known[0] not in shown)
+        assert "{recipient_party}" in a.title and "the party {recipient_party}" in a.explanation
+        assert a.facts["masked"] == {"recipient_party": party, **({"known_parties": known} if known else {})}
+        assert a.facts["key"] == "firearm-certificates|party:{recipient_party}"
+
+
 def test_min_records_edge_for_events_without_a_dataset():
     d = det(min_records=10)
     assert not run(d, [[export(url_domain="x.example", dataset=None, record_count=9)]])[1]

@@ -35,3 +35,83 @@ def test_users_add_reads_the_password_from_stdin_and_disable_ends_access(databas
 def test_commands_are_registered():
     out = CliRunner().invoke(main, ["--help"]).output
     assert all(name in out for name in ("review", "users", "audit"))
+
+
+def _store_alert(url):
+    from detectors.alert import Alert
+    from stream.store import AlertStore
+
+    t = 1_770_000_000.0
+    alert = Alert(id="a1", detector="third_party_transfer", detector_version=1, severity="high", score=70.0,
+                  subject="u-alice", title="Personal data to an unapproved third party: pnc to {recipient_party}",
+                  explanation="This user sent pnc to the party {recipient_party}.", ts=t, first_seen=t, last_seen=t,
+                  evidence=({"id": "e1", "ts": t, "kind": "export", "recipient_party": "Jane Doe Ltd"},),
+                  facts={"dataset": "pnc", "masked": {"recipient_party": "Jane Doe Ltd"}})
+    store = AlertStore(url)
+    store.upsert_alerts([alert])
+    store.dispose()
+    return alert
+
+
+def test_alerts_reveal_is_recorded_in_the_audit_trail_before_anything_is_shown(database_url, tmp_path):
+    from review.audit import query, verify
+
+    alert = _store_alert(database_url)
+    plain = run(["alerts", "--json"], database_url, tmp_path)
+    assert plain.exit_code == 0, plain.output
+    assert "u-alice" not in plain.output and "Jane Doe" not in plain.output
+    assert "[masked recipient party]" in plain.output
+    short = run(["alerts", "--reveal", "--reason", "why"], database_url, tmp_path)
+    assert short.exit_code == 1 and "at least 10 characters" in short.output and "u-alice" not in short.output
+    engine = engine_for(database_url)
+    assert query(engine, action="reveal")[1] == 0  # refused: nothing shown, nothing recorded
+    shown = run(["alerts", "--reveal", "--reason", "PSD referral 2026/14"], database_url, tmp_path)
+    assert shown.exit_code == 0, shown.output
+    assert "u-alice" in shown.output and "to Jane Doe Ltd" in shown.output
+    records, total = query(engine, action="reveal", target=alert.id)
+    assert total == 1 and records[0]["actor"].startswith("cli")
+    assert records[0]["detail"] == {"scope": "identity+content", "reason": "PSD referral 2026/14",
+                                    "via": "custodes alerts"}
+    assert verify(engine).ok
+    engine.dispose()
+
+
+def test_replay_reveal_is_recorded_and_keeps_the_raw_alerts(database_url, tmp_path):
+    import orjson
+
+    from review.audit import query
+
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(orjson.dumps({
+        "@timestamp": f"2026-03-02T09:0{i}:00Z", "event": {"id": f"x{i}"}, "user": {"id": "u-alice"},
+        "custodes": {"activity": "export", "record": {"count": 100},
+                     "dataset": {"name": "pnc", "sensitivity": "high"}}}) for i in range(3)))
+    out = tmp_path / "alerts.jsonl"
+    args = ["replay", str(events), "--alerts-out", str(out), "--as-of", "2026-03-02T10:00:00Z"]
+    assert run(args, database_url, tmp_path).exit_code == 0
+    assert b"u-alice" not in out.read_bytes() and b"P-" in out.read_bytes()
+    r = run([*args, "--reveal", "--reason", "check the detector on this file"], database_url, tmp_path)
+    assert r.exit_code == 0, r.output
+    (line,) = out.read_bytes().splitlines()
+    assert orjson.loads(line)["subject"] == "u-alice"
+    engine = engine_for(database_url)
+    records, total = query(engine, action="reveal")
+    engine.dispose()
+    assert total == 1 and records[0]["target_type"] == "offline" and records[0]["target_id"] == "replay"
+    assert records[0]["detail"]["alerts"] == 1 and records[0]["detail"]["reason"] == "check the detector on this file"
+
+
+def test_a_reveal_that_cannot_be_recorded_shows_nothing(database_url, tmp_path, monkeypatch):
+    import review.cli
+
+    _store_alert(database_url)
+
+    def broken(settings, d):
+        raise RuntimeError("database gone")
+
+    monkeypatch.setattr(review.cli, "record_disclosure", broken)
+    r = run(["alerts", "--reveal", "--reason", "PSD referral 2026/14"], database_url, tmp_path)
+    assert r.exit_code == 1 and "could not be recorded" in r.output and "u-alice" not in r.output
+    monkeypatch.setitem(sys.modules, "review.cli", None)  # the review app not installed
+    r = run(["alerts", "--reveal", "--reason", "PSD referral 2026/14"], database_url, tmp_path)
+    assert r.exit_code == 1 and "review app" in r.output and "u-alice" not in r.output

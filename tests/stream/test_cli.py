@@ -27,6 +27,15 @@ def run(tmp_path):
 
 
 @pytest.fixture
+def pseudo(tmp_path):
+    """The review app's pseudonyms for the data directory the commands use."""
+    from stream.pseudonym import Pseudonymiser, load_key
+    from stream.settings import Settings
+
+    return Pseudonymiser(load_key(Settings(data_dir=tmp_path / "data")))
+
+
+@pytest.fixture
 def events_file(tmp_path):
     lines = [export("alice", T0 + i * 60, 80, event_id=f"a{i}") for i in range(3)]
     lines.append(export("bob", T0 - 800 * 86400, 5000, event_id="ancient"))
@@ -35,17 +44,18 @@ def events_file(tmp_path):
     return path
 
 
-def test_replay_writes_alerts_and_counts_everything(run, events_file, tmp_path):
+def test_replay_writes_alerts_and_counts_everything(run, events_file, tmp_path, pseudo):
     out = tmp_path / "alerts.jsonl"
     result = run("replay", str(events_file), "--alerts-out", str(out), "--as-of", iso(T0 + 3600))
     alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    assert [(a["detector"], a["subject"]) for a in alerts] == [("bulk_export", "alice")]
+    assert [(a["detector"], a["subject"], a["pseudonym"]) for a in alerts] == [("bulk_export", None, pseudo("alice"))]
+    assert b"alice" not in out.read_bytes()  # pseudonymised unless --reveal --reason
     assert "5 events: 3 processed, 1 dead-lettered, 1 expired; 1 alerts" in result.output
     assert "invalid_json: 1" in result.output
     assert f"Evaluating as of {iso(T0 + 3600)[:19]}" in result.output
 
 
-def test_replay_as_of_moves_the_window(run, events_file, tmp_path):
+def test_replay_as_of_moves_the_window(run, events_file, tmp_path, pseudo):
     out = tmp_path / "alerts.jsonl"
     # three years later every event is past the window: all expired, no alert
     result = run("replay", str(events_file), "--alerts-out", str(out), "--as-of", iso(T0 + 3 * 365 * 86400))
@@ -53,8 +63,8 @@ def test_replay_as_of_moves_the_window(run, events_file, tmp_path):
     assert out.read_bytes() == b""
     # as of a time before bob's ancient export became old, it counts (and alerts)
     run("replay", str(events_file), "--alerts-out", str(out), "--as-of", iso(T0 - 799 * 86400))
-    subjects = {orjson.loads(line)["subject"] for line in out.read_bytes().splitlines()}
-    assert "bob" in subjects
+    subjects = {orjson.loads(line)["pseudonym"] for line in out.read_bytes().splitlines()}
+    assert pseudo("bob") in subjects
 
 
 def test_replay_as_of_needs_a_timezone(run, events_file):
@@ -81,18 +91,25 @@ def test_config_masks_secrets(run, tmp_path):
     assert "postgresql+psycopg://custodes:***@db/custodes" in result.output
 
 
-def test_alerts_lists_stored_alerts(run, tmp_path, events_file):
-    out = tmp_path / "alerts.jsonl"
-    run("replay", str(events_file), "--alerts-out", str(out), "--as-of", iso(T0 + 3600))
+def test_alerts_lists_stored_alerts(run, tmp_path, pseudo):
     from detectors.alert import Alert
 
     store = AlertStore(f"sqlite:///{tmp_path}/data/custodes.db")
-    store.upsert_alerts([Alert.from_dict(orjson.loads(line)) for line in out.read_bytes().splitlines()])
+    store.upsert_alerts([Alert(id="a1", detector="bulk_export", detector_version=1, severity="high", score=70.0,
+                               subject="alice", title="Bulk export: 270 records", explanation="x", ts=T0,
+                               first_seen=T0, last_seen=T0,
+                               evidence=({"id": "e1", "ts": T0, "kind": "export", "file_name": "alice.csv"},))])
     store.dispose()
     listing = run("alerts").output
     assert "bulk_export" in listing and "Bulk export" in listing
-    rows = [orjson.loads(line) for line in run("alerts", "--json").output.splitlines()]
-    assert rows[0]["subject"] == "alice"
+    assert pseudo("alice") in listing and "alice" not in listing  # pseudonyms unless --reveal --reason
+    listing = run("alerts", "--json").output
+    rows = [orjson.loads(line) for line in listing.splitlines()]
+    assert (rows[0]["subject"], rows[0]["pseudonym"]) == (None, pseudo("alice"))
+    assert rows[0]["evidence"][0]["file_name"] == {"masked": True, "size": "9 characters"}
+    assert "alice" not in listing
+    assert "--reason" in run("alerts", "--reveal", code=2).output
+    assert "--reveal" in run("alerts", "--reason", "because", code=2).output
 
 
 def test_hold_and_retention_commands(run, tmp_path):

@@ -3,7 +3,7 @@ import stat
 
 from pydantic import SecretStr
 
-from review.pseudonym import KEY_FILE, Pseudonymiser, load_key
+from stream.pseudonym import KEY_FILE, Pseudonymiser, load_key
 from stream.settings import Settings
 
 

@@ -1,0 +1,60 @@
+"""Stable pseudonyms for monitored people: a keyed HMAC-SHA256 of the user id, the same in the review
+app, `custodes alerts` and `custodes replay`.
+
+The key is ``settings.pseudonym_key``; when unset, one is generated once and kept in
+``data_dir/pseudonym.key`` (mode 0600). The key is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+from .settings import Settings
+
+KEY_FILE = "pseudonym.key"
+PREFIX = "P-"
+
+
+def load_key(settings: Settings) -> bytes:
+    if settings.pseudonym_key is not None:
+        return settings.pseudonym_key.get_secret_value().encode()
+    path = Path(settings.data_dir) / KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use its key
+            pass
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        os.chmod(path, 0o600)
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ValueError(f"{path} holds no usable pseudonym key")
+    return key.encode()
+
+
+class Pseudonymiser:
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self._cache: dict[str, str] = {}
+
+    def __call__(self, user_id: str) -> str:
+        p = self._cache.get(user_id)
+        if p is None:
+            digest = hmac.new(self._key, user_id.encode(), hashlib.sha256).digest()
+            p = PREFIX + base64.b32encode(digest[:10]).decode().lower()
+            if len(self._cache) < 100_000:
+                self._cache[user_id] = p
+        return p
+
+    def __repr__(self) -> str:  # never show the key
+        return "Pseudonymiser(<key hidden>)"
