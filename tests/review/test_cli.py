@@ -1,3 +1,5 @@
+import sys
+
 from click.testing import CliRunner
 from sqlalchemy import select
 
