@@ -208,14 +208,14 @@ def _login_lines(settings: Settings, demo: bool) -> list[str]:
 
 
 def _alert_feed(settings: Settings, burst: int):
-    """A callable returning the lines for alerts stored since it last ran (errors while the store is
-    still being created are retried at the next poll)."""
-    from review.pseudonym import Pseudonymiser, load_key
-
+    """A callable returning the lines for alerts stored since it last ran: pseudonymised and masked as
+    ``custodes alerts`` shows them (errors while the store is still being created are retried at the
+    next poll)."""
     from .alert_feed import AlertFeed
+    from .disclosure import pseudonymiser, shown
     from .store import AlertStore
 
-    pseudonym = Pseudonymiser(load_key(settings))
+    pseudo = pseudonymiser(settings)
     state: dict[str, object] = {}
 
     def lines() -> list[str]:
@@ -224,11 +224,13 @@ def _alert_feed(settings: Settings, burst: int):
                 store = AlertStore(settings.db_url, migrate_schema=False)
                 newest = store.stored_after(None)
                 start = (newest[0]["created_at"], newest[0]["id"]) if newest else None
+
+                def fetch(after, limit):
+                    return [shown(r, pseudo, False) for r in store.stored_after(after or (_EPOCH, ""), limit)]
+
                 state["store"] = store
-                state["feed"] = AlertFeed(
-                    lambda after, limit: store.stored_after(after, limit) if after else store.stored_after(
-                        (_EPOCH, ""), limit),
-                    lambda r: pseudonym(str(r.get("subject", ""))), burst=burst, start_after=start)
+                state["feed"] = AlertFeed(fetch, lambda r: str(r.get("pseudonym") or ""), burst=burst,
+                                          start_after=start)
             return state["feed"].poll()  # type: ignore[union-attr]
         except Exception:  # noqa: BLE001 - the store may not exist yet; try again at the next poll
             return []
