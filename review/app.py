@@ -119,8 +119,12 @@ def verify_chain(state: State) -> audit.ChainReport:
         state.metrics.note_head(report.head_seq, report.head_hash)
         if report.head_seq:
             # a signed head outside the database: `custodes audit verify` catches a removed tail with it
-            written = audit_chain.write_head(state.head_file, state.trail.key, report.head_seq, report.head_hash,
-                                             datetime.fromtimestamp(state.clock(), UTC))
+            try:
+                written = audit_chain.write_head(state.head_file, state.trail.key, report.head_seq,
+                                                 report.head_hash, datetime.fromtimestamp(state.clock(), UTC))
+            except OSError as exc:  # the chain is fine; only the copy outside the database is not kept
+                log.warning("could not write the signed audit head (%s)", type(exc).__name__)
+                written = None
             if written is not None:
                 log.info("audit head #%d %s signed %s", written["seq"], written["hash"], written["sig"])
     else:

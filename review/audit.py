@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, func, select, text
+from sqlalchemy.exc import IntegrityError
 
 from stream import audit_chain
 from stream.audit_chain import (  # noqa: F401  (the chain's API, as the review app uses it)
@@ -69,13 +70,17 @@ class AuditTrail:
 
     def seal(self, actor: str) -> dict[str, Any] | None:
         """After upgrading from an unkeyed chain: append a keyed record that covers the plain ones
-        (``prev_hash``). Does nothing when the chain is empty or already ends in a keyed record."""
-        with self.transaction() as conn:
-            last = audit_chain.head(conn)
-            if last is None or last.hash_version == KEYED:
-                return None
-            return self.append(conn, actor=actor, role="system", action="audit_seal", target_type="audit_log",
-                               target_id=str(last.seq), detail={"sealed_up_to": last.seq})
+        (``prev_hash``). Does nothing when the chain is empty or already ends in a keyed record, or when
+        another process appended at the same moment (its record is keyed)."""
+        try:
+            with self.transaction() as conn:
+                last = audit_chain.head(conn)
+                if last is None or last.hash_version == KEYED:
+                    return None
+                return self.append(conn, actor=actor, role="system", action="audit_seal", target_type="audit_log",
+                                   target_id=str(last.seq), detail={"sealed_up_to": last.seq})
+        except IntegrityError:  # two processes starting at once (SQLite): the other one's record won
+            return None
 
 
 def query(engine: Engine, *, actor: str | None = None, action: str | None = None,

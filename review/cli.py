@@ -181,7 +181,10 @@ def audit_verify(head_file: Path | None) -> None:
     if not report.ok:
         sys.exit(1)
     if report.head_seq:
-        write_head(path, key, report.head_seq, report.head_hash, datetime.now(UTC))
+        try:
+            write_head(path, key, report.head_seq, report.head_hash, datetime.now(UTC))
+        except OSError as exc:
+            click.echo(f"note: the signed head was not written to {path} ({exc.strerror})", err=True)
 
 
 @audit.command("seal")

@@ -55,3 +55,15 @@ def for_case(conn: Connection, case_id: int, retention_s: int, warning_days: int
         return None
     newest = conn.execute(select(case_activity).where(cases.c.id == case_id)).scalar()
     return _notice("case", newest, retention_s, warning_days, now)
+
+
+def cases_due(conn: Connection, retention_s: int, warning_days: int, now: datetime) -> dict[int, DeletionNotice]:
+    """Every case, not on hold, that the retention job will delete within the warning period (by id)."""
+    horizon = now - timedelta(seconds=retention_s) + timedelta(days=warning_days)
+    held = {int(c) for c in held_ids(conn, "case") if str(c).isdigit()}
+    out = {}
+    for case_id, newest in conn.execute(select(cases.c.id, case_activity).where(case_activity <= horizon)):
+        notice = _notice("case", newest, retention_s, warning_days, now)
+        if case_id not in held and notice is not None:
+            out[case_id] = notice
+    return out

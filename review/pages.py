@@ -192,7 +192,10 @@ def cases_page(request: Request, account: Triage, status: str | None = None) -> 
     st = request.app.state.review
     with st.engine.connect() as conn:
         rows = queries.case_list(conn, account, st.pseudo, status if status in ("open", "closed") else None)
-    return render(request, "cases.html", account, cases=rows, status=status)
+        from .deletion_notice import cases_due
+
+        due = cases_due(conn, st.settings.retention_s, st.config.retention_warning_days, st.review.now())
+    return render(request, "cases.html", account, cases=rows, status=status, due=due)
 
 
 @router.get("/cases/{case_id}", response_class=HTMLResponse)

@@ -315,6 +315,8 @@ def test_reviewers_are_warned_before_an_alert_or_case_is_deleted(app, client, re
         conn.execute(update(cases).where(cases.c.id == case_id).values(updated_at=utc(APP_NOW - WINDOW + 20 * DAY)))
     page = client.get(f"/cases/{case_id}").text
     assert "Retention: this case" in page and "(in 20 days)" in page and "open or closed" in page
+    assert "deleted by retention on" in client.get("/cases").text  # the list flags it too
     client.post(f"/cases/{case_id}/hold", data={"hold": "on", "reason": "misconduct hearing 2026/3",
                                                 "csrf_token": csrf})
     assert "Retention:" not in client.get(f"/cases/{case_id}").text  # held: kept past the window
+    assert "deleted by retention on" not in client.get("/cases").text
