@@ -183,26 +183,26 @@ class SigmaRules(RuleDetector):
                 seen = {corr.names[k] for k in inside}
                 if not _holds(corr.expression, seen):
                     return None
-                return self._correlation_hit(corr, event, group, values, observed, "referenced rules", True)
+                return self._correlation_hit(corr, event, group, corr.group_by[pos], observed, "referenced rules", True)
             what = "of the referenced rules"
         else:  # temporal_ordered
             if not correlate.temporal_ordered(g, ts, pos, len(corr.rules), span):
                 return None
-            return self._correlation_hit(corr, event, group, values, float(len(corr.rules)),
+            return self._correlation_hit(corr, event, group, corr.group_by[pos], float(len(corr.rules)),
                                          "referenced rules in order", True)
         if not correlate.OPS[corr.op](observed, corr.count):
             return None
-        return self._correlation_hit(corr, event, group, values, observed, what, False)
+        return self._correlation_hit(corr, event, group, corr.group_by[pos], observed, what, False)
 
-    def _correlation_hit(self, corr: CorrelationRule, event: Event, group: str, values: Sequence[str],
+    def _correlation_hit(self, corr: CorrelationRule, event: Event, group: str, group_by: Sequence[str],
                          observed: float, what: str, sequence: bool) -> Hit:
         info = corr.info
         shown = f"{observed:g}"
         found = f"{shown} {what} matched" if sequence else f"{shown} {what} (condition: {corr.op} {corr.count:g})"
         facts = {**_facts(info), "correlation": corr.type, "timespan_s": corr.timespan_s,
                  "observed": observed, "condition": {corr.op: corr.count}}
-        if values:
-            facts["group"] = list(values)
+        if group_by:
+            facts["group_by"] = list(group_by)  # the field names only: their values may be personal data
         return Hit(key=f"c:{info.id}:{group}", event=event, score=info.score, title=f"Sigma: {info.title}",
                    explanation=f"{found} within {duration(corr.timespan_s)}. {_explain(info)}", facts=facts)
 

@@ -105,7 +105,7 @@ def test_group_by_other_fields_within_the_person() -> None:
     one_ip = [doc_event(T0 + i, "login_failed", source={"ip": "10.0.0.9"}) for i in range(3)]
     _, alerts = run(det, [one_ip])
     (alert,) = corr_alerts(alerts)
-    assert alert.facts["group"] == ["10.0.0.9"]
+    assert alert.facts["group_by"] == ["source.ip"]  # names only: the values are in the (masked) evidence
 
 
 def test_value_sum_and_avg() -> None:
