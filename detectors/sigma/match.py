@@ -80,12 +80,38 @@ class Unsupported(ValueError):
 # -- reading an event's document ------------------------------------------------------------------
 
 
+_PARTS_OF: dict[str, list[str]] = {}
+
+
 def field_values(doc: Any, path: str) -> list[Any]:
     """Every value at ``path`` (dotted): nested objects, dotted keys or a mixture, lists walked into.
     A list value contributes its items. Empty when absent; ``[None]`` when present and null."""
-    out: list[Any] = []
-    _collect(doc, path.split("."), 0, out)
-    return out
+    parts = _PARTS_OF.get(path)
+    if parts is None:
+        parts = path.split(".")
+        if len(_PARTS_OF) < 65536:
+            _PARTS_OF[path] = parts
+    node = doc
+    for i, part in enumerate(parts):  # the usual case: nested objects, no list on the way
+        if type(node) is dict:
+            nxt = node.get(part, _MISSING)
+            if nxt is not _MISSING:
+                node = nxt
+                continue
+            for key in node:
+                if "." in key:  # dotted keys at this level: every way of reading the rest
+                    out: list[Any] = []
+                    _collect(node, parts, i, out)
+                    return out
+            return []
+        if type(node) is list:
+            out = []
+            _collect(node, parts, i, out)
+            return out
+        return []
+    if type(node) is list:
+        return list(node)
+    return [node]
 
 
 def _collect(node: Any, parts: list[str], i: int, out: list[Any]) -> None:
@@ -505,11 +531,15 @@ class Index:
     def candidates(self, doc: Doc) -> list[int]:
         """Indexes of the rules that may match, ascending (rule order)."""
         found: set[int] | None = None
+        cache, d = doc.cache, doc.doc
         for f, table in self.fields:
-            for v in doc.get(f):
+            values = cache.get(f)
+            if values is None:
+                values = cache[f] = field_values(d, f)
+            for v in values:
                 if v is None:
                     continue
-                hit = table.get(_text(v).lower())
+                hit = table.get(v.lower() if type(v) is str else _text(v).lower())
                 if hit:
                     if found is None:
                         found = set(hit)
