@@ -446,13 +446,59 @@ def _placeholder_leaf(field_name: str | None, value: Any) -> Matcher:
 # -- the condition tree ------------------------------------------------------------------------------
 
 
+AnchorTree = Any
+"""None (no value an event must have), ``("v", (field, value))``, ``("and", [trees])`` (any child's
+values suffice) or ``("or", [trees])`` (every child's values are needed)."""
+
+
+def choose_anchors(tree: AnchorTree, freq: Mapping[tuple[str, str], int] | None = None
+                   ) -> frozenset[tuple[str, str]] | None:
+    """The (field, value) pairs of which a matching event must have one, chosen so they are as rare
+    as possible among the rules (``freq``: how many rules test each pair; an AND takes its rarest
+    child, an OR needs all of its children's)."""
+    if tree is None:
+        return None
+    freq = freq or {}
+
+    def best(t: AnchorTree) -> tuple[int, frozenset[tuple[str, str]]]:
+        kind, arg = t
+        if kind == "v":
+            return freq.get(arg, 1), frozenset((arg,))
+        if kind == "and":
+            return min((best(c) for c in arg), key=lambda cs: cs[0])
+        cost, out = 0, frozenset()
+        for c in arg:
+            k, got = best(c)
+            cost += k
+            out |= got
+        return cost, out
+
+    return best(tree)[1]
+
+
+def anchor_atoms(tree: AnchorTree) -> set[tuple[str, str]]:
+    if tree is None:
+        return set()
+    kind, arg = tree
+    if kind == "v":
+        return {arg}
+    out: set[tuple[str, str]] = set()
+    for c in arg:
+        out |= anchor_atoms(c)
+    return out
+
+
 @dataclass
 class Compiled:
     matcher: Matcher
-    anchors: frozenset[tuple[str, str]] | None
-    """(field, lower-cased value) pairs of which a matching event has one; None: no such set."""
+    anchor_tree: AnchorTree
     fields: frozenset[str]
     placeholders: frozenset[str]
+
+    @property
+    def anchors(self) -> frozenset[tuple[str, str]] | None:
+        """(field, lower-cased value) pairs of which a matching event has one; None: no such set."""
+        return choose_anchors(self.anchor_tree)
 
 
 def compile_condition(tree: Any) -> Compiled:
@@ -460,23 +506,21 @@ def compile_condition(tree: Any) -> Compiled:
     fields: set[str] = set()
     names: set[str] = set()
 
-    def walk(node: Any) -> tuple[Matcher, frozenset[tuple[str, str]] | None]:
+    def walk(node: Any) -> tuple[Matcher, AnchorTree]:
         if isinstance(node, ConditionAND):
             subs = [walk(a) for a in node.args]
             ms = [m for m, _ in subs]
             anchored = [a for _, a in subs if a is not None]
-            best = min(anchored, key=len) if anchored else None
+            tree = ("and", anchored) if anchored else None
             if len(ms) == 2:
                 m1, m2 = ms
-                return (lambda d, c: m1(d, c) and m2(d, c)), best
-            return (lambda d, c: all(m(d, c) for m in ms)), best
+                return (lambda d, c: m1(d, c) and m2(d, c)), tree
+            return (lambda d, c: all(m(d, c) for m in ms)), tree
         if isinstance(node, ConditionOR):
             subs = [walk(a) for a in node.args]
             ms = [m for m, _ in subs]
-            union: frozenset[tuple[str, str]] | None = frozenset()
-            for _, a in subs:
-                union = None if a is None or union is None else union | a
-            return (lambda d, c: any(m(d, c) for m in ms)), union
+            trees = [a for _, a in subs]
+            return (lambda d, c: any(m(d, c) for m in ms)), (None if any(t is None for t in trees) else ("or", trees))
         if isinstance(node, ConditionNOT):
             m, _ = walk(node.args[0])
             return (lambda d, c: not m(d, c)), None
@@ -486,7 +530,7 @@ def compile_condition(tree: Any) -> Compiled:
                 fields.add(node.value.field)
             names.update(placeholder_names(node.value))
             anchor = _anchor_of(node.value)
-            return _leaf(node.field, node.value), (frozenset({(node.field, anchor)}) if anchor is not None else None)
+            return _leaf(node.field, node.value), (("v", (node.field, anchor)) if anchor is not None else None)
         if isinstance(node, ConditionValueExpression):
             names.update(placeholder_names(node.value))
             return _leaf(None, node.value), None
@@ -502,10 +546,9 @@ def compile_conditions(trees: Sequence[Any]) -> Compiled:
     if len(parts) == 1:
         return parts[0]
     ms = [p.matcher for p in parts]
-    anchors: frozenset[tuple[str, str]] | None = frozenset()
-    for p in parts:
-        anchors = None if p.anchors is None or anchors is None else anchors | p.anchors
-    return Compiled(lambda d, c: any(m(d, c) for m in ms), anchors,
+    anchor_trees = [p.anchor_tree for p in parts]
+    tree = None if any(t is None for t in anchor_trees) else ("or", anchor_trees)
+    return Compiled(lambda d, c: any(m(d, c) for m in ms), tree,
                     frozenset().union(*(p.fields for p in parts)),
                     frozenset().union(*(p.placeholders for p in parts)))
 
@@ -515,38 +558,100 @@ def compile_conditions(trees: Sequence[Any]) -> Compiled:
 
 class Index:
     """Rules by the (field, value) anchors they need; an event is checked only against the rules one
-    of whose anchors it has, and the rules with none."""
+    of whose anchors it has, and the rules with none. Each rule's anchors are the rarest its condition
+    allows (:func:`choose_anchors`, by how many rules test each value). The indexed fields are read
+    in one walk of the document (a trie of their paths)."""
 
     def __init__(self, compiled: Sequence[Compiled]) -> None:
+        freq: dict[tuple[str, str], int] = {}
+        for c in compiled:
+            for atom in anchor_atoms(c.anchor_tree):
+                freq[atom] = freq.get(atom, 0) + 1
         self.by_field: dict[str, dict[str, list[int]]] = {}
         self.always: list[int] = []
+        self.chosen: list[frozenset[tuple[str, str]] | None] = []
         for i, c in enumerate(compiled):
-            if c.anchors is None:
+            anchors = choose_anchors(c.anchor_tree, freq)
+            self.chosen.append(anchors)
+            if anchors is None:
                 self.always.append(i)
                 continue
-            for f, v in c.anchors:
+            for f, v in anchors:
                 self.by_field.setdefault(f, {}).setdefault(v, []).append(i)
         self.fields = tuple(self.by_field.items())
+        self.trie: dict[str, Any] = {}
+        for f, table in self.by_field.items():
+            node = self.trie
+            parts = f.split(".")
+            for p in parts[:-1]:
+                nxt = node.get(p)
+                if not isinstance(nxt, dict):
+                    nxt = node[p] = {} if nxt is None else {_LEAF: nxt}
+                node = nxt
+            last = node.get(parts[-1])
+            if isinstance(last, dict):
+                last[_LEAF] = (f, table)
+            else:
+                node[parts[-1]] = (f, table)
 
     def candidates(self, doc: Doc) -> list[int]:
         """Indexes of the rules that may match, ascending (rule order)."""
-        found: set[int] | None = None
-        cache, d = doc.cache, doc.doc
-        for f, table in self.fields:
-            values = cache.get(f)
-            if values is None:
-                values = cache[f] = field_values(d, f)
-            for v in values:
-                if v is None:
-                    continue
-                hit = table.get(v.lower() if type(v) is str else _text(v).lower())
-                if hit:
-                    if found is None:
-                        found = set(hit)
-                    else:
-                        found.update(hit)
-        if found is None:
+        found: set[int] = set()
+        if not _walk_trie(doc.doc, self.trie, doc.cache, found):
+            # dotted keys somewhere on the way: read each indexed field the general way
+            found.clear()
+            cache, d = doc.cache, doc.doc
+            for f, table in self.fields:
+                values = cache.get(f)
+                if values is None:
+                    values = cache[f] = field_values(d, f)
+                _hits(values, table, found)
+        if not found:
             return self.always
         if self.always:
             found.update(self.always)
         return sorted(found)
+
+
+_LEAF = "\x00"
+
+
+def _hits(values: list[Any], table: dict[str, list[int]], found: set[int]) -> None:
+    for v in values:
+        if v is None:
+            continue
+        hit = table.get(v.lower() if type(v) is str else _text(v).lower())
+        if hit:
+            found.update(hit)
+
+
+def _walk_trie(node: Any, trie: dict[str, Any], cache: dict[str, list[Any]], found: set[int]) -> bool:
+    """Look the indexed fields up in one walk; False (give up) at a level with dotted keys or a list
+    of objects on the way (the general reader handles those)."""
+    for key in node:
+        if "." in key:
+            return False
+    for key, sub in trie.items():
+        if key == _LEAF:
+            continue
+        value = node.get(key, _MISSING)
+        if value is _MISSING:
+            continue
+        if type(sub) is tuple:
+            f, table = sub
+            values = value if type(value) is list else [value]
+            cache[f] = values if type(value) is not list else list(value)
+            _hits(values, table, found)
+            continue
+        leaf = sub.get(_LEAF)
+        if leaf is not None:
+            f, table = leaf
+            values = value if type(value) is list else [value]
+            cache[f] = list(values)
+            _hits(values, table, found)
+        if type(value) is dict:
+            if not _walk_trie(value, sub, cache, found):
+                return False
+        elif type(value) is list and any(type(x) in (dict, list) for x in value):
+            return False
+    return True
