@@ -242,14 +242,26 @@ def _wildcard_regex(s: SigmaString) -> str:
     return "".join(out)
 
 
-def _anchor_of(value: Any) -> str | None:
-    """The lower-cased text an equality leaf needs, when it is a plain string or number."""
+SUBSTRING_MIN = 3
+"""A wildcard string is indexed by its longest literal part when that part has at least this many
+characters (shorter ones would make the rule a candidate for most events anyway)."""
+
+
+def _anchor_of(field_name: str, value: Any) -> tuple[str, ...] | None:
+    """What an event's field must hold for the leaf to match: ``(field, text)`` when it must equal
+    ``text`` (lower-cased: a plain string or a number), ``(field, text, "s")`` when it must contain
+    it (the longest literal part of a wildcard string), or None."""
     if isinstance(value, SigmaString) and not isinstance(value, SigmaRegularExpression):
         if all(isinstance(p, str) for p in value.s):
-            return "".join(value.s).lower()  # type: ignore[arg-type]
+            return (field_name, "".join(value.s).lower())  # type: ignore[arg-type]
+        if any(isinstance(p, Placeholder) for p in value.s):
+            return None
+        longest = max((p for p in value.s if isinstance(p, str)), key=len, default="")
+        if len(longest) >= SUBSTRING_MIN:
+            return (field_name, longest.lower(), "s")
         return None
     if isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
-        return str(value.number).lower()
+        return (field_name, str(value.number).lower())
     return None
 
 
@@ -451,19 +463,28 @@ AnchorTree = Any
 values suffice) or ``("or", [trees])`` (every child's values are needed)."""
 
 
-def choose_anchors(tree: AnchorTree, freq: Mapping[tuple[str, str], int] | None = None
-                   ) -> frozenset[tuple[str, str]] | None:
+SUBSTRING_COST = 1000
+"""A substring test is checked against every event that has the field: prefer an equality anchor."""
+
+
+def choose_anchors(tree: AnchorTree, freq: Mapping[tuple[str, ...], int] | None = None
+                   ) -> frozenset[tuple[str, ...]] | None:
     """The (field, value) pairs of which a matching event must have one, chosen so they are as rare
-    as possible among the rules (``freq``: how many rules test each pair; an AND takes its rarest
-    child, an OR needs all of its children's)."""
+    as possible: a value tested by few rules, of a field tested with many different values (an
+    ``event.action``, not an ``event.outcome: success``). ``freq``: how many rules test each pair. An
+    AND takes its cheapest child, an OR needs all of its children's."""
     if tree is None:
         return None
     freq = freq or {}
+    distinct: dict[str, int] = {}
+    for atom in freq:
+        distinct[atom[0]] = distinct.get(atom[0], 0) + 1
 
     def best(t: AnchorTree) -> tuple[int, frozenset[tuple[str, str]]]:
         kind, arg = t
         if kind == "v":
-            return freq.get(arg, 1), frozenset((arg,))
+            cost = freq.get(arg, 1) / distinct.get(arg[0], 1)
+            return (cost + SUBSTRING_COST if len(arg) == 3 else cost), frozenset((arg,))
         if kind == "and":
             return min((best(c) for c in arg), key=lambda cs: cs[0])
         cost, out = 0, frozenset()
@@ -529,8 +550,8 @@ def compile_condition(tree: Any) -> Compiled:
             if isinstance(node.value, SigmaFieldReference):
                 fields.add(node.value.field)
             names.update(placeholder_names(node.value))
-            anchor = _anchor_of(node.value)
-            return _leaf(node.field, node.value), (("v", (node.field, anchor)) if anchor is not None else None)
+            anchor = _anchor_of(node.field, node.value)
+            return _leaf(node.field, node.value), (("v", anchor) if anchor is not None else None)
         if isinstance(node, ConditionValueExpression):
             names.update(placeholder_names(node.value))
             return _leaf(None, node.value), None
@@ -557,30 +578,36 @@ def compile_conditions(trees: Sequence[Any]) -> Compiled:
 
 
 class Index:
-    """Rules by the (field, value) anchors they need; an event is checked only against the rules one
-    of whose anchors it has, and the rules with none. Each rule's anchors are the rarest its condition
-    allows (:func:`choose_anchors`, by how many rules test each value). The indexed fields are read
-    in one walk of the document (a trie of their paths)."""
+    """Rules by the values they need; an event is checked only against the rules one of whose values
+    it has (a field equal to a value, or containing a literal part of a wildcard string), and the
+    rules with none (keyword searches, regular expressions, negations only). Each rule's anchors are
+    the rarest its condition allows (:func:`choose_anchors`, by how many rules test each value;
+    equality before substrings). The indexed fields are read in one walk of the document (a trie of
+    their paths)."""
 
     def __init__(self, compiled: Sequence[Compiled]) -> None:
-        freq: dict[tuple[str, str], int] = {}
+        freq: dict[tuple[str, ...], int] = {}
         for c in compiled:
             for atom in anchor_atoms(c.anchor_tree):
                 freq[atom] = freq.get(atom, 0) + 1
-        self.by_field: dict[str, dict[str, list[int]]] = {}
+        equal: dict[str, dict[str, list[int]]] = {}
+        contain: dict[str, dict[str, list[int]]] = {}
         self.always: list[int] = []
-        self.chosen: list[frozenset[tuple[str, str]] | None] = []
+        self.chosen: list[frozenset[tuple[str, ...]] | None] = []
         for i, c in enumerate(compiled):
             anchors = choose_anchors(c.anchor_tree, freq)
             self.chosen.append(anchors)
             if anchors is None:
                 self.always.append(i)
                 continue
-            for f, v in anchors:
-                self.by_field.setdefault(f, {}).setdefault(v, []).append(i)
-        self.fields = tuple(self.by_field.items())
+            for atom in anchors:
+                table = contain if len(atom) == 3 else equal
+                table.setdefault(atom[0], {}).setdefault(atom[1], []).append(i)
+        self.fields: tuple[tuple[str, dict[str, list[int]], tuple[tuple[str, list[int]], ...]], ...] = tuple(
+            (f, equal.get(f, {}), tuple(contain.get(f, {}).items())) for f in sorted(set(equal) | set(contain)))
         self.trie: dict[str, Any] = {}
-        for f, table in self.by_field.items():
+        for entry in self.fields:
+            f = entry[0]
             node = self.trie
             parts = f.split(".")
             for p in parts[:-1]:
@@ -590,9 +617,9 @@ class Index:
                 node = nxt
             last = node.get(parts[-1])
             if isinstance(last, dict):
-                last[_LEAF] = (f, table)
+                last[_LEAF] = entry
             else:
-                node[parts[-1]] = (f, table)
+                node[parts[-1]] = entry
 
     def candidates(self, doc: Doc) -> list[int]:
         """Indexes of the rules that may match, ascending (rule order)."""
@@ -601,11 +628,11 @@ class Index:
             # dotted keys somewhere on the way: read each indexed field the general way
             found.clear()
             cache, d = doc.cache, doc.doc
-            for f, table in self.fields:
+            for f, table, needles in self.fields:
                 values = cache.get(f)
                 if values is None:
                     values = cache[f] = field_values(d, f)
-                _hits(values, table, found)
+                _hits(values, table, needles, found)
         if not found:
             return self.always
         if self.always:
@@ -616,13 +643,18 @@ class Index:
 _LEAF = "\x00"
 
 
-def _hits(values: list[Any], table: dict[str, list[int]], found: set[int]) -> None:
+def _hits(values: list[Any], table: dict[str, list[int]], needles: tuple[tuple[str, list[int]], ...],
+          found: set[int]) -> None:
     for v in values:
         if v is None:
             continue
-        hit = table.get(v.lower() if type(v) is str else _text(v).lower())
+        text = v.lower() if type(v) is str else _text(v).lower()
+        hit = table.get(text)
         if hit:
             found.update(hit)
+        for needle, ids in needles:
+            if needle in text:
+                found.update(ids)
 
 
 def _walk_trie(node: Any, trie: dict[str, Any], cache: dict[str, list[Any]], found: set[int]) -> bool:
@@ -638,17 +670,17 @@ def _walk_trie(node: Any, trie: dict[str, Any], cache: dict[str, list[Any]], fou
         if value is _MISSING:
             continue
         if type(sub) is tuple:
-            f, table = sub
-            values = value if type(value) is list else [value]
-            cache[f] = values if type(value) is not list else list(value)
-            _hits(values, table, found)
+            f, table, needles = sub
+            values = list(value) if type(value) is list else [value]
+            cache[f] = values
+            _hits(values, table, needles, found)
             continue
         leaf = sub.get(_LEAF)
         if leaf is not None:
-            f, table = leaf
-            values = value if type(value) is list else [value]
-            cache[f] = list(values)
-            _hits(values, table, found)
+            f, table, needles = leaf
+            values = list(value) if type(value) is list else [value]
+            cache[f] = values
+            _hits(values, table, needles, found)
         if type(value) is dict:
             if not _walk_trie(value, sub, cache, found):
                 return False

@@ -166,7 +166,7 @@ def test_every_sigmahq_rule_loads_and_matches_its_example_or_is_refused_with_rea
         _, alerts = unit.process("pc-1", [event], None, lambda e=event: e.ts)
         assert any(a.facts["rule_id"] == rule.info.id for a in alerts), (path.name, doc)
         if rule.compiled.anchors:  # and the same event with its tested values changed does not match
-            for f, _ in rule.compiled.anchors:
+            for f, *_ in rule.compiled.anchors:
                 _set(doc, f, "zz-not-this")
             raw = orjson.dumps(doc)
             event = validate(decode(raw), raw)

@@ -125,14 +125,22 @@ def test_taxonomy_fields_are_mapped_by_logsource() -> None:
 
 
 def test_index_checks_only_rules_that_can_match() -> None:
-    texts = [detection(f"    sel:\n        event.action: act{i}\n    condition: sel").replace(
-        "11111111-1111-4111-8111-111111111111", f"11111111-1111-4111-8111-{i:012d}") for i in range(50)]
-    texts.append(detection("    sel:\n        message|contains: zzz\n    condition: sel").replace(
-        "11111111-1111-4111-8111-111111111111", "22222222-1111-4111-8111-111111111111"))
+    def rule(n: int, body: str) -> str:
+        return detection(body).replace("11111111-1111-4111-8111-111111111111", f"11111111-1111-4111-8111-{n:012d}")
+
+    texts = [rule(i, f"    sel:\n        event.action: act{i}\n    condition: sel") for i in range(50)]
+    texts.append(rule(50, "    sel:\n        message|contains: zzz\n    condition: sel"))  # by substring
+    texts.append(rule(51, "    keywords:\n        - 'mimikatz'\n    condition: keywords"))  # no field: always
+    texts.append(rule(52, "    a:\n        event.action: act1\n    b:\n        event.outcome: success\n"
+                          "    condition: a and b"))  # the rarer value of the two
     rs = ruleset(*texts)
-    assert len(rs.detections) == 51
-    assert rs.index.candidates(Doc({"event": {"action": "ACT7"}})) == [7, 50]
-    assert rs.index.candidates(Doc({"event": {"action": "other"}})) == [50]
+    assert len(rs.detections) == 53
+    assert rs.index.chosen[52] == {("event.action", "act1")}
+    assert rs.index.candidates(Doc({"event": {"action": "ACT7"}})) == [7, 51]
+    assert rs.index.candidates(Doc({"event": {"action": "act1", "outcome": "success"}})) == [1, 51, 52]
+    assert rs.index.candidates(Doc({"event": {"action": "other"}, "message": "xxZZZxx"})) == [50, 51]
+    assert rs.index.candidates(Doc({"event": {"action": "other"}})) == [51]
+    assert rs.index.candidates(Doc({"event.action": "act3"})) == [3, 51]  # dotted keys: the general reader
 
 
 def test_not_is_never_an_anchor() -> None:
