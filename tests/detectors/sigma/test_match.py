@@ -167,3 +167,20 @@ def test_wildcards_agree_with_pysigma_regex(pattern: str, value: str) -> None:
     s = SigmaString(pattern)
     theirs = re.compile(str(s.to_regex().regexp), re.IGNORECASE | re.DOTALL)
     assert _string_test(s, cased=False)(value) == (theirs.fullmatch(value) is not None)
+
+
+def test_reference_placeholders_follow_reference_updates_without_reload() -> None:
+    from detectors.reference import Reference, ReferenceHolder
+    from detectors.sigma import SigmaConfig, SigmaRules
+
+    from ..helpers import T0, ev
+
+    rs = ruleset(detection("    sel:\n        user.id|expand: '%leavers%'\n    condition: sel"),
+                 placeholders=("leavers",))
+    holder = ReferenceHolder(Reference())
+    unit = SigmaRules(rs, SigmaConfig(), holder)
+    event = ev("pc-9", T0, doc={"user": {"id": "pc-9"}})
+    assert not unit.process("pc-9", [event], None, lambda: T0)[1]
+    holder.apply("staff", {"user_id": "pc-9", "leave_date": "2026-01-31"})
+    (alert,) = unit.process("pc-9", [ev("pc-9", T0 + 1, doc={"user": {"id": "pc-9"}})], None, lambda: T0)[1]
+    assert alert.facts["rule_id"] == "11111111-1111-4111-8111-111111111111"
