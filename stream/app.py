@@ -160,6 +160,10 @@ def create_app(
 
     sigma_unit = next((d for d in detectors if d.id == "sigma"), None)
     rules_reloader = RulesReloader(sigma_unit.rules, settings.rules) if sigma_unit is not None else None
+    if sigma_unit is not None:
+        from .rules import rules_gauge
+
+        rules_gauge(registry, sigma_unit.rules)
     pipeline = Pipeline(settings, detectors, clock, metrics)
     t = settings.topics
     app = faust.App(

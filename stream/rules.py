@@ -171,7 +171,7 @@ def detector_for(settings: Settings, reference: Any) -> tuple[RulesHolder, Sigma
     loaded = load(settings.rules)
     for r in loaded.refused:
         log.warning("sigma rule refused: %s", r.message())
-    holder.replace(loaded.rules)
+    holder.replace(loaded.rules, len(loaded.refused))
     if not loaded.rules.detections:
         return holder, None
     return holder, SigmaRules(holder, sigma_config(settings.rules), reference)
@@ -197,9 +197,22 @@ class RulesReloader:
             return False
         for r in loaded.refused:
             log.warning("sigma rule refused: %s", r.message())
-        self.holder.replace(loaded.rules)
+        self.holder.replace(loaded.rules, len(loaded.refused))
         log.info("sigma rules reloaded: %d loaded, %d refused", len(loaded.rules), len(loaded.refused))
         return True
+
+
+def rules_gauge(registry: Any, holder: RulesHolder) -> Any:
+    """``custodes_sigma_rules{state}``: detection and correlation rules running, rules refused at the
+    last load (read at each scrape, so a reload shows at once)."""
+    from prometheus_client import Gauge
+
+    gauge = Gauge("custodes_sigma_rules", "Sigma rules running (detection, correlation) and refused at the "
+                  "last load (refused).", ["state"], registry=registry)
+    gauge.labels("detection").set_function(lambda: len(holder.current.detections))
+    gauge.labels("correlation").set_function(lambda: len(holder.current.correlations))
+    gauge.labels("refused").set_function(lambda: holder.refused)
+    return gauge
 
 
 # -- rule tests ---------------------------------------------------------------------------------------

@@ -56,9 +56,12 @@ class RulesHolder:
 
     def __init__(self, current: RuleSet | None = None) -> None:
         self.current = current if current is not None else RuleSet()
+        self.refused = 0
+        """Rules refused by the last load (those pySigma could not parse included)."""
 
-    def replace(self, rules: RuleSet) -> None:
+    def replace(self, rules: RuleSet, refused: int | None = None) -> None:
         self.current = rules
+        self.refused = len(rules.refused) if refused is None else refused
 
 
 def reference_placeholders(ref: Reference) -> dict[str, tuple[str, ...]]:

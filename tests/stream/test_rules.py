@@ -272,3 +272,24 @@ def test_replay_runs_the_rules_on_the_same_micro_batches(tmp_path: Path) -> None
         results.append(sigma)
     assert results[0] == results[1]
     assert ("61c0e7b2-9f4d-4b3a-a8e5-7d2c1f0b9e48", 2) in results[0]  # the 5th and 6th document
+
+
+def test_rules_gauge_follows_reloads(tmp_path: Path) -> None:
+    from prometheus_client import CollectorRegistry
+
+    from stream.rules import rules_gauge
+
+    shutil.copy(ROOT / "config" / "rules" / "repeated_external_shares.yml", tmp_path / "a.yml")
+    settings = Rules(dir=tmp_path)
+    holder = RulesHolder()
+    registry = CollectorRegistry()
+    rules_gauge(registry, holder)
+    reloader = RulesReloader(holder, settings)
+    reloader.seen = ()
+    assert reloader.check()
+    value = registry.get_sample_value
+    assert value("custodes_sigma_rules", {"state": "detection"}) == 1
+    assert value("custodes_sigma_rules", {"state": "correlation"}) == 1
+    (tmp_path / "b.yml").write_text("title: broken\ndetection: [\n")
+    assert reloader.check()
+    assert value("custodes_sigma_rules", {"state": "refused"}) == 1
