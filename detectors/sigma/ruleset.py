@@ -223,8 +223,13 @@ def compile_rules(
             if isinstance(cond, SigmaExtendedCorrelationCondition):
                 refs = refs or cond.get_referenced_rules()
                 expression = cond.parsed
+            correlation_refs = {str(r.id) for r, _ in correlations if r.id is not None} | {
+                r.name for r, _ in correlations if r.name}
             idx = []
             for ref in refs:
+                if ref not in by_ref and ref in correlation_refs:
+                    raise _Refused(None, f"referenced rule {ref!r} is a correlation: correlations of correlations "
+                                   "are not supported", "unsupported correlation")
                 if ref not in by_ref:
                     raise _Refused(None, f"referenced rule {ref!r} is not loaded (missing, refused or disabled)",
                                    "referenced rule not loaded")

@@ -170,6 +170,16 @@ def test_correlations_refused_with_reason(text: str, reason: str) -> None:
     assert "bbbbbbbb" in rs.refused[0].message()
 
 
+def test_a_correlation_of_a_correlation_is_refused() -> None:
+    inner = correlation("event_count", ["a"], "        gte: 3\n")
+    outer = correlation("event_count", ["bbbbbbbb-0000-4000-8000-000000000001"], "        gte: 2\n").replace(
+        "bbbbbbbb-0000-4000-8000-000000000001\nlevel", "cccccccc-0000-4000-8000-000000000001\nlevel")
+    rs = ruleset(base("a", "act_a", 1), inner, outer)
+    assert len(rs.correlations) == 1
+    (refusal,) = rs.refused
+    assert refusal.reason == "unsupported correlation" and "correlations of correlations" in refusal.feature
+
+
 def test_state_expires_after_the_timespan_and_grace() -> None:
     det = unit(base("a", "act_a", 1), correlation("event_count", ["a"], "        gte: 100\n"),
                config=SigmaConfig(grace_s=60))
