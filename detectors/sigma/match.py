@@ -658,16 +658,15 @@ def _hits(values: list[Any], table: dict[str, list[int]], needles: tuple[tuple[s
 
 
 def _walk_trie(node: Any, trie: dict[str, Any], cache: dict[str, list[Any]], found: set[int]) -> bool:
-    """Look the indexed fields up in one walk; False (give up) at a level with dotted keys or a list
-    of objects on the way (the general reader handles those)."""
-    for key in node:
-        if "." in key:
-            return False
-    for key, sub in trie.items():
-        if key == _LEAF:
-            continue
-        value = node.get(key, _MISSING)
-        if value is _MISSING:
+    """Look the indexed fields up in one walk over the document's own keys (checking each for a dot
+    on the way); False (give up) at a level with dotted keys or a list of objects on the way (the
+    general reader handles those)."""
+    get = trie.get
+    for key, value in node.items():
+        sub = get(key)
+        if sub is None:
+            if "." in key:
+                return False
             continue
         if type(sub) is tuple:
             f, table, needles = sub
@@ -681,9 +680,10 @@ def _walk_trie(node: Any, trie: dict[str, Any], cache: dict[str, list[Any]], fou
             values = list(value) if type(value) is list else [value]
             cache[f] = values
             _hits(values, table, needles, found)
-        if type(value) is dict:
+        t = type(value)
+        if t is dict:
             if not _walk_trie(value, sub, cache, found):
                 return False
-        elif type(value) is list and any(type(x) in (dict, list) for x in value):
+        elif t is list and any(type(x) in (dict, list) for x in value):
             return False
     return True
