@@ -79,3 +79,59 @@ def test_correlation_state_survives_a_worker_kill(custodes):
     assert alert["detector"] == "sigma" and alert["subject"] == user
     assert alert["facts"]["observed"] == 5 and alert["facts"]["correlation"] == "value_count"
     producer.close()
+
+
+RULE = """title: Printing a special-category dataset
+id: 5e0c1a2b-3d4f-4a6b-8c7d-9e0f1a2b3c4d
+logsource:
+    product: custodes
+detection:
+    selection:
+        custodes.activity: print
+        custodes.dataset.sensitivity: special
+    condition: selection
+level: high
+"""
+
+
+def test_a_rule_added_to_the_directory_runs_without_restarting_the_worker(kafka_broker, topic_prefix, tmp_path):
+    rules_dir = tmp_path / "site-rules"
+    rules_dir.mkdir()
+    c = Custodes(kafka_broker.bootstrap, tmp_path, topic_prefix, f"sqlite:///{tmp_path}/custodes.db",
+                 {"partitions": 1, "log_level": "warning", "reference_reload_s": 1})
+    text = c.config.read_text()
+    assert "dirs = []" in text
+    c.config.write_text(text.replace("dirs = []", f'dirs = ["{rules_dir}"]', 1))
+    settings = c.settings
+    producer = KafkaProducer(bootstrap_servers=c.bootstrap)
+    now = time.time()
+
+    def send(n: int) -> None:
+        doc = {"@timestamp": iso(now - 100 + n), "user": {"id": f"pc-print-{n}"}, "event": {"id": f"p{n}"},
+               "custodes": {"activity": "print", "dataset": {"name": "mh", "sensitivity": "special"}}}
+        producer.send(settings.topics.events, key=f"pc-print-{n}".encode(), value=orjson.dumps(doc), partition=0)
+        producer.flush()
+
+    def printed() -> list[dict]:
+        return [a for a in alerts_of(c.bootstrap, settings.topics.alerts)
+                if a["facts"].get("rule_id") == "5e0c1a2b-3d4f-4a6b-8c7d-9e0f1a2b3c4d"]
+
+    try:
+        c.start("worker")
+        c.wait_ready("worker")
+        assert c.total("custodes_sigma_rules") > 0  # the shipped rules
+        send(0)
+        wait_until(lambda: c.total("custodes_events_processed_total") >= 1, 60, message="first print processed")
+        assert not printed()
+        detections = c.metrics()[("custodes_sigma_rules", (("state", "detection"),))]
+        (rules_dir / "print_special.yml").write_text(RULE)
+        wait_until(lambda: c.metrics()[("custodes_sigma_rules", (("state", "detection"),))] == detections + 1,
+                   30, message="the new rule loaded")
+        send(1)
+        wait_until(lambda: printed(), 60, message="the new rule's alert")
+        (alert,) = printed()
+        assert alert["subject"] == "pc-print-1" and alert["severity"] == "high"
+        assert c.procs["worker"].poll() is None  # the same process throughout
+    finally:
+        producer.close()
+        c.stop_all()
