@@ -25,6 +25,7 @@ ACTIVITY_KINDS = frozenset(
         "web_upload",
         "membership",
         "review",
+        "mail_forward",
         "other",
     }
 )

@@ -154,8 +154,16 @@ def create_app(
 
     registry = registry if registry is not None else CollectorRegistry()
     metrics = PipelineMetrics(registry)
-    holder, detectors = detectors_for(settings)
+    holder, detectors = detectors_for(settings, hot_rules=True)
     reloader = FileReloader(holder, settings.reference_dir)
+    from .rules import RulesReloader
+
+    sigma_unit = next((d for d in detectors if d.id == "sigma"), None)
+    rules_reloader = RulesReloader(sigma_unit.rules, settings.rules) if sigma_unit is not None else None
+    if sigma_unit is not None:
+        from .rules import rules_gauge
+
+        rules_gauge(registry, sigma_unit.rules)
     pipeline = Pipeline(settings, detectors, clock, metrics)
     t = settings.topics
     app = faust.App(
@@ -483,6 +491,8 @@ def create_app(
     @app.timer(interval=float(settings.reference_reload_s))
     async def reload_reference_files() -> None:
         reloader.check()
+        if rules_reloader is not None:
+            rules_reloader.check()
 
     @app.task
     async def follow_reference_topics() -> None:

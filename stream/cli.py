@@ -684,6 +684,10 @@ def _register_optional_commands() -> None:
 
     for command in synth_commands:
         main.add_command(command)
+    from .rules_cli import COMMANDS as rules_commands
+
+    for command in rules_commands:
+        main.add_command(command)
     try:
         from review.cli import COMMANDS
     except ImportError:

@@ -43,13 +43,24 @@ def load_dir(directory: Path | None) -> Reference:
     return load(reference_files(directory))
 
 
-def detectors_for(settings: Settings) -> tuple[ReferenceHolder, list]:
+def detectors_for(settings: Settings, *, hot_rules: bool = False) -> tuple[ReferenceHolder, list]:
     """The enabled detectors, configured from ``settings.detectors`` and reading reference data from a
-    holder loaded from ``settings.reference_dir`` (the worker swaps its snapshot on updates)."""
+    holder loaded from ``settings.reference_dir`` (the worker swaps its snapshot on updates), then the
+    Sigma rules unit (``[rules]``, stream/rules.py) when rules load, or always with ``hot_rules`` (the
+    worker: rules added later are picked up by its reloader)."""
     from detectors import registry
+    from detectors.sigma import SigmaRules
+
+    from .rules import detector_for, sigma_config
 
     holder = ReferenceHolder(load_dir(settings.reference_dir))
-    return holder, registry.build(settings.detectors, holder)
+    detectors = registry.build(settings.detectors, holder)
+    rules, unit = detector_for(settings, holder)
+    if unit is None and hot_rules and settings.rules.enabled:
+        unit = SigmaRules(rules, sigma_config(settings.rules), holder)
+    if unit is not None:
+        detectors.append(unit)
+    return holder, detectors
 
 
 def topics(settings: Settings) -> dict[str, str]:

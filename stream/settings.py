@@ -29,6 +29,34 @@ class Topics(BaseModel):
     alerts: str = "custodes-alerts"
 
 
+class Rules(BaseModel):
+    """``[rules]``: Sigma rules (docs/rules.md)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    enabled: bool = True
+    dir: Path | None = REPO_CONFIG.parent / "rules"
+    """The site's rule directory (``*.yml`` / ``*.yaml``, searched recursively; ``*.test.yml`` are tests)."""
+    dirs: tuple[Path, ...] = ()
+    """More rule directories, loaded after ``dir`` (e.g. a checkout of SigmaHQ rules)."""
+    pipeline: Path | None = REPO_CONFIG.parent / "sigma-pipeline.yml"
+    """pySigma processing pipeline mapping Sigma taxonomy field names to the canonical event."""
+    disabled: tuple[str, ...] = ()
+    """Rule ids (or names) not to run."""
+    levels: dict[str, Literal["informational", "low", "medium", "high", "critical"]] = Field(default_factory=dict)
+    """Rule id (or name) -> level, overriding the rule's own."""
+    level_scores: dict[str, float] = Field(default_factory=dict)
+    """Alert score per level (defaults: informational 15, low 30, medium 50, high 75, critical 90)."""
+    suppress_s: int = Field(3600, ge=0)
+    grace_s: int = Field(3600, ge=0)
+    max_groups: int = Field(64, ge=1, le=4096)
+    placeholders: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    """Site lists for the ``expand`` modifier (``%name%``), besides the reference-data ones."""
+
+    @property
+    def directories(self) -> tuple[Path, ...]:
+        return ((self.dir,) if self.dir is not None else ()) + tuple(self.dirs)
+
+
 class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -97,6 +125,7 @@ class Settings(BaseModel):
     """Compacted topics ``<prefix>staff``, ``<prefix>case`` … carry updates to the reference data."""
     limits: dict[str, int] = Field(default_factory=dict)
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    rules: Rules = Rules()
 
     @field_validator("limits")
     @classmethod
@@ -139,7 +168,7 @@ class SettingsError(ValueError):
 _ENV_FIELDS = {
     name: name.upper()
     for name in Settings.model_fields
-    if name not in {"topics", "limits", "detectors"}
+    if name not in {"topics", "limits", "detectors", "rules"}
 }
 
 
@@ -156,10 +185,10 @@ def load(path: str | os.PathLike[str] | None = None, env: dict[str, str] | None 
             except tomllib.TOMLDecodeError as exc:
                 raise SettingsError(f"{file}: {exc}") from None
         data.update(raw.get("custodes", {}))
-        for section in ("topics", "limits", "detectors"):
+        for section in ("topics", "limits", "detectors", "rules"):
             if section in raw:
                 data[section] = raw[section]
-        extra = set(raw) - {"custodes", "topics", "limits", "detectors"}
+        extra = set(raw) - {"custodes", "topics", "limits", "detectors", "rules"}
         if extra:
             raise SettingsError(f"{file}: unknown section(s) {sorted(extra)}")
     elif path:

@@ -182,3 +182,20 @@ def test_non_triage_roles_land_on_their_own_page(client, role):
     token = CSRF.search(client.get("/login").text).group(1)
     r = client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token})
     assert r.headers["location"] == {"auditor": "/audit", "admin": "/admin/users"}[role]
+
+
+def test_sigma_alert_page_shows_rule_level_tags_and_false_positives(client, review_url):
+    from dataclasses import replace
+
+    alert = replace(make_alert("u-carol", detector="sigma", title="Sigma: Document shared by anonymous link"),
+                    facts={"rule_id": "8b1e5d40-7c2f-4e6a-b3d9-2f4a6c8e0d17",
+                           "rule_title": "Document shared by anonymous link", "level": "medium",
+                           "rule_file": "config/rules/anonymous_link_share.yml",
+                           "tags": ["attack.exfiltration", "attack.t1567.002"],
+                           "falsepositives": ["Public material deliberately shared by link"]})
+    (a,) = seed(review_url, [alert])
+    login(client, "rob")
+    page = client.get(f"/alerts/{a.id}").text
+    assert "Sigma rule" in page and "8b1e5d40-7c2f-4e6a-b3d9-2f4a6c8e0d17" in page
+    assert "attack.t1567.002" in page and "Known false positives" in page
+    assert "Public material deliberately shared by link" in page
