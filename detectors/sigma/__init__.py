@@ -107,6 +107,8 @@ class SigmaRules(RuleDetector):
         rs = self.rules.current
         if not rs.detections:
             return ()
+        if event.doc is None and event.raw is not None and not rs.index.may_match(event.raw):
+            return ()  # none of the values the rules need is in the event's text: nothing to decode
         doc = Doc(event.document)
         candidates = rs.index.candidates(doc)
         if not candidates:

@@ -605,6 +605,14 @@ class Index:
                 table.setdefault(atom[0], {}).setdefault(atom[1], []).append(i)
         self.fields: tuple[tuple[str, dict[str, list[int]], tuple[tuple[str, list[int]], ...]], ...] = tuple(
             (f, equal.get(f, {}), tuple(contain.get(f, {}).items())) for f in sorted(set(equal) | set(contain)))
+        literals = {v for _, table, needles in self.fields for v in (*table, *(n for n, _ in needles))}
+        self.raw_needles: tuple[bytes, ...] | None = (
+            tuple(sorted(v.encode() for v in literals))
+            if not self.always and literals and all(v.isascii() and v for v in literals) else None
+        )
+        """Every value the indexed rules need, as bytes: an event whose JSON text holds none of them
+        (compared in lower case) cannot match, and is not decoded at all. None when some rule has no
+        anchor or a value is not plain ASCII (then every event is read)."""
         self.trie: dict[str, Any] = {}
         for entry in self.fields:
             f = entry[0]
@@ -620,6 +628,15 @@ class Index:
                 last[_LEAF] = entry
             else:
                 node[parts[-1]] = entry
+
+    def may_match(self, raw: bytes) -> bool:
+        """False only when the event's JSON text cannot hold a value any rule needs. Text with a
+        backslash (an escape could spell a value differently) is always read."""
+        needles = self.raw_needles
+        if needles is None or b"\\" in raw:
+            return True
+        lower = raw.lower()
+        return any(n in lower for n in needles)
 
     def candidates(self, doc: Doc) -> list[int]:
         """Indexes of the rules that may match, ascending (rule order)."""

@@ -143,6 +143,50 @@ def test_index_checks_only_rules_that_can_match() -> None:
     assert rs.index.candidates(Doc({"event.action": "act3"})) == [3, 51]  # dotted keys: the general reader
 
 
+def _prefilter_rules():
+    def rule(n: int, body: str) -> str:
+        return detection(body).replace("11111111-1111-4111-8111-111111111111", f"11111111-1111-4111-8111-{n:012d}")
+
+    return ruleset(rule(1, "    sel:\n        event.action: FileDownloaded\n    condition: sel"),
+                   rule(2, "    sel:\n        message|contains: secret plan\n    condition: sel"),
+                   rule(3, "    sel:\n        custodes.record.count: 500\n    condition: sel"))
+
+
+def test_an_event_whose_text_holds_no_needed_value_is_not_decoded() -> None:
+    import orjson
+
+    rs = _prefilter_rules()
+    assert rs.index.raw_needles == (b"500", b"filedownloaded", b"secret plan")
+    assert not rs.index.may_match(b'{"event": {"action": "FileUploaded"}, "message": "nothing"}')
+    assert rs.index.may_match(b'{"event": {"action": "FILEDOWNLOADED"}}')  # case-insensitive, like Sigma
+    assert rs.index.may_match(b'{"message": "a \\u0073ecret plan"}')  # an escape: always read
+    assert rs.index.may_match(orjson.dumps({"custodes": {"record": {"count": 500}}}))
+    keyword = ruleset(detection("    keywords:\n        - 'mimikatz'\n    condition: keywords"))
+    assert keyword.index.raw_needles is None  # a rule without an anchor: every event is read
+
+
+@given(st.dictionaries(st.sampled_from(["event.action", "message", "custodes.record.count", "user.id"]),
+                       st.sampled_from(["FileDownloaded", "filedownloaded", "x secret PLAN y", "secret", 500, 50,
+                                        "é secret plan", "a\\b", "plain"]),
+                       min_size=1))
+def test_the_text_prefilter_never_hides_a_candidate(flat: dict) -> None:
+    import orjson
+
+    from detectors.sigma.match import Doc as SigmaDoc
+
+    rs = _prefilter_rules()
+    nested: dict = {}
+    for path, value in flat.items():
+        node = nested
+        *parents, last = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    for doc in (nested, flat):  # nested and dotted keys
+        if rs.index.candidates(SigmaDoc(doc)):
+            assert rs.index.may_match(orjson.dumps(doc))
+
+
 def test_not_is_never_an_anchor() -> None:
     rs = ruleset(detection("    sel:\n        event.action: a\n    condition: not sel"))
     assert rs.detections[0].compiled.anchors is None
