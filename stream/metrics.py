@@ -99,8 +99,14 @@ class SinkMetrics:
             "custodes_sink_alerts_rejected_total", "Alert messages that could not be decoded.",
             registry=registry,
         )
+        self.dead_lettered = Counter(
+            "custodes_sink_alerts_dead_lettered_total", "Alerts (or undecodable alert messages) sent to the "
+            "alerts' dead-letter topic because the store refuses them, by reason (stream.sink.SINK_REASONS).",
+            ["reason"], registry=registry,
+        )
         self.db_errors = Counter(
-            "custodes_sink_database_errors_total", "Failed attempts to write to the store (retried).",
+            "custodes_sink_database_errors_total", "Failed attempts to write to the store while it was "
+            "unavailable (retried).",
             registry=registry,
         )
         self.db_up = Gauge(

@@ -27,6 +27,8 @@ class Topics(BaseModel):
     """Events that arrived on a partition other than their user's are re-keyed through this topic."""
     dead_letter: str = "custodes-dead-letter"
     alerts: str = "custodes-alerts"
+    alerts_dead_letter: str = "custodes-alerts-dead-letter"
+    """Alerts the store refuses (a permanent error for that alert, not an outage), with the reason."""
 
 
 class Settings(BaseModel):
