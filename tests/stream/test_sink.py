@@ -1,4 +1,5 @@
 import dataclasses
+import time
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
@@ -159,3 +160,67 @@ def test_a_permanent_error_is_told_from_an_outage():
     assert permanent_reason(OverflowError("year out of range")) == "bad_value"
     assert permanent_reason(UnicodeEncodeError("utf-8", "\ud800", 0, 1, "surrogates")) == "bad_value"
     assert permanent_reason(RuntimeError("?")) is None
+
+
+@pytest.mark.kafka
+def test_the_sink_on_kafka_dead_letters_a_poisoned_alert_and_commits_past_it(kafka_broker, topic_prefix, tmp_path):
+    """The running sink: one poisoned alert and one undecodable message among good alerts on the real
+    alerts topic. The good ones are stored, the two others are on the alerts' dead-letter topic with
+    their reasons and positions, and the offsets are committed past all of them (a restarted sink
+    reads nothing again)."""
+    import threading
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from stream.topics import ensure_topics
+    from tests.stream.processes import wait_until, write_config
+
+    path = write_config(tmp_path / "custodes.toml", topic_prefix, partitions=1, retention_interval_s=0)
+    settings = load(path, env={"CUSTODES_BROKER": kafka_broker.bootstrap, "CUSTODES_DATA_DIR": str(tmp_path)})
+    ensure_topics(settings, kafka_broker.bootstrap)
+    good = [make_alert(n) for n in range(1, 5)]
+    bad = dataclasses.replace(make_alert(99), ts=1e20)
+    values = [orjson.dumps(a.to_dict()) for a in good[:2]] + [orjson.dumps(bad.to_dict()), b'{"not": "an alert"}']
+    values += [orjson.dumps(a.to_dict()) for a in good[2:]]
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap)
+    for v in values:
+        producer.send(settings.topics.alerts, v)
+    producer.flush()
+    producer.close()
+
+    def run_sink() -> tuple[Sink, CollectorRegistry, threading.Thread]:
+        registry = CollectorRegistry()
+        sink = Sink(settings, registry=registry)
+        thread = threading.Thread(target=sink.run, daemon=True)
+        thread.start()
+        return sink, registry, thread
+
+    sink, registry, thread = run_sink()
+    try:
+        wait_until(lambda: (registry.get_sample_value("custodes_sink_alerts_consumed_total") or 0) >= len(values),
+                   60, message="every alert message consumed")
+        wait_until(lambda: sink.store is not None and sink.store.ids() == {a.id for a in good}, 30,
+                   message="the good alerts stored")
+    finally:
+        sink.stopping.set()
+        thread.join(30)
+    assert registry.get_sample_value("custodes_sink_alerts_dead_lettered_total", {"reason": "bad_value"}) == 1
+    assert registry.get_sample_value("custodes_sink_alerts_dead_lettered_total", {"reason": "undecodable"}) == 1
+    assert registry.get_sample_value("custodes_sink_database_up") == 1
+
+    consumer = KafkaConsumer(settings.topics.alerts_dead_letter, bootstrap_servers=kafka_broker.bootstrap,
+                             auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    letters = list(consumer)
+    consumer.close()
+    got = sorted((dict(r.headers)["custodes.reason"], dict(r.headers)["custodes.source.offset"], r.value)
+                 for r in letters)
+    assert got == [(b"bad_value", b"2", values[2]), (b"undecodable", b"3", values[3])]
+
+    again, registry, thread = run_sink()  # the offsets were committed past every message
+    try:
+        wait_until(lambda: again.assigned, 60, message="assigned")
+        time.sleep(2)
+        assert (registry.get_sample_value("custodes_sink_alerts_consumed_total") or 0) == 0
+    finally:
+        again.stopping.set()
+        thread.join(30)
