@@ -43,8 +43,9 @@ class PipelineMetrics:
             "a user's detector state was already applied (counted per user and message; skipped).", registry=registry,
         )
         self.duplicate_events = Counter(
-            "custodes_events_duplicate_total", "Events whose id the user's recent events already had "
-            "(re-sent by a producer); counted as processed, not applied again.", registry=registry,
+            "custodes_events_duplicate_total", "Events equal to one of the user's recent events (same "
+            "canonical document: re-sent by a producer); counted as processed, dropped (not run through "
+            "the detectors again).", registry=registry,
         )
         self.alerts = Counter(
             "custodes_alerts_raised_total", "Alerts emitted by detectors.", ["detector", "severity"],

@@ -85,7 +85,8 @@ class Settings(BaseModel):
     """A dead letter keeps at most this many bytes of the bad input (header ``custodes.truncated`` gives
     the original size when cut), so bad input of any size fits the broker's message limit."""
     dedupe_events: int = Field(64, ge=0, le=4096)
-    """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
+    """Per user, remember digests of this many recent events (of each whole canonical document, see
+    stream.pipeline.content_digest) so a re-sent event is not counted twice (0: no dedupe)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pseudonym_key: SecretStr | None = None
     reference_dir: Path | None = REPO_CONFIG.parent / "reference"
