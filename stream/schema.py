@@ -267,6 +267,14 @@ def _depth_ok(value: Any, limit: int) -> bool:
     return True
 
 
+def check_depth(doc: Any, raw: bytes | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Invalid(``too_deeply_nested``) when ``doc`` (decoded from ``raw``, if given) nests deeper than the
+    limit: for readers that pass a document on without validating it, since encoding it again fails
+    (orjson refuses deep nesting) where validation would have rejected it."""
+    if _could_be_too_deep(raw, limits.max_depth) and not _depth_ok(doc, limits.max_depth):
+        raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
+
+
 def decode(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Bytes of one JSON event -> a dict, or Invalid with the reason."""
     if len(raw) > limits.max_event_bytes:

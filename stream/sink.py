@@ -136,11 +136,28 @@ class Sink:
             self.store = AlertStore(self.settings.db_url)
         return self.store
 
+    def decode(self, messages: list[Origin]) -> tuple[list[Alert], list[Origin]]:
+        """The alerts of ``messages`` and where each came from; a message that is not an alert is
+        dead-lettered (``undecodable``)."""
+        batch: list[Alert] = []
+        origins: list[Origin] = []
+        for origin in messages:
+            self.metrics.consumed.inc()
+            try:
+                batch.append(decode_alert(origin.value))
+                origins.append(origin)
+            except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+                self.metrics.rejected.inc()
+                self._dead_letter(None, origin, "undecodable", f"not an alert: {type(exc).__name__}")
+        return batch, origins
+
     def write(self, batch: list[Alert], sleep: Callable[[float], None] = time.sleep,
               origins: list[Origin] | None = None) -> None:
         """Store ``batch`` (``origins[i]``: where ``batch[i]`` was read). An outage is retried until it
-        ends (or the sink is stopping): never drop a batch. A permanent error isolates the alerts at
-        fault (alert by alert) and dead-letters them (:attr:`letters`); the rest is stored."""
+        ends (or the sink is stopping): never drop a batch. A permanent error isolates the alert at
+        fault (writing alert by alert until one is refused) and dead-letters it (:attr:`letters`), then
+        the rest is tried as one batch again: a batch of n alerts with b bad ones takes at most n + b
+        writes."""
         delay = 0.5
         pending = list(range(len(batch)))
         one_by_one = False
@@ -161,6 +178,7 @@ class Sink:
                     self._dead_letter(batch[chunk[0]], origins[chunk[0]] if origins else None, reason,
                                       _error_detail(exc))
                     pending = pending[1:]
+                    one_by_one = False  # the rest as one batch again: each bad alert costs one more try
                     continue
                 if not isinstance(exc, SQLAlchemyError):
                     raise
@@ -231,19 +249,9 @@ class Sink:
                 self.assigned = bool(consumer.assignment())
                 if not polled:
                     continue
-                batch: list[Alert] = []
-                origins: list[Origin] = []
-                for records in polled.values():
-                    for record in records:
-                        self.metrics.consumed.inc()
-                        origin = Origin(record.value or b"", record.topic, record.partition, record.offset)
-                        try:
-                            batch.append(decode_alert(record.value))
-                            origins.append(origin)
-                        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
-                            self.metrics.rejected.inc()
-                            self._dead_letter(None, origin, "undecodable",
-                                              f"not an alert: {type(exc).__name__}")
+                batch, origins = self.decode([
+                    Origin(record.value or b"", record.topic, record.partition, record.offset)
+                    for records in polled.values() for record in records])
                 if batch:
                     self.write(batch, origins=origins)
                 self.send_letters(producer)
