@@ -13,9 +13,10 @@ and is the oracle the Kafka run is reconciled against; ``per_record`` tells each
 from __future__ import annotations
 
 import hashlib
+import itertools
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import orjson
@@ -224,7 +225,7 @@ def _derived_id(raw: bytes) -> str:
     return "sha-" + hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 
-def per_record(pipeline, fuzzed: list[Fuzzed], max_lines: int = 200) -> tuple[Counter, list[str], dict]:
+def per_record(pipeline, fuzzed: Iterable[Fuzzed], max_lines: int = 200) -> tuple[Counter, list[str], dict]:
     """Run ``fuzzed`` through ``pipeline`` in messages of ``max_lines`` records, one message at a time,
     as the worker does, and tell each record's outcome: its dead-letter reason, ``processed``,
     ``duplicate`` or ``expired``. Returns (outcomes by (mutation, outcome), the records whose outcome is
@@ -235,8 +236,12 @@ def per_record(pipeline, fuzzed: list[Fuzzed], max_lines: int = 200) -> tuple[Co
     by_kind: Counter = Counter()
     wrong: list[str] = []
     totals = {"consumed": 0, "processed": 0, "expired": 0, "duplicates": 0, "dead_lettered": Counter()}
-    for offset, start in enumerate(range(0, len(fuzzed), max_lines)):
-        chunk = fuzzed[start:start + max_lines]
+    source = iter(fuzzed)
+    start = 0
+    for offset in itertools.count():
+        chunk = list(itertools.islice(source, max_lines))
+        if not chunk:
+            break
         split = pipeline.split(b"\n".join(f.raw for f in chunk), "fuzz", 0, offset)
         totals["consumed"] += split.consumed
         totals["expired"] += split.expired
@@ -267,6 +272,7 @@ def per_record(pipeline, fuzzed: list[Fuzzed], max_lines: int = 200) -> tuple[Co
             by_kind[(f.kind, got)] += 1
             if "*" not in f.expected and got not in f.expected:
                 wrong.append(f"record {start + line - 1} ({f.kind}): expected {sorted(f.expected)}, got {got}")
+        start += len(chunk)
     resends = sum(n for (kind, got), n in by_kind.items() if got == "duplicate")
     if totals["duplicates"] != resends:
         wrong.append(f"{resends} re-sent records, {totals['duplicates']} recognised as duplicates")
