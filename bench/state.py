@@ -42,7 +42,8 @@ def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
         for value in chunks(lines):
             split = pipeline.split(value, "bench", 0, offset)
             for user, events in split.groups.items():
-                out = pipeline.apply(user, events, states.get(user), "e", 0, offset)
+                out = pipeline.apply(user, events, states.get(user), "e", 0, offset,
+                                     digests=split.digests.get(user))
                 if out.state is None:
                     states.pop(user, None)
                 else:

@@ -367,9 +367,9 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
         sys.stdout.buffer.write(lines)
     dead = sum(result.dead_lettered.values())
     rate = result.consumed / elapsed if elapsed > 0 else 0
-    click.echo(f"{result.consumed:,} events: {result.processed:,} processed, {dead:,} dead-lettered, "
-               f"{result.expired:,} expired; {len(alerts):,} alerts ({elapsed:.1f} s, {rate:,.0f} events/s)",
-               err=True)
+    click.echo(f"{result.consumed:,} events: {result.processed:,} processed ({result.duplicates:,} duplicates "
+               f"dropped), {dead:,} dead-lettered, {result.expired:,} expired; {len(alerts):,} alerts "
+               f"({elapsed:.1f} s, {rate:,.0f} events/s)", err=True)
     for reason, n in sorted(result.dead_lettered.items()):
         click.echo(f"  {reason}: {n:,}", err=True)
 

@@ -135,7 +135,8 @@ ALERT_COLUMNS = tuple(_WIDTHS)
 def alerts_table(rows: Sequence[dict[str, Any]], person: Callable[[dict[str, Any]], str], *,
                  order: str = "stored", width: int | None = None) -> str:
     """Stored alerts as an aligned table with a header, one line per alert; on a terminal, long cells
-    end in an ellipsis (piped to a file, titles are whole). ``time`` is when the alert was stored, or (``order="event"``) the time of its events.
+    end in an ellipsis (piped to a file, titles are whole). ``time`` is when the alert was stored, or
+    (``order="event"``) the time of its events.
 
     The table is never narrower than its fixed columns plus 20 characters of title: on a narrower
     terminal the lines run on rather than columns being squeezed or dropped."""

@@ -43,8 +43,9 @@ class PipelineMetrics:
             "a user's detector state was already applied (counted per user and message; skipped).", registry=registry,
         )
         self.duplicate_events = Counter(
-            "custodes_events_duplicate_total", "Events whose id the user's recent events already had "
-            "(re-sent by a producer); counted as processed, not applied again.", registry=registry,
+            "custodes_events_duplicate_total", "Events equal to one of the user's recent events (same "
+            "canonical document: re-sent by a producer); counted as processed, dropped (not run through "
+            "the detectors again).", registry=registry,
         )
         self.alerts = Counter(
             "custodes_alerts_raised_total", "Alerts emitted by detectors.", ["detector", "severity"],
@@ -99,8 +100,14 @@ class SinkMetrics:
             "custodes_sink_alerts_rejected_total", "Alert messages that could not be decoded.",
             registry=registry,
         )
+        self.dead_lettered = Counter(
+            "custodes_sink_alerts_dead_lettered_total", "Alerts (or undecodable alert messages) sent to the "
+            "alerts' dead-letter topic because the store refuses them, by reason (stream.sink.SINK_REASONS).",
+            ["reason"], registry=registry,
+        )
         self.db_errors = Counter(
-            "custodes_sink_database_errors_total", "Failed attempts to write to the store (retried).",
+            "custodes_sink_database_errors_total", "Failed attempts to write to the store while it was "
+            "unavailable (retried).",
             registry=registry,
         )
         self.db_up = Gauge(

@@ -12,15 +12,18 @@ alerts were delivered; a crash before that replays the message against the old s
 same alerts again (deterministic ids: the store keeps one row).
 
 A producer may also send the same event twice (Beats and other shippers are at-least-once too): the
-state keeps short hashes of the user's last ``dedupe_events`` event ids, and an event seen again is
-recognised as a duplicate instead of being counted twice.
+state keeps short digests of the user's last ``dedupe_events`` events, and an event seen again is
+recognised as a duplicate instead of being counted twice. The digest covers the event's whole
+validated document in canonical form (see :func:`content_digest`), not its id alone: sources reuse ids
+for different events (Google Workspace's ``uniqueQualifier``, vendors' sample logs), and each of those
+must be processed; only a copy equal to an event already seen is dropped.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 import time
-import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +82,8 @@ def cut_for_dead_letter(raw: bytes, max_bytes: int) -> tuple[bytes, list[tuple[s
 @dataclass(slots=True)
 class Split:
     groups: dict[str, list[Event]] = field(default_factory=dict)
+    digests: dict[str, list[bytes]] = field(default_factory=dict)
+    """Per user, the :func:`content_digest` of each event in ``groups`` (empty when dedupe is off)."""
     dead: list[DeadLetter] = field(default_factory=list)
     reroute: list[tuple[str, bytes, int]] = field(default_factory=list)
     """(user, original line, its line number in the message): re-keyed through the rerouted topic."""
@@ -98,6 +103,8 @@ class Segment:
     events: list[Event]
     message: tuple[str, int, int] = ("", 0, 0)
     """(topic, partition, offset) of the message that carried them (for dead letters)."""
+    digests: list[bytes] | None = None
+    """The :func:`content_digest` of each event, when split computed them (else computed when needed)."""
 
 
 @dataclass(slots=True)
@@ -131,8 +138,9 @@ class MicroBatch:
         key_line), by default the message's own (partition, offset)."""
         kp = partition if key_partition is None else key_partition
         ko = offset if key_offset is None else key_offset
+        digests = split.digests
         for user, events in split.groups.items():
-            seg = Segment(source, kp, ko, key_line, events, (topic, partition, offset))
+            seg = Segment(source, kp, ko, key_line, events, (topic, partition, offset), digests.get(user))
             segs = self.users.get(user)
             if segs is None:
                 self.users[user] = [seg]
@@ -147,19 +155,44 @@ class MicroBatch:
             self.newest_ts = split.newest_ts
 
 
-def _id_digest(event_id: str) -> bytes:
-    """4 bytes standing for an event id (CRC-32: a false match among the 64 remembered ids is a
-    ~1.5e-8 chance per event)."""
-    return zlib.crc32(event_id.encode()).to_bytes(4, "big")
+DIGEST_BYTES = 4
+"""Bytes per remembered event (a false match among the 64 remembered is a ~1.5e-8 chance per event)."""
+
+_CANONICAL = orjson.OPT_SORT_KEYS
+_blake2b = hashlib.blake2b
+
+
+def content_digest(event: Event, doc: dict[str, Any] | None = None) -> bytes:
+    """4 bytes standing for an event's content: BLAKE2b of its canonical document, the validated
+    document (``doc``, else the event's own) with ECS dotted keys expanded into objects, keys sorted at
+    every level and no insignificant whitespace (``orjson.dumps`` with sorted keys; strings in one
+    encoding, so escapes such as ``\\u0061`` for ``a`` do not matter). So a byte-identical re-send, or the
+    same document with its keys in another order, other whitespace or dotted instead of nested keys, has
+    the same digest, and events that differ in any field (the timestamp, the action, a document id the
+    detectors do not read) do not, even when they share ``event.id``. Numbers keep their JSON type:
+    ``1`` and ``1.0`` differ. An Event built in code without a document (tests) is digested from its
+    attributes instead."""
+    if doc is None:
+        doc = event.doc if event.doc is not None else event.document
+    try:
+        if doc:
+            basis = orjson.dumps(doc, option=_CANONICAL)
+        else:
+            basis = orjson.dumps([getattr(event, name) for name in _ATTRIBUTES], option=_CANONICAL)
+    except TypeError:  # an integer beyond 64 bits, only in documents built in Python
+        basis = repr(doc or event).encode()
+    return _blake2b(basis, digest_size=DIGEST_BYTES).digest()
+
+
+_ATTRIBUTES = tuple(name for name in Event.__dataclass_fields__ if name not in ("doc", "raw"))
 
 
 def _recent_digests(stored: Any) -> bytearray:
-    """The remembered event-id digests of a user's state (``x``), oldest first, 4 bytes each. Stored
-    as one base64 string; states written before that hold a list of 8-digit hex strings."""
+    """The remembered content digests of a user's state (``y``), oldest first, 4 bytes each, stored as
+    one base64 string. States written before digests covered content kept digests of event ids under
+    ``x``; those are not comparable and are dropped (see ``apply_segments``)."""
     if not stored:
         return bytearray()
-    if isinstance(stored, list):
-        return bytearray(bytes.fromhex("".join(stored)))
     return bytearray(binascii.a2b_base64(stored))
 
 
@@ -167,7 +200,7 @@ def _has_digest(digests: bytearray, digest: bytes) -> bool:
     """Whether ``digest`` is one of the 4-byte entries (a match must start on an entry)."""
     at = digests.find(digest)
     while at >= 0:
-        if at % 4 == 0:
+        if at % DIGEST_BYTES == 0:
             return True
         at = digests.find(digest, at + 1)
     return False
@@ -220,6 +253,7 @@ class Pipeline:
         now = self.clock()
         oldest = now - self.settings.retention_s
         latest = now + self.settings.max_future_s
+        dedupe = self.settings.dedupe_events > 0
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 if len(lines) == 1:  # an empty message is bad input, not nothing
@@ -229,7 +263,8 @@ class Pipeline:
                 continue
             out.consumed += 1
             try:
-                ev = validate(decode(line, self.limits), line, self.limits, keep_doc=False)
+                doc = decode(line, self.limits)
+                ev = validate(doc, line, self.limits, keep_doc=False)
             except Invalid as exc:
                 out.dead.append(DeadLetter(line, exc.reason, exc.detail, topic, partition, offset, number))
                 continue
@@ -250,7 +285,14 @@ class Pipeline:
             if home is not None and home(ev.user_id) != partition:
                 out.reroute.append((ev.user_id, line, number))
                 continue
-            out.groups.setdefault(ev.user_id, []).append(ev)
+            group = out.groups.get(ev.user_id)
+            if group is None:
+                group = out.groups[ev.user_id] = []
+                if dedupe:
+                    out.digests[ev.user_id] = []
+            group.append(ev)
+            if dedupe:  # the validated document when validate kept one (expanded), else the decoded one
+                out.digests[ev.user_id].append(content_digest(ev, ev.doc if ev.doc is not None else doc))
             if out.newest_ts is None or ev.ts > out.newest_ts:
                 out.newest_ts = ev.ts
         return out
@@ -266,12 +308,15 @@ class Pipeline:
         partition: int,
         offset: int,
         line: int = 0,
+        digests: list[bytes] | None = None,
     ) -> Applied:
         """Run one user's events from message (source, partition, offset[, line]) against their state.
 
         ``line`` distinguishes events re-keyed from one message: their position is where they came from
-        (origin partition, offset, line), so copies re-sent after a crash are recognised by position."""
-        return self.apply_segments(user, [Segment(source, partition, offset, line, events)], stored)
+        (origin partition, offset, line), so copies re-sent after a crash are recognised by position.
+        ``digests``: the events' content digests (``Split.digests``), computed here when not given."""
+        return self.apply_segments(user, [Segment(source, partition, offset, line, events, digests=digests)],
+                                   stored)
 
     def apply_segments(self, user: str, segments: Sequence[Segment], stored: bytes | None) -> Applied:
         """Run one user's events from several messages (in arrival order) against their state, as one
@@ -282,6 +327,7 @@ class Pipeline:
         wrapper: dict[str, Any] = orjson.loads(stored) if stored else {}
         positions: dict[str, list[int]] = dict(wrapper.get("o") or {})
         fresh: list[Event] = []
+        fresh_digests: list[bytes | None] = []
         redelivered = 0
         for seg in segments:
             seen = positions.get(seg.source)
@@ -291,23 +337,28 @@ class Pipeline:
                 continue
             positions[seg.source] = [seg.partition, seg.offset, seg.line] if seg.line else [seg.partition, seg.offset]
             fresh.extend(seg.events)
+            fresh_digests.extend(seg.digests if seg.digests is not None else [None] * len(seg.events))
         if redelivered == len(segments):
             return Applied(stored, [], [], redelivered=redelivered)
         events = fresh
         keep = self.settings.dedupe_events
         duplicates = 0
         if keep:
-            recent = _recent_digests(wrapper.get("x"))
+            # "x" (digests of event ids, before content digests) cannot be compared with content
+            # digests: dropped, so a copy of an event seen before the upgrade counts once more
+            wrapper.pop("x", None)
+            recent = _recent_digests(wrapper.get("y"))
             fresh = []
-            for ev in events:
-                digest = _id_digest(ev.id)
+            for ev, digest in zip(events, fresh_digests, strict=True):
+                if digest is None:
+                    digest = content_digest(ev)
                 if _has_digest(recent, digest):
                     duplicates += 1
                     continue
                 recent += digest
                 fresh.append(ev)
             events = fresh
-            wrapper["x"] = binascii.b2a_base64(recent[-4 * keep:], newline=False).decode()
+            wrapper["y"] = binascii.b2a_base64(recent[-DIGEST_BYTES * keep:], newline=False).decode()
         det_state, alerts, failures = self._run(user, events, wrapper.get("d"), stored)
         if det_state is None:
             # detector state expired (or never began): the position and recent ids only matter

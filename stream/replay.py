@@ -27,6 +27,9 @@ class ReplayResult:
     consumed: int = 0
     processed: int = 0
     expired: int = 0
+    duplicates: int = 0
+    """Processed events that were copies of an event the user's recent events already had (same
+    canonical content): counted in ``processed``, not run through the detectors again."""
     dead_lettered: Counter[str] = field(default_factory=Counter)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
@@ -117,6 +120,7 @@ def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], 
             result.keep(alert)
         letters.extend(pipeline.segment_failure_letters(applied.failures, segments))
         result.processed += sum(len(seg.events) for seg in segments) - len(applied.failures)
+        result.duplicates += applied.duplicates
     for letter in letters:
         result.dead_lettered[letter.reason] += 1
         if keep_dead_letters:

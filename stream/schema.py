@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +42,7 @@ REASONS = (
     "unsupported_version",
     "detector_failed",
     "unroutable",
+    "control_character",
 )
 """Why an event was dead-lettered. Used as the ``reason`` metric label and dead-letter header."""
 
@@ -265,6 +267,14 @@ def _depth_ok(value: Any, limit: int) -> bool:
     return True
 
 
+def check_depth(doc: Any, raw: bytes | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
+    """Invalid(``too_deeply_nested``) when ``doc`` (decoded from ``raw``, if given) nests deeper than the
+    limit: for readers that pass a document on without validating it, since encoding it again fails
+    (orjson refuses deep nesting) where validation would have rejected it."""
+    if _could_be_too_deep(raw, limits.max_depth) and not _depth_ok(doc, limits.max_depth):
+        raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
+
+
 def decode(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
     """Bytes of one JSON event -> a dict, or Invalid with the reason."""
     if len(raw) > limits.max_event_bytes:
@@ -371,6 +381,8 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
     try:
         event, closed = _usual_event(doc, raw, limits)
         if closed and limits.max_depth >= _CLOSED_DEPTH:
+            if raw is None or _may_hold_control(raw):
+                _reject_control_characters(event)
             if not keep_doc and raw is not None:  # every field is an attribute: keep the text only
                 event.doc = None
                 event.raw = raw
@@ -393,7 +405,62 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
         # "a.b.c…" keys nest once expanded; checked last, so a field's own problem is reported first
         raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels once its "
                       "dotted keys are expanded")
+    if raw is None or _may_hold_control(raw):
+        _reject_control_characters(event)
     return event
+
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+"""A control character: C0 (U+0000-U+001F, NUL included), DEL (U+007F) or C1 (U+0080-U+009F)."""
+
+_MAY_HOLD_CONTROL = re.compile(rb"\\(?:[bfnrt]|u00[0189][0-9A-Fa-f]|u007[Ff])|\x7f|\xc2[\x80-\x9f]")
+"""In JSON text: where a decoded string could hold a control character. JSON forbids raw C0 bytes in
+strings (orjson rejects them; raw tabs and newlines are only whitespace between tokens), so a control
+character in a decoded string comes from an escape (``\\n``, ``\\u0000`` …), a raw DEL byte or the UTF-8
+of a C1 character (0xC2 0x80-0x9F). Text with none of these holds none, and the fields need no check
+(the usual case: one regex scan of the bytes). A match may be a false alarm (an escaped backslash
+followed by ``n``); the fields are then checked one by one."""
+
+
+
+def _may_hold_control(raw: bytes) -> bool:
+    """False when the JSON text ``raw`` proves no string in it holds a control character (see
+    _MAY_HOLD_CONTROL): three byte scans (memchr) rule out nearly every event before the regex runs."""
+    return (92 in raw or 127 in raw or 194 in raw) and _MAY_HOLD_CONTROL.search(raw) is not None
+
+
+_FREE_TEXT = frozenset({"content"})
+"""Event attributes that are free text: they keep whatever a JSON string may hold (control characters
+included; the store escapes NUL, which PostgreSQL cannot hold in text, see stream/store.py)."""
+
+_IDENTIFIER_ATTRS = tuple(
+    f.name for f in dataclass_fields(Event)
+    if f.name not in _FREE_TEXT and f.type in ("str", "str | None", "tuple[str, ...]")
+)
+"""Every string attribute of Event other than free text: ids, actions, parties, domains, hosts, dataset
+names, case refs, app and group ids, addresses, file names, channels … (fields added to Event later are
+covered as well)."""
+_identifier_values = operator.attrgetter(*_IDENTIFIER_ATTRS)
+_ATTR_PATHS = {attr: ".".join(parts) for attr, parts, _, _ in _FIELDS} | {
+    "id": "event.id", "user_id": "user.id", "user_name": "user.name", "kind": "custodes.activity",
+    "sensitivity": "custodes.dataset.sensitivity"}
+
+
+def _reject_control_characters(event: Event) -> None:
+    """Invalid(``control_character``) when an identifier field of ``event`` holds a control character:
+    an id with a NUL, a newline or an escape sequence in it cannot be stored everywhere (PostgreSQL text
+    refuses NUL), is shown misleadingly to reviewers and can forge log lines."""
+    search = _CONTROL.search
+    for attr, value in zip(_IDENTIFIER_ATTRS, _identifier_values(event), strict=True):
+        if value is None:
+            continue
+        if type(value) is str:
+            bad = search(value) is not None
+        else:
+            bad = any(type(item) is str and search(item) is not None for item in value)
+        if bad:
+            path = _ATTR_PATHS.get(attr, attr)
+            raise Invalid("control_character", f"{path} holds a control character (C0, DEL or C1)")
 
 
 class _Unusual(Exception):
@@ -431,7 +498,7 @@ def _usual_event(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> tupl
     if type(user) is not dict:
         raise _Unusual
     user_id = user.get("id")
-    if type(user_id) is not str or not user_id or len(user_id) > s:
+    if type(user_id) is not str or not user_id or len(user_id) > s or user_id.isspace():
         raise _Unusual
     user_name = None
     closed = len(user) == 1
@@ -733,8 +800,8 @@ def _checked_event(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> Ev
         user_name = _str_value(user.get("name", _MISSING), "user.name", s)
     elif user is not None:
         raise Invalid("wrong_type", "user must be an object")
-    if not user_id:
-        if not user_name:
+    if not user_id or user_id.isspace():  # whitespace names no one
+        if not user_name or user_name.isspace():
             raise Invalid("missing_user", "user.id (or user.name) is required")
         user_id = user_name
     kind = "other"

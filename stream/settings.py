@@ -27,6 +27,8 @@ class Topics(BaseModel):
     """Events that arrived on a partition other than their user's are re-keyed through this topic."""
     dead_letter: str = "custodes-dead-letter"
     alerts: str = "custodes-alerts"
+    alerts_dead_letter: str = "custodes-alerts-dead-letter"
+    """Alerts the store refuses (a permanent error for that alert, not an outage), with the reason."""
 
 
 class Rules(BaseModel):
@@ -111,7 +113,8 @@ class Settings(BaseModel):
     """A dead letter keeps at most this many bytes of the bad input (header ``custodes.truncated`` gives
     the original size when cut), so bad input of any size fits the broker's message limit."""
     dedupe_events: int = Field(64, ge=0, le=4096)
-    """Per user, remember this many recent event ids so a re-sent event is not counted twice."""
+    """Per user, remember digests of this many recent events (of each whole canonical document, see
+    stream.pipeline.content_digest) so a re-sent event is not counted twice (0: no dedupe)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pseudonym_key: SecretStr | None = None
     audit_key: SecretStr | None = None

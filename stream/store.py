@@ -2,6 +2,12 @@
 
 ``upsert_alerts`` is idempotent: an alert id already stored is updated only when the incoming copy
 folds more hits into it (a higher ``count``), so redelivered or replayed alerts never add rows.
+
+Free text may hold NUL (a message's content is kept as sent, in an alert's evidence), which PostgreSQL
+cannot store in text (``text fields cannot contain NUL``) nor in ``jsonb``: every string an alert row
+holds (columns and the strings inside its JSON) has each NUL replaced by U+2400 SYMBOL FOR NULL (``␀``)
+on the way in, on SQLite as on PostgreSQL, so the stored alert reads the same on both. Identifier fields
+never hold one (validation rejects control characters in them, ``control_character``).
 """
 
 from __future__ import annotations
@@ -61,23 +67,41 @@ def _insert(engine: Engine):
     return insert
 
 
+NUL_STAND_IN = "\u2400"
+"""What a NUL in an alert's text is stored as (``␀``, SYMBOL FOR NULL): visible, and storable anywhere."""
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` (a string, or JSON made of dicts, lists and tuples) with every NUL in its strings (keys
+    too) replaced by :data:`NUL_STAND_IN`. Returns ``value`` itself when it holds no NUL."""
+    t = type(value)
+    if t is str:
+        return value.replace("\x00", NUL_STAND_IN) if "\x00" in value else value
+    if t is dict:
+        return {without_nul(k): without_nul(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [without_nul(v) for v in value]
+    return value
+
+
 def alert_row(alert: Alert, now: datetime) -> dict[str, Any]:
+    """The row of an alert (raises ValueError or OverflowError for a time no datetime can hold)."""
     return {
         "id": alert.id,
         "detector": alert.detector,
         "detector_version": alert.detector_version,
         "severity": alert.severity,
         "score": alert.score,
-        "subject": alert.subject,
-        "title": alert.title,
-        "explanation": alert.explanation,
+        "subject": without_nul(alert.subject),
+        "title": without_nul(alert.title),
+        "explanation": without_nul(alert.explanation),
         "ts": utc(alert.ts),
         "first_seen": utc(alert.first_seen),
         "last_seen": utc(alert.last_seen),
         "count": alert.count,
-        "evidence_event_ids": list(alert.evidence_event_ids),
-        "evidence": list(alert.evidence),
-        "facts": alert.facts,
+        "evidence_event_ids": without_nul(list(alert.evidence_event_ids)),
+        "evidence": without_nul(list(alert.evidence)),
+        "facts": without_nul(alert.facts),
         "created_at": now,
         "updated_at": now,
     }

@@ -331,6 +331,10 @@ PIPELINE = Dashboard(
                     q('sum(rate(custodes_sink_alerts_consumed_total[$__rate_interval]))', 'consumed'),
                     q('sum(rate(custodes_alerts_stored_total[$__rate_interval]))', 'stored'),
                     q('sum(rate(custodes_sink_alerts_rejected_total[$__rate_interval]))', 'rejected'),
+                    q(
+                        'sum by (reason) (rate(custodes_sink_alerts_dead_lettered_total[$__rate_interval]))',
+                        'dead-lettered: {{reason}}',
+                    ),
                 ),
                 unit='ops',
             ),

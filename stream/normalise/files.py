@@ -36,7 +36,7 @@ from typing import IO, Any
 
 import orjson
 
-from stream.schema import DEFAULT_LIMITS, Invalid, Limits, decode, validate
+from stream.schema import DEFAULT_LIMITS, Invalid, Limits, check_depth, decode, validate
 
 from . import device, ecs
 from .mapping import FieldMapping, load
@@ -239,6 +239,8 @@ def _json(lines: Iterator[Line], normalise: Callable[[Any], dict[str, Any]], lim
             doc = normalise(decode(raw, limits))
             if check:
                 validate(doc, raw, limits)
+            else:  # passed on and encoded again (canonical_bytes), which fails for deep nesting
+                check_depth(doc, raw, limits)
         except Invalid as exc:
             yield Record(number, raw, error=exc)
         else:

@@ -34,7 +34,7 @@ DASHBOARD_UIDS = {
 ALERTS = (
     "CustodesWorkerDown", "CustodesSinkDown", "CustodesDeadLetterRateHigh", "CustodesConsumerLagGrowing",
     "CustodesEventTimeLagHigh", "CustodesSinkDatabaseDown", "CustodesRetentionOverdue",
-    "CustodesAuditChainBroken",
+    "CustodesAuditChainBroken", "CustodesAlertsDeadLettered",
 )
 
 # Metrics of the review app (and the retention job's, which stream.retention also defines). Names agreed

@@ -50,16 +50,29 @@ def test_replay_writes_alerts_and_counts_everything(run, events_file, tmp_path, 
     alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     assert [(a["detector"], a["subject"], a["pseudonym"]) for a in alerts] == [("bulk_export", None, pseudo("alice"))]
     assert b"alice" not in out.read_bytes()  # pseudonymised unless --reveal --reason
-    assert "5 events: 3 processed, 1 dead-lettered, 1 expired; 1 alerts" in result.output
+    assert "5 events: 3 processed (0 duplicates dropped), 1 dead-lettered, 1 expired; 1 alerts" in result.output
     assert "invalid_json: 1" in result.output
     assert f"Evaluating as of {iso(T0 + 3600)[:19]}" in result.output
+
+
+def test_replay_reports_the_duplicates_it_dropped(run, tmp_path):
+    """Two different events sharing a source id are both processed; a re-sent copy of one is dropped
+    and reported."""
+    a = export("alice", T0, 120, event_id="1", file={"name": "one.xlsx"})
+    b = export("alice", T0 + 60, 120, event_id="1", file={"name": "two.xlsx"})
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(d) for d in (a, b, a)) + b"\n")
+    out = tmp_path / "alerts.jsonl"
+    result = run("replay", str(path), "--alerts-out", str(out), "--as-of", iso(T0 + 3600))
+    assert "3 events: 3 processed (1 duplicates dropped), 0 dead-lettered, 0 expired; 1 alerts" in result.output
+    assert [orjson.loads(line)["facts"]["records"] for line in out.read_bytes().splitlines()] == [240]
 
 
 def test_replay_as_of_moves_the_window(run, events_file, tmp_path, pseudo):
     out = tmp_path / "alerts.jsonl"
     # three years later every event is past the window: all expired, no alert
     result = run("replay", str(events_file), "--alerts-out", str(out), "--as-of", iso(T0 + 3 * 365 * 86400))
-    assert "0 processed, 1 dead-lettered, 4 expired; 0 alerts" in result.output
+    assert "0 processed (0 duplicates dropped), 1 dead-lettered, 4 expired; 0 alerts" in result.output
     assert out.read_bytes() == b""
     # as of a time before bob's ancient export became old, it counts (and alerts)
     run("replay", str(events_file), "--alerts-out", str(out), "--as-of", iso(T0 - 799 * 86400))

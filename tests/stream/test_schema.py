@@ -8,6 +8,7 @@ import copy
 import dataclasses
 import functools
 import json
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,6 +31,11 @@ PATHS = (
     "custodes.record.ids", "custodes.record.count", "custodes.aggregate.min_group_size", "custodes.media",
 )
 """Every field stream.schema.validate reads (tests/stream/test_json_schema.py checks the list)."""
+
+def idents(**kw: Any) -> st.SearchStrategy[str]:
+    """Text fit for an identifier field: no control character (stream.schema rejects those), not blank."""
+    return st.text(st.characters(exclude_categories=("Cc", "Cs")), **kw).filter(lambda t: not t.isspace())
+
 
 SLOW = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -55,7 +61,7 @@ def canonical_docs(draw: st.DrawFn) -> tuple[dict[str, Any], datetime, str, str]
     """A valid canonical document, and the timestamp, user id and kind it must decode to. Each field is
     given in one form only (nested, dotted or in between), the same form for a whole ECS object."""
     when = draw(timestamps)
-    user = draw(st.text(min_size=1, max_size=40) | int64 | st.text(min_size=1000, max_size=1024))
+    user = draw(idents(min_size=1, max_size=40) | int64 | idents(min_size=1000, max_size=1024))
     kind = draw(st.none() | st.sampled_from(KINDS))
     forms: dict[str, int] = {}
 
@@ -68,11 +74,11 @@ def canonical_docs(draw: st.DrawFn) -> tuple[dict[str, Any], datetime, str, str]
     if kind is not None:
         put("custodes.activity", kind)
     if draw(st.booleans()):
-        put("user.name", draw(st.text(max_size=20)))
+        put("user.name", draw(idents(max_size=20)))
     if draw(st.booleans()):
-        put("event.id", draw(st.text(min_size=1, max_size=30)))
+        put("event.id", draw(idents(min_size=1, max_size=30)))
     if draw(st.booleans()):
-        put("custodes.record.ids", draw(st.lists(st.text(max_size=12) | int64, max_size=5)))
+        put("custodes.record.ids", draw(st.lists(idents(max_size=12) | int64, max_size=5)))
         put("custodes.record.count", draw(st.integers(0, 10**12)))
     if draw(st.booleans()):
         put("custodes.dataset.sensitivity", draw(st.sampled_from(SENSITIVITIES)))
@@ -80,7 +86,7 @@ def canonical_docs(draw: st.DrawFn) -> tuple[dict[str, Any], datetime, str, str]
         put("source.geo.location.lat", draw(st.floats(-90, 90)))
         put("source.geo.location.lon", draw(st.floats(-180, 180)))
     if draw(st.booleans()):
-        doc["message"] = draw(st.text(max_size=200))
+        doc["message"] = draw(st.text(max_size=200))  # free text: control characters allowed
         put("custodes.media", [{"type": "image", "name": draw(st.text(max_size=10))}])
     return doc, when, str(user), kind or "other"
 
@@ -173,6 +179,9 @@ def test_depth_limit(depth: int) -> None:
         (b'{"@timestamp": "2024-01-01T00:00:00Z", "user.id": "u", "custodes": {"schema_version": 2}}',
          "unsupported_version"),
         (b'{"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": ["u"]}}', "wrong_type"),
+        (b'{"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "u\\u0000"}}', "control_character"),
+        (b'{"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": " \\t "}}', "missing_user"),
+        (b'{"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": " ", "name": "  "}}', "missing_user"),
     ],
 )
 def test_reasons(raw: bytes, reason: str) -> None:
@@ -217,6 +226,27 @@ def test_decode_limits() -> None:
 # expand dotted keys, then read field by field (stream.schema._checked_event).
 
 def plain_validate(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> Event:
+    return plain_controls(plain_fields(doc, raw, limits))
+
+
+FREE_TEXT = ("content", "media", "doc", "raw")
+
+
+def plain_controls(event: Event) -> Event:
+    """Invalid(control_character) for the first identifier attribute (any string attribute but free
+    text) holding a character of Unicode category Cc: C0, DEL and C1."""
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name in FREE_TEXT:
+            continue
+        for item in value if isinstance(value, tuple) else (value,):
+            if isinstance(item, str) and any(unicodedata.category(c) == "Cc" for c in item):
+                path = schema._ATTR_PATHS.get(f.name, f.name)
+                raise Invalid("control_character", f"{path} holds a control character (C0, DEL or C1)")
+    return event
+
+
+def plain_fields(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> Event:
     if not schema._depth_ok(doc, limits.max_depth):
         raise Invalid("too_deeply_nested", f"event nests deeper than {limits.max_depth} levels")
     if schema._has_dots(doc):
@@ -411,3 +441,56 @@ def test_dotted_keys_that_nest_too_deeply_once_expanded_are_rejected():
     # within the limit, dotted keys still expand
     ok = orjson.dumps({"@timestamp": "2026-03-02T09:00:00Z", "user.id": "u1", "a.b.c": 1})
     assert validate(decode(ok, limits), ok, limits).doc["a"]["b"]["c"] == 1
+
+
+CONTROL_CHARACTERS = [chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))]
+IDENTIFIER_PATHS = [p for p in PATHS if p not in (
+    "@timestamp", "message", "source.geo.location.lat", "source.geo.location.lon", "custodes.schema_version",
+    "custodes.activity", "custodes.dataset.sensitivity", "custodes.record.count",
+    "custodes.aggregate.min_group_size", "custodes.media")]
+
+
+@pytest.mark.parametrize("path", IDENTIFIER_PATHS)
+@pytest.mark.parametrize("char", ["\x00", "\n", "\x1b", "\x7f", "\x85", "\x9f"])
+def test_a_control_character_in_an_identifier_is_rejected_with_its_own_reason(path: str, char: str) -> None:
+    doc: dict[str, Any] = {"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "alice"}}
+    value = f"ab{char}cd"
+    place(doc, path, [value] if path in ("custodes.record.ids", "email.to.address") else value, 3)
+    for raw in (orjson.dumps(doc), json.dumps(doc, ensure_ascii=False).encode(), None):
+        with pytest.raises(Invalid) as caught:
+            validate(orjson.loads(raw) if raw else copy.deepcopy(doc), raw)
+        assert (caught.value.reason, caught.value.detail) == (
+            "control_character", f"{path} holds a control character (C0, DEL or C1)")
+        assert "ab" not in caught.value.detail  # names the field, never echoes the value
+
+
+def test_free_text_keeps_control_characters_and_identifiers_keep_other_text() -> None:
+    doc = {"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "DOM\\alice"},
+           "event": {"action": "vu\u00e9 \u2028 \u00a0\u00a3"}, "message": "line 1\nline\x002\t\x85"}
+    event = parse(orjson.dumps(doc))
+    assert (event.user_id, event.action, event.content) == (
+        "DOM\\alice", "vu\u00e9 \u2028 \u00a0\u00a3", "line 1\nline\x002\t\x85")
+
+
+@SLOW
+@given(st.text(max_size=8), st.sampled_from(CONTROL_CHARACTERS), st.text(max_size=8), st.sampled_from(IDENTIFIER_PATHS),
+       st.integers(0, 3))
+def test_any_control_character_anywhere_in_an_identifier_is_rejected(
+        before: str, char: str, after: str, path: str, form: int) -> None:
+    doc: dict[str, Any] = {"@timestamp": "2024-01-01T00:00:00Z"}
+    if path != "user.id":
+        doc["user"] = {"id": "alice"}
+    place(doc, path, before + char + after, form)
+    for raw in texts(doc):
+        with pytest.raises(Invalid) as caught:
+            parse(raw)
+        assert caught.value.reason in ("control_character", "missing_user")  # " \t" as user.id is blank
+
+
+@pytest.mark.parametrize("blank", [" ", "\t", "\u3000 ", "\u2003"])
+def test_a_blank_user_id_is_a_missing_user(blank: str) -> None:
+    doc = {"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": blank}}
+    with pytest.raises(Invalid) as caught:
+        parse(orjson.dumps(doc))
+    assert caught.value.reason == "missing_user"
+    assert parse(orjson.dumps(doc | {"user": {"id": blank, "name": "bob"}})).user_id == "bob"

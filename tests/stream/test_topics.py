@@ -35,8 +35,9 @@ def test_topics_are_created_with_the_window_as_retention(settings, kafka_broker)
         config = kafka_broker.topic_config(name)
         assert int(config["retention.ms"]) == 730 * DAY_MS
         assert config["cleanup.policy"] == "delete"
+    assert settings.topics.alerts_dead_letter in data_topics(settings)
     checks = check_topics(settings, kafka_broker.bootstrap)
-    assert [c.problem for c in checks] == [None] * 4
+    assert [c.problem for c in checks] == [None] * 5
     assert {c.partitions for c in checks} == {2}
 
 

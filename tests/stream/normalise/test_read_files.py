@@ -161,3 +161,16 @@ def test_reading_streams_in_constant_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert count == 100_000
     assert peak < 2_000_000, peak
+
+
+@pytest.mark.parametrize("depth", [17, 300, 1000])
+def test_a_record_nested_too_deeply_is_rejected_by_the_reader_not_a_crash(tmp_path: Path, depth: int) -> None:
+    """A canonical record is passed on unvalidated and encoded again; orjson refuses to encode deep
+    nesting, which crashed replay and ingest (found by the fuzz through the readers)."""
+    good = orjson.dumps({"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "u"}})
+    deep = good[:-1] + b', "x": ' + b"[" * depth + b"]" * depth + b"}"
+    path = tmp_path / "deep.jsonl"
+    path.write_bytes(good + b"\n" + deep + b"\n" + good + b"\n")
+    records = list(read(path))
+    assert [r.error.reason if r.error else "ok" for r in records] == ["ok", "too_deeply_nested", "ok"]
+    assert all(canonical_bytes(r.doc) for r in records if r.ok)
