@@ -30,6 +30,11 @@ class PipelineMetrics:
             "custodes_events_dead_lettered_total", "Events sent to the dead-letter topic, by reason.",
             ["reason"], registry=registry,
         )
+        self.unclassified = Counter(
+            "custodes_events_unclassified_total", "Events without custodes.activity that no rule of the "
+            "activity table matched (kept as kind other), by dataset: one the table names, 'other' or "
+            "'unknown' (none given).", ["dataset"], registry=registry,
+        )
         self.expired = Counter(
             "custodes_events_expired_total", "Events older than the retention window, not processed.",
             registry=registry,

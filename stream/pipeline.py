@@ -47,6 +47,8 @@ class DeadLetter:
     offset: int
     line: int
     detector: str | None = None
+    field: str | None = None
+    """The field path the problem is at, when known (header ``custodes.field``)."""
 
     def headers(self) -> list[tuple[str, bytes]]:
         out = [
@@ -59,6 +61,8 @@ class DeadLetter:
         ]
         if self.detector:
             out.append(("custodes.detector", self.detector.encode()))
+        if self.field:
+            out.append(("custodes.field", self.field.encode()))
         return out
 
     def record(self, max_bytes: int) -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -195,6 +199,14 @@ class Pipeline:
                 spent[det_id] = spent.get(det_id, 0.0) + seconds
 
         self.engine = Engine(detectors, clock, observe)
+        self.activities = None
+        """The activity table (config/activities.toml): activity for events that carry none."""
+        if settings.activities_file is not None:
+            from .normalise.activities import load as load_activities
+
+            self.activities = load_activities(settings.activities_file)
+        self.unclassified: dict[str, int] = {}
+        """Events no rule of the activity table matched, per dataset label (bounded), since the start."""
 
     def publish_timings(self) -> None:
         """Add the time spent per detector to ``custodes_detector_seconds_total`` (once per micro-batch)."""
@@ -231,12 +243,15 @@ class Pipeline:
             try:
                 ev = validate(decode(line, self.limits), line, self.limits, keep_doc=False)
             except Invalid as exc:
-                out.dead.append(DeadLetter(line, exc.reason, exc.detail, topic, partition, offset, number))
+                out.dead.append(DeadLetter(line, exc.reason, exc.detail, topic, partition, offset, number,
+                                           field=exc.field))
                 continue
             except RecursionError:
                 out.dead.append(DeadLetter(line, "too_deeply_nested", "event nests too deeply", topic,
                                            partition, offset, number))
                 continue
+            if ev.kind == "other" and self.activities is not None:
+                self._derive_activity(ev)
             if ev.ts < oldest:
                 out.expired += 1
                 continue
@@ -254,6 +269,27 @@ class Pipeline:
             if out.newest_ts is None or ev.ts > out.newest_ts:
                 out.newest_ts = ev.ts
         return out
+
+    def _derive_activity(self, ev: Event) -> None:
+        """An event without ``custodes.activity``: its activity from the table (ECS event.category,
+        event.type, event.action, dataset); none matching -> still ``other``, counted per dataset."""
+        doc = ev.doc
+        if doc is None:  # a closed document kept as text: only event.action/outcome could match
+            if ev.raw is None or ev.action is None or b'"activity"' in ev.raw:
+                return
+            doc = orjson.loads(ev.raw)
+        custodes = doc.get("custodes")
+        if isinstance(custodes, dict) and custodes.get("activity") is not None:
+            return  # the source said "other"
+        assert self.activities is not None
+        kind = self.activities.classify(doc)
+        if kind is not None:
+            ev.kind = kind
+            return
+        label = self.activities.dataset_label(doc)
+        self.unclassified[label] = self.unclassified.get(label, 0) + 1
+        if self.metrics is not None:
+            self.metrics.unclassified.labels(label).inc()
 
     # -- detectors against state ----------------------------------------------------------------
 

@@ -48,11 +48,22 @@ REASONS = (
 class Invalid(Exception):
     """An event that cannot be processed. ``reason`` is one of REASONS; ``detail`` is for people."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
         assert reason in REASONS, reason
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.field = field if field is not None else _field_of(detail)
+        """The field path the problem is at (``user.id``, ``Parameters[2].Value``), when known."""
+
+
+_FIELD_AT_START = re.compile(r"^(?:an item of )?(@timestamp|[A-Za-z_][A-Za-z0-9_@-]*(?:\.[A-Za-z0-9_@-]+)+)\b")
+
+
+def _field_of(detail: str) -> str | None:
+    """The dotted field path a detail starts with (``user.id must be a string``), else None."""
+    match = _FIELD_AT_START.match(detail)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)
@@ -285,7 +296,7 @@ def decode(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
 
 _FIELDS: tuple[tuple[str, tuple[str, ...], str, int | None], ...] = (
     # (Event attribute, path, kind, string limit: None -> limits.max_string_chars)
-    ("action", ("event", "action"), "str", None),
+    ("action", ("event", "action"), "str1", None),  # ECS allows an array (auditd writes one): its first item
     ("outcome", ("event", "outcome"), "str", 32),
     ("host_id", ("host", "id"), "str", None),
     ("record_ids", ("custodes", "record", "ids"), "list", None),
@@ -325,6 +336,9 @@ def _walk(node: dict[str, Any], spec: dict[str, Any], prefix: str, values: dict[
         attr, kind, limit, path = sub
         if kind == "str":
             values[attr] = _str_value(value, path, limit or limits.max_string_chars)
+        elif kind == "str1":
+            items = _str_list_value(value, path, limits)
+            values[attr] = items[0] if items else None
         elif kind == "int":
             values[attr] = _int_value(value, path)
         else:
