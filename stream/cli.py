@@ -172,8 +172,8 @@ def ingest(ctx: Context, files: tuple[Path, ...], fmt: str, mapping: Path | None
     dead = sum(counts.dead_lettered.values())
     click.echo(f"{counts.records:,} records read: {counts.events:,} events sent in "
                f"{counts.messages:,} messages, {dead:,} dead-lettered ({elapsed:.1f} s)")
-    for reason, n in sorted(counts.dead_lettered.items()):
-        click.echo(f"  {reason}: {n:,}")
+    for line in counts.summary.lines(counts.dead_lettered):
+        click.echo(line)
 
 
 def _as_of(value: str | None) -> float | None:
@@ -222,8 +222,11 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
     click.echo(f"{result.consumed:,} events: {result.processed:,} processed, {dead:,} dead-lettered, "
                f"{result.expired:,} expired; {len(alerts):,} alerts ({elapsed:.1f} s, {rate:,.0f} events/s)",
                err=True)
-    for reason, n in sorted(result.dead_lettered.items()):
-        click.echo(f"  {reason}: {n:,}", err=True)
+    duplicates = getattr(result, "duplicates", None)
+    if duplicates:
+        click.echo(f"  duplicates dropped: {duplicates:,}", err=True)
+    for line in result.summary.lines(result.dead_lettered):
+        click.echo(line, err=True)
 
 
 @main.command()

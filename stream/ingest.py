@@ -18,6 +18,7 @@ from kafka import KafkaProducer
 from .partitioning import home_partition
 from .pipeline import cut_for_dead_letter
 from .settings import Settings
+from .summary import Summary
 from .topics import ensure_topics
 
 
@@ -27,6 +28,9 @@ class IngestCounts:
     events: int = 0
     messages: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    summary: Summary = field(default_factory=Summary)
+    """Events by source and activity (as the worker's activity table will classify them), first places
+    of each dead-letter reason."""
 
 
 def ingest(
@@ -36,7 +40,10 @@ def ingest(
     mapping: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> IngestCounts:
+    from .normalise.activities import load as load_activities
     from .normalise.files import canonical_bytes, read
+
+    table = load_activities(settings.activities_file) if settings.activities_file is not None else None
 
     bootstrap = settings.broker or ""
     ensure_topics(settings, bootstrap)
@@ -68,8 +75,10 @@ def ingest(
                                          timestamp_ms=int(stamp * 1000) if stamp else None))
             counts.messages += 1
 
-    def dead_letter(source: Path, line: int, raw: bytes, reason: str, detail: str) -> None:
+    def dead_letter(source: Path, line: int, raw: bytes, reason: str, detail: str,
+                    field_path: str | None = None) -> None:
         counts.dead_lettered[reason] += 1
+        counts.summary.dead(reason, f"{source}:{line}", field_path)
         value, cut = cut_for_dead_letter(raw, settings.dead_letter_max_bytes)
         futures.append(producer.send(
             settings.topics.dead_letter,
@@ -79,19 +88,22 @@ def ingest(
                 ("custodes.detail", detail.encode()),
                 ("custodes.source.file", str(source).encode()),
                 ("custodes.source.line", str(line).encode()),
+                *([("custodes.field", field_path.encode())] if field_path else []),
                 *cut,
             ],
         ))
 
     try:
         for path in paths:
-            for record in read(path, fmt=fmt, mapping=mapping):
+            for record in read(path, fmt=fmt, mapping=mapping, org_domains=settings.internal_domains):
                 counts.records += 1
                 if progress is not None:
                     progress(len(record.raw) + 1)
                 if record.error is not None:
-                    dead_letter(path, record.line, record.raw, record.error.reason, record.error.detail)
+                    dead_letter(path, record.line, record.raw, record.error.reason, record.error.detail,
+                                record.error.field)
                     continue
+                _count(counts.summary, table, record.doc)
                 line = canonical_bytes(record.doc)
                 if len(line) > max_bytes:
                     dead_letter(path, record.line, record.raw, "event_too_large",
@@ -122,6 +134,20 @@ def ingest(
     finally:
         producer.close()
     return counts
+
+
+def _count(summary: Summary, table, doc: dict) -> None:
+    """Count an event by source and by the activity the worker will give it."""
+    from .schema import lookup
+
+    kind = lookup(doc, "custodes.activity")
+    if not isinstance(kind, str) or not kind:
+        kind = table.classify(doc) if table is not None else None
+        if kind is None:
+            kind = "other"
+            if table is not None:
+                summary.unclassified[table.dataset_label(doc)] += 1
+    summary.event(doc, kind)
 
 
 def _time_of(doc: dict) -> float | None:

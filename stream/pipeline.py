@@ -259,7 +259,7 @@ class Pipeline:
                 out.dead.append(DeadLetter(
                     line, "timestamp_in_future",
                     f"@timestamp is more than {self.settings.max_future_s} s ahead of now",
-                    topic, partition, offset, number,
+                    topic, partition, offset, number, field="@timestamp",
                 ))
                 continue
             if home is not None and home(ev.user_id) != partition:

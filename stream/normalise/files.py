@@ -38,11 +38,15 @@ import orjson
 
 from stream.schema import DEFAULT_LIMITS, Invalid, Limits, decode, validate
 
-from . import device, ecs
+from . import device, ecs, google_workspace, m365, okta
 from .mapping import FieldMapping, load
 
-FORMATS = ("auto", "canonical", "ecs", "device", "mapping")
+FORMATS = ("auto", "canonical", "ecs", "device", "mapping", "m365", "google-workspace", "okta")
 """``ecs`` is another name for ``canonical``."""
+VENDORS = {"m365": m365, "google-workspace": google_workspace, "okta": okta}
+"""Built-in readers of vendors' audit records (JSON lines), by format name."""
+_SNIFF = (("m365", m365.is_m365), ("google-workspace", google_workspace.is_google_workspace),
+          ("okta", okta.is_okta))
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv", ".tsv")
 _BOM = b"\xef\xbb\xbf"
@@ -82,6 +86,7 @@ def read(
     *,
     limits: Limits = DEFAULT_LIMITS,
     check: bool = False,
+    org_domains: tuple[str, ...] = (),
 ) -> Iterator[Record]:
     """Stream the records of ``path`` (see the module docstring). ``check`` also validates canonical
     records; device and mapping records are always validated."""
@@ -103,7 +108,7 @@ def read(
         kind = _kind(fmt, mapping, _suffix(name), head)
         if kind != "device-csv" and kind != "mapping-csv" and head is not None and head[1].lstrip()[:1] == b"[":
             raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')")
-        records = _records(kind, lines, head, mapping, limits, check, name)
+        records = _records(kind, lines, head, mapping, limits, check, name, org_domains)
     except BaseException:
         close()
         raise
@@ -121,15 +126,23 @@ def _kind(fmt: str, mapping: FieldMapping | None, suffix: str, head: Line | None
         container = "jsonl" if head is not None and head[1].lstrip()[:1] in (b"{", b"[") else "csv"
     if fmt == "canonical":
         return "canonical"
+    if fmt in VENDORS:
+        return fmt
     if fmt == "device":
         return "device-" + container
     if container == "jsonl":
-        return "device-jsonl" if head is not None and _is_device_json(head[1]) else "canonical"
+        first = _first_json(head)
+        if isinstance(first, dict) and device.is_device(first):
+            return "device-jsonl"
+        return next((vendor for vendor, looks in _SNIFF if looks(first)), "canonical")
     return "device-csv"
 
 
 def _records(kind: str, lines: Iterator[Line], head: Line | None, mapping: FieldMapping | None,
-             limits: Limits, check: bool, name: str) -> Iterator[Record]:
+             limits: Limits, check: bool, name: str, org_domains: tuple[str, ...] = ()) -> Iterator[Record]:
+    if kind in VENDORS:
+        reader = VENDORS[kind]
+        return _json(lines, lambda value: reader.normalise(value, org_domains), limits, False)
     if kind == "canonical":
         return _json(lines, ecs.from_json, limits, check)
     if kind == "device-jsonl":
@@ -219,12 +232,13 @@ def _peek(lines: Iterator[Line]) -> tuple[Line | None, Iterator[Line]]:
     return None, iter(())
 
 
-def _is_device_json(raw: bytes) -> bool:
+def _first_json(head: Line | None) -> Any:
+    if head is None:
+        return None
     try:
-        first = orjson.loads(raw)
+        return orjson.loads(head[1])
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(first, dict) and device.is_device(first)
+        return None
 
 
 def _json(lines: Iterator[Line], normalise: Callable[[Any], dict[str, Any]], limits: Limits,
@@ -241,8 +255,14 @@ def _json(lines: Iterator[Line], normalise: Callable[[Any], dict[str, Any]], lim
                 validate(doc, raw, limits)
         except Invalid as exc:
             yield Record(number, raw, error=exc)
+        except RecursionError:
+            yield Record(number, raw, error=Invalid("too_deeply_nested", "the record nests too deeply"))
         else:
-            yield Record(number, raw, doc=doc)
+            if isinstance(doc, list):  # a record holding several events (Google Workspace)
+                for one in doc:
+                    yield Record(number, raw, doc=one)
+            else:
+                yield Record(number, raw, doc=doc)
 
 
 def _too_large(limits: Limits) -> Invalid:
