@@ -45,10 +45,10 @@ FORWARDING_PARAMETERS = ("forwardto", "forwardingsmtpaddress", "forwardingaddres
 lower-cased. ``DeliverToMailboxAndForward`` only says whether a copy stays: it is recorded, not a target."""
 FORWARDING_OPERATIONS = frozenset({"new-inboxrule", "set-inboxrule", "set-mailbox", "new-transportrule",
                                    "set-transportrule", "updateinboxrules"})
-ANONYMOUS = frozenset({"anonymouslinkcreated", "anonymouslinkupdated", "anonymouslinkused"})
-ORGANISATION = frozenset({"companylinkcreated", "companylinkused"})
-SHARING = frozenset({"sharingset", "addedtosecurelink", "securelinkcreated", "sharinginvitationcreated",
-                     "sharinginvitationaccepted", "addedtogroup"}) | ANONYMOUS | ORGANISATION
+ANONYMOUS = frozenset({"anonymouslinkcreated", "anonymouslinkupdated"})
+ORGANISATION = frozenset({"companylinkcreated"})
+SHARING = frozenset({"sharingset", "addedtosecurelink", "securelinkcreated", "sharinginvitationcreated"}) \
+    | ANONYMOUS | ORGANISATION
 _OUTCOMES = {"succeeded": "success", "success": "success", "true": "success", "partiallysucceeded": "success",
              "failed": "failure", "failure": "failure", "false": "failure"}
 
