@@ -489,6 +489,24 @@ def reference_check(ctx: Context) -> None:
     click.echo(f"{settings.reference_dir}: {len(files)} file(s) load cleanly: {', '.join(sorted(files)) or 'none'}")
 
 
+@main.command("deadletters")
+@click.option("--limit", default=20, show_default=True, help="Show the last N dead letters (all are counted).")
+@click.option("--reason", help="Only dead letters of this reason (e.g. missing_user).")
+@pass_ctx
+def deadletters(ctx: Context, limit: int, reason: str | None) -> None:
+    """Read the dead-letter topic: per dead letter its reason, field path, source (topic/partition/offset
+    or file:line), the detail and a redacted excerpt of the input; then the count per reason."""
+    from .deadletters import read_topic
+
+    settings = _broker(ctx.settings())
+    letters, counts = read_topic(settings.broker or "", settings.topics.dead_letter, limit, reason)
+    for one in letters:
+        click.echo(one.line())
+    total = sum(counts.values())
+    summary = ", ".join(f"{r} {n:,}" for r, n in counts.most_common())
+    click.echo(f"{total:,} dead letters on {settings.topics.dead_letter}" + (f": {summary}" if summary else ""))
+
+
 @main.group()
 def mapping() -> None:
     """Mapping files (config/mappings/*.toml) for a site's own logs."""
