@@ -275,9 +275,9 @@ class Pipeline:
         event.type, event.action, dataset); none matching -> still ``other``, counted per dataset."""
         doc = ev.doc
         if doc is None:  # a closed document kept as text: only event.action/outcome could match
-            if ev.raw is None or ev.action is None or b'"activity"' in ev.raw:
+            if ev.raw is None or b'"activity"' in ev.raw:
                 return
-            doc = orjson.loads(ev.raw)
+            doc = orjson.loads(ev.raw) if ev.action is not None else {}
         custodes = doc.get("custodes")
         if isinstance(custodes, dict) and custodes.get("activity") is not None:
             return  # the source said "other"
