@@ -40,7 +40,17 @@ def signature(directory: Path | None) -> tuple:
 
 
 def load_dir(directory: Path | None) -> Reference:
-    return load(reference_files(directory))
+    return _check_identities(load(reference_files(directory)))
+
+
+def _check_identities(reference: Reference) -> Reference:
+    """Build the staff directory's alias index now (not on the first event) and say, without naming
+    them, how many aliases are listed for more than one person (they resolve to nobody)."""
+    if reference.staff and reference.identities.ambiguous:
+        log.warning("%d alias(es) in the staff directory are listed for more than one person: events under "
+                    "them are counted as unknown identities until the directory is corrected",
+                    reference.identities.ambiguous)
+    return reference
 
 
 def detectors_for(settings: Settings) -> tuple[ReferenceHolder, list]:
