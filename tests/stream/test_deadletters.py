@@ -23,8 +23,9 @@ def test_letter_from_headers() -> None:
         ("custodes.source.offset", b"99"), ("custodes.source.line", b"3"), ("custodes.field", b"user")])
     assert worker.field == "user" and worker.reason == "wrong_type"
     assert worker.source == "custodes-audit-events partition 1 offset 99 line 3"
-    assert worker.line().splitlines() == ["2:17  wrong_type at user  from custodes-audit-events partition 1 offset 99 line 3",
-                                          "    user must be an object", '    {"user":"#"}']
+    assert worker.line().splitlines() == [
+        "2:17  wrong_type at user  from custodes-audit-events partition 1 offset 99 line 3",
+        "    user must be an object", '    {"user":"#"}']
     ingest = letter(0, 0, b"x" * 10, [("custodes.reason", b"invalid_json"), ("custodes.detail", b"not valid JSON"),
                                       ("custodes.source.file", b"/logs/a.jsonl"), ("custodes.source.line", b"4"),
                                       ("custodes.truncated", b"999999")])

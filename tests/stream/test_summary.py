@@ -21,7 +21,8 @@ AS_OF = {  # each fixture is evaluated as of shortly after its records
     "ecs-email.jsonl": "2024-02-11T00:00:00Z",
 }
 EXPECTED = {
-    "m365.jsonl": {"share": 3, "record_access": 2, "export": 2, "mail_forward": 2, "logon": 2, "other": 2, "message": 1},
+    "m365.jsonl": {"share": 3, "record_access": 2, "export": 2, "mail_forward": 2, "logon": 2, "other": 2,
+                   "message": 1},
     "google_workspace.jsonl": {"export": 1, "record_access": 1, "share": 2, "logon": 2, "other": 3},
     "okta.jsonl": {"logon": 1, "logoff": 1, "other": 1},
     "ecs-windows-security.jsonl": {"record_access": 1, "logon": 2, "logoff": 1, "removable_media": 1},
@@ -33,7 +34,8 @@ EXPECTED = {
 
 @pytest.fixture
 def settings(tmp_path):
-    return load(env={"CUSTODES_DATA_DIR": str(tmp_path), "CUSTODES_ORG_DOMAINS": "testsiem.onmicrosoft.com,example.com"})
+    return load(env={"CUSTODES_DATA_DIR": str(tmp_path),
+                     "CUSTODES_ORG_DOMAINS": "testsiem.onmicrosoft.com,example.com"})
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))
@@ -52,7 +54,8 @@ def test_replay_counts_unclassified_and_shows_where_dead_letters_are(settings, t
         '{"@timestamp": "2024-02-10T10:00:00Z", "user": {"id": "a"}, "event": {"dataset": "acme.app", "action": "x"}}\n'
         '{"@timestamp": "2024-02-10T10:00:00Z", "user": {"id": 1.5}}\n'
         'not json\n'
-        '{"@timestamp": "2024-02-10T10:00:00Z", "user": {"id": "b"}, "event": {"dataset": "o365.audit", "action": "y"}}\n')
+        '{"@timestamp": "2024-02-10T10:00:00Z", "user": {"id": "b"},'
+        ' "event": {"dataset": "o365.audit", "action": "y"}}\n')
     result = replay(settings, [log], as_of=parse_timestamp("2024-02-11T00:00:00Z"))
     assert dict(result.summary.by_activity) == {"other": 2}
     assert dict(result.summary.by_source) == {"acme.app": 1, "o365.audit": 1}
@@ -82,7 +85,8 @@ def test_mapping_check_shows_each_line(tmp_path: Path) -> None:
     lines = (SOURCES / "m365.jsonl").read_text().splitlines()
     sample.write_text("\n".join([lines[4], '{"CreationTime": "2024-01-01T00:00:00", "Operation": "FileDownloaded"}',
                                  lines[8]]) + "\n")
-    out = cli("mapping", "check", str(ROOT / "config" / "mappings" / "m365-unified-audit.toml"), "--sample", str(sample))
+    out = cli("mapping", "check", str(ROOT / "config" / "mappings" / "m365-unified-audit.toml"),
+              "--sample", str(sample))
     assert "loads cleanly (jsonl, keys case-insensitive, 6 event kind(s))" in out
     assert "line 1: export  {" in out
     assert "line 2: REFUSED missing_user at user.id:" in out

@@ -258,7 +258,8 @@ REAL: dict[str, Any] = {
 def test_event_kinds_value_maps_paths_and_case() -> None:
     m = from_dict(REAL)
     download = m.normalise({"creationtime": "2024-05-01T10:00:00", "USERID": "a@x.example",
-                            "operation": "filedownloaded", "ObjectId": "https://x/doc.docx", "ResultStatus": "Succeeded"})
+                            "operation": "filedownloaded", "ObjectId": "https://x/doc.docx",
+                            "ResultStatus": "Succeeded"})
     assert download["custodes"]["activity"] == "export"
     assert download["custodes"]["object"] == {"id": "https://x/doc.docx"}
     assert download["event"]["outcome"] == "success"
