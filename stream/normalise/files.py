@@ -11,8 +11,13 @@ Formats (``fmt``):
   validates them; ``check=True`` validates here too).
 * ``device``: managed-device notification export, CSV or JSON lines (:mod:`.device`).
 * ``mapping``: any CSV or JSON lines log, through a mapping file (:mod:`.mapping`).
+* ``m365``, ``google-workspace``, ``okta``: vendors' audit records, JSON lines (:mod:`.m365`,
+  :mod:`.google_workspace`, :mod:`.okta`; docs/sources.md). A Google Workspace activity holding several
+  events yields several records with the same line number. ``org_domains`` tells their readers which
+  recipients are inside the organisation.
 * ``auto``: a mapping if one is given; else by suffix (``.gz`` ignored): ``.jsonl``, ``.json`` and
-  ``.ndjson`` are canonical JSON lines unless the first record has the device-notification keys;
+  ``.ndjson`` are canonical JSON lines unless the first record has the device-notification keys or is
+  a Microsoft 365, Google Workspace or Okta record;
   ``.csv``/``.tsv`` with the device-notification header are ``device``; other suffixes are sniffed
   (a first line starting with ``{`` is JSON lines, otherwise a CSV header). A CSV that is not a device
   export needs a mapping: :class:`FormatError`.

@@ -101,8 +101,11 @@ def normalise(raw: Any, org_domains: Iterable[str] = ()) -> list[dict[str, Any]]
                 put(doc, "event.outcome", "success")
             if isinstance(params.get("login_type"), str):
                 put(doc, "google_workspace.login.type", params["login_type"])
-        basis = orjson.dumps([when, qualifier, app, user, i, name, event.get("parameters")],
-                             option=orjson.OPT_SORT_KEYS, default=str)
+        try:
+            basis = orjson.dumps([when, qualifier, app, user, i, name, event.get("parameters")],
+                                 option=orjson.OPT_SORT_KEYS, default=str)
+        except TypeError:  # a number beyond 64 bits somewhere in the parameters
+            basis = repr([when, qualifier, app, user, i, name, event.get("parameters")]).encode()
         put(doc, "event.id", "gws-" + hashlib.blake2b(basis, digest_size=12).hexdigest())
         put(doc, "custodes.schema_version", 1)
         validate(doc)

@@ -146,3 +146,13 @@ def test_windows_event_without_user_takes_it_from_event_data() -> None:
     first = next(read(SOURCES / "ecs-windows-security.jsonl"))
     assert first.doc["user"] == {"name": "dadmin", "domain": "CONTOSO",
                                  "id": "S-1-5-21-3457937927-2839227994-823803824-1104"}
+
+
+def test_docs_list_every_rule_and_format() -> None:
+    from stream.normalise.files import FORMATS
+
+    text = (ROOT / "docs" / "sources.md").read_text()
+    for rule in default_table().rules:
+        assert rule.name and f"| {rule.name} |" in text, rule.name
+    for fmt in FORMATS:
+        assert f"`{fmt}`" in text, fmt

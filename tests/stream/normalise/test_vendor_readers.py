@@ -11,8 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.normalise import canonical_bytes, read
-from stream.normalise import google_workspace, m365, okta
+from stream.normalise import canonical_bytes, google_workspace, m365, okta, read
 from stream.normalise.activities import default_table
 from stream.schema import REASONS, Invalid, parse
 
@@ -68,7 +67,8 @@ def test_m365_fixture() -> None:
 
 def test_m365_keys_in_any_case_and_parameters_as_text() -> None:
     record = {"creationtime": "2024-05-01T10:00:00Z", "OPERATION": "Set-InboxRule", "userid": "a@x.example",
-              "workload": "Exchange", "parameters": orjson.dumps([{"Name": "RedirectTo", "Value": "b@y.example; c@y.example"}]).decode()}
+              "workload": "Exchange", "parameters": orjson.dumps([{"Name": "RedirectTo",
+                                                         "Value": "b@y.example; c@y.example"}]).decode()}
     [doc] = m365.normalise(record)
     assert doc["custodes"]["activity"] == "mail_forward"
     assert doc["email"]["to"]["address"] == ["b@y.example", "c@y.example"]
@@ -169,7 +169,8 @@ def _records(keys: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
 
 
 M365_KEYS = {"CreationTime": st.just("2024-01-01T10:00:00"), "Operation": st.sampled_from(
-    ["FileDownloaded", "SharingInvitationCreated", "New-InboxRule", "Set-Mailbox", "MailItemsAccessed", "UserLoggedIn"]),
+    ["FileDownloaded", "SharingInvitationCreated", "New-InboxRule", "Set-Mailbox", "MailItemsAccessed",
+     "UserLoggedIn"]),
     "UserId": st.just("a@b.example"), "Workload": st.just("SharePoint"), "ClientIP": st.just("1.2.3.4:80"),
     "Parameters": st.lists(st.fixed_dictionaries({"Name": st.sampled_from(["ForwardTo", "RedirectTo", "x"]),
                                                   "Value": json_values}), max_size=3),
@@ -185,14 +186,16 @@ GWS_KEYS = {"id": st.fixed_dictionaries({"time": st.just("2024-01-01T10:00:00Z")
     "ipAddress": json_values, "ownerDomain": json_values}
 OKTA_KEYS = {"published": st.just("2024-01-01T10:00:00Z"), "eventType": st.just("user.session.start"),
              "actor": st.fixed_dictionaries({"alternateId": st.just("a@b.example")}), "uuid": json_values,
-             "client": st.fixed_dictionaries({}, optional={"ipAddress": json_values, "geographicalContext": json_values}),
+             "client": st.fixed_dictionaries({}, optional={"ipAddress": json_values,
+                                                           "geographicalContext": json_values}),
              "outcome": json_values, "target": json_values}
 
 
 @pytest.mark.parametrize(("reader", "keys"), [(m365, M365_KEYS), (google_workspace, GWS_KEYS), (okta, OKTA_KEYS)])
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
-def test_malformed_records_are_refused_with_a_reason_never_a_crash(reader: Any, keys: dict, data: st.DataObject) -> None:
+def test_malformed_records_are_refused_with_a_reason_never_a_crash(reader: Any, keys: dict,
+                                                                   data: st.DataObject) -> None:
     record = data.draw(st.one_of(_records(keys), json_values))
     try:
         out = reader.normalise(record, ORG)
