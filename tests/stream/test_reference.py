@@ -23,6 +23,8 @@ def test_the_shipped_directory_resolves_aliases(tmp_path):
     holder, _ = detectors_for(load(env={"CUSTODES_DATA_DIR": str(tmp_path)}))
     ref = holder.current
     assert ref.identities.ambiguous == 0
+    assert sum(len(p.aliases) for p in ref.staff.values()) >= 5
+    assert ref.identities.resolve("force\\AMORGAN") == ref.identities.resolve("amorgan@force") == "pc-1001"
     for person in ref.staff.values():
         for alias in person.aliases:
             assert ref.identities.resolve(alias) == person.user_id
