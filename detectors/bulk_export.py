@@ -90,8 +90,10 @@ def _hash_id(record_id: str) -> str:
 
 class BulkExport(Detector):
     id = "bulk_export"
-    version = 1
-    summary = "More records exported, printed, copied or looked up than the dataset's sensitivity allows in a window."
+    version = 2
+    """2: also counts distinct documents downloaded or exported (``min_documents``)."""
+    summary = ("More records exported, printed, copied or looked up than the dataset's sensitivity allows in a "
+               "window, or more distinct documents downloaded or exported in a few minutes.")
     Config = BulkExportConfig
     config: BulkExportConfig
 
