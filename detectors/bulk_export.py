@@ -242,7 +242,7 @@ class BulkExport(Detector):
                     if ids and ev.ts >= at:
                         ids.clear()
                     continue
-                in_window, distinct = self._window(lvl, ev)
+                in_window, distinct = self._window(lvl, ev, late=ev.ts < at)
                 if in_window >= note_records or distinct >= note_ids:
                     ids.append(ev.id)
                 elif ids and ev.ts >= at:
@@ -430,19 +430,36 @@ class BulkExport(Detector):
 
     # -- evaluation -----------------------------------------------------------------------------
 
-    def _window(self, lvl: dict[str, Any], ev: Event) -> tuple[int, int]:
-        """The records and the distinct record ids of the level in the event's window."""
+    def _window(self, lvl: dict[str, Any], ev: Event, late: bool = False) -> tuple[int, int]:
+        """The records and the distinct record ids of the level in the event's window; for an event that
+        arrived after newer ones (``late``: re-keyed from another partition, a late shipper), the most of
+        each in any window that contains it (ending at its bucket or a later one within a window), so
+        arrival order does not hide a burst."""
         cfg = self.config
         at = ev.ts
         bucket_s = cfg.bucket_s
-        start = math.floor(at / bucket_s) * bucket_s - cfg.window_s + bucket_s
+        first = math.floor(at / bucket_s) * bucket_s
+        start = first - cfg.window_s + bucket_s
+        buckets = lvl["b"]
+        seen = lvl["d"].values()
         total: float = 0
-        for b, n in lvl["b"]:
+        for b, n in buckets:
             if b > at:
                 break
             if b >= start:
                 total += n
-        return int(total), sum(1 for t in lvl["d"].values() if start <= t <= at)
+        distinct = sum(1 for t in seen if start <= t <= at)
+        if late:
+            last = first + cfg.window_s - bucket_s
+            for end in [b for b, _ in buckets if first < b <= last]:
+                begin = end - cfg.window_s + bucket_s
+                n = sum([c for b, c in buckets if begin <= b <= end])
+                if n > total:
+                    total = n
+                d = sum(1 for t in seen if begin <= t <= end)
+                if d > distinct:
+                    distinct = d
+        return int(total), distinct
 
     def _hit(self, sens: str, ev: Event, records: int, distinct: int) -> Hit:
         """The hit of an event whose window holds ``records`` records and ``distinct`` ids, over a threshold."""

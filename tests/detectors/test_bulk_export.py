@@ -137,9 +137,12 @@ def test_evidence_ends_when_the_window_falls_back_but_not_for_a_late_event():
     high = [ev("st-3001", T0 + 60 * i, "export", id=f"h{i}", record_count=30, sensitivity="high") for i in range(3)]
     state, _ = run(BulkExport(), [high])
     assert _level(state)["e"] == ["h1", "h2"]  # 60 and 90 records in the window
-    late = ev("st-3001", T0 - 1800, "export", id="late", record_count=1, sensitivity="high")  # its window: 1
+    late = ev("st-3001", T0 - 4000, "export", id="late", record_count=1, sensitivity="high")  # any window: 1
     state, _ = run(BulkExport(), [[late]], state)
     assert _level(state)["e"] == ["h1", "h2"]  # a late event says nothing about now
+    inside = ev("st-3001", T0 - 1800, "export", id="inside", record_count=1, sensitivity="high")
+    state, _ = run(BulkExport(), [[inside]], state)  # late, but part of the busy window: evidence
+    assert _level(state)["e"] == ["h1", "h2", "inside"]
     quiet = ev("st-3001", T0 + 3600 + 200, "export", id="q", record_count=1, sensitivity="high")  # window: 1
     state, _ = run(BulkExport(), [[quiet]], state)
     assert _level(state)["e"] == []
@@ -275,3 +278,18 @@ def test_documents_arriving_out_of_order_are_judged_by_the_busiest_window_contai
     assert [a.facts["documents"] for a in document_alerts(one_by_one(shuffled))] == [20]
     spread = [download(T0 + 400 + i, f"n{i}") for i in range(10)] + downloads(10, step=5)  # 300 s apart
     assert not document_alerts([spread])
+
+
+def test_records_arriving_out_of_order_are_judged_by_the_busiest_window_containing_them():
+    """300 high-sensitivity records in ten minutes, the older half delivered after the newer half (as
+    events re-keyed from another partition are): one alert, as in time order."""
+    events = [export(T0 + i * 60, 30) for i in range(10)]
+    in_order = run(BulkExport(), [events])[1]
+    assert [(a.count, a.facts["records"]) for a in in_order.values()] == [(4, 300)]
+    late = events[5:] + events[:5]
+    for batches in ([late], one_by_one(late)):
+        got = run(BulkExport(), batches)[1]
+        assert [a.facts["records"] for a in got.values()] == [300]
+    # ... but not a burst the late event is not part of: 150 records a window before 60 more
+    apart = [export(T0 + 3600 + i * 60, 12) for i in range(5)] + [export(T0 + i * 60, 30) for i in range(5)]
+    assert not run(BulkExport(), [apart])[1]
