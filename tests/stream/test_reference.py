@@ -28,3 +28,16 @@ def test_the_shipped_directory_resolves_aliases(tmp_path):
     for person in ref.staff.values():
         for alias in person.aliases:
             assert ref.identities.resolve(alias) == person.user_id
+
+
+def test_aliases_listed_for_two_people_are_reported_without_naming_them(tmp_path, caplog):
+    from stream.reference import load_dir
+
+    (tmp_path / "staff.jsonl").write_text(
+        '{"user_id": "a", "aliases": ["shared@force.example", "a@force.example"]}\n'
+        '{"user_id": "b", "aliases": ["Shared@Force.example"]}\n')
+    with caplog.at_level("WARNING", logger="custodes.reference"):
+        ref = load_dir(tmp_path)
+    assert ref.identities.resolve("shared@force.example") is None
+    assert ref.identities.resolve("a@force.example") == "a"
+    assert "1 alias(es)" in caplog.text and "shared@" not in caplog.text.lower()
