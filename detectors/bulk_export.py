@@ -25,7 +25,8 @@ saved) touches no records, so it also counts the *distinct documents* a person d
 source says none: a common public rule fires at 20 in 5 minutes). A document is its
 ``custodes.object.id`` (drive item, SharePoint object, file path), else its ``file.name`` when the
 event reports no records (an export of records with a file name is a record export, counted above).
-The same document again is not counted again: it is remembered with the time it was last seen. State
+A failed download (``event.outcome`` failure) is not counted. The same document again is not counted
+again: it is remembered with the time it was last seen. State
 per sensitivity: at most twice ``min_documents`` short hashes (6 bytes) with that time, the oldest
 making way when full (so an alert reports up to twice the threshold exactly, "at least" beyond), and
 the last few contributing event ids for evidence (as for records).
@@ -164,7 +165,7 @@ class BulkExport(Detector):
             ts = ev.ts
             if ts > top:
                 top = ts
-            if kind in document_kinds and ts > top - late_document:
+            if kind in document_kinds and ts > top - late_document and ev.outcome != "failure":
                 document = ev.object_id
                 if document is None and ev.record_count is None and not ev.record_ids:
                     document = ev.file_name

@@ -196,6 +196,7 @@ def test_documents_case_table(events, alerts, documents):
     ({"object_id": "drive:1", "kind": "share"}, False),                         # not a download/export
     ({"object_id": "drive:1", "kind": "record_access"}, False),
     ({"object_id": "drive:1", "outcome": "success"}, True),
+    ({"object_id": "drive:1", "outcome": "failure"}, False),                    # refused: nothing left
 ])
 def test_what_counts_as_a_document(fields, counted):
     fields = dict(fields)
