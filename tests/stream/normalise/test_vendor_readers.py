@@ -204,3 +204,39 @@ def test_malformed_records_are_refused_with_a_reason_never_a_crash(reader: Any, 
         return
     for doc in out:  # accepted: a valid canonical event the worker accepts too
         parse(canonical_bytes(doc))
+
+
+def test_api_responses_saved_as_they_came(tmp_path: Path) -> None:
+    """A Management Activity API content blob (a JSON array), a Reports API page (``items``, pretty-printed)
+    and an Okta array: read whole, each record numbered by its position."""
+    m365_lines = [orjson.loads(line) for line in (SOURCES / "m365.jsonl").read_bytes().splitlines()]
+    blob = tmp_path / "content.json"
+    blob.write_bytes(orjson.dumps(m365_lines[:3] + [{"Operation": "FileDownloaded"}]))
+    records = list(read(blob))
+    assert [(r.line, r.ok) for r in records] == [(1, True), (2, True), (3, True), (4, False)]
+    assert records[3].error.reason == "missing_timestamp" and records[3].error.field == "CreationTime"
+
+    gws_lines = [orjson.loads(line) for line in (SOURCES / "google_workspace.jsonl").read_bytes().splitlines()]
+    page = tmp_path / "activities.json"
+    page.write_bytes(orjson.dumps({"kind": "admin#reports#activities", "items": gws_lines[4:6]},
+                                  option=orjson.OPT_INDENT_2))
+    records = list(read(page, fmt="google-workspace"))
+    assert [r.line for r in records] == [1, 1, 2]  # the first activity holds two events
+    assert all(r.ok for r in records)
+    one_line_page = tmp_path / "page.json"
+    one_line_page.write_bytes(orjson.dumps({"items": gws_lines[:2]}))
+    assert [r.doc["event"]["action"] for r in read(one_line_page)] == ["download", "edit"]
+
+    okta_lines = [orjson.loads(line) for line in (SOURCES / "okta.jsonl").read_bytes().splitlines()]
+    pretty = tmp_path / "okta.json"
+    pretty.write_bytes(orjson.dumps(okta_lines, option=orjson.OPT_INDENT_2))
+    assert len([r for r in read(pretty) if r.ok]) == 3
+
+
+def test_json_lines_with_a_broken_first_line_are_still_json_lines(tmp_path: Path) -> None:
+    good = (SOURCES / "okta.jsonl").read_bytes().splitlines()
+    path = tmp_path / "okta.jsonl"
+    path.write_bytes(b'{"eventType": "user.session.start", "publi\n' + b"\n".join(good) + b"\n")
+    records = list(read(path, fmt="okta"))
+    assert [(r.line, r.error.reason if r.error else None) for r in records] == [
+        (1, "invalid_json"), (2, None), (3, None), (4, None)]
