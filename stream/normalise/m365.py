@@ -1,5 +1,7 @@
 """``--format m365``: Microsoft 365 unified audit log records (Office 365 Management Activity API
-content, Purview audit search ``AuditData``), one JSON object per line, keys in any case.
+content, Purview audit search ``AuditData``, Microsoft Sentinel's ``OfficeActivity`` table with its
+``TimeGenerated``/``OfficeWorkload``/``OfficeObjectId``/``OfficeId``/``Client_IPAddress`` names), one JSON
+object per line, keys in any case.
 
 Every record becomes one canonical event: ``CreationTime`` (UTC when it has no offset) ->
 ``@timestamp``, ``Id`` -> ``event.id``, ``UserId`` -> ``user.id`` (the UPN as given), ``Operation`` ->
@@ -53,16 +55,28 @@ _OUTCOMES = {"succeeded": "success", "success": "success", "true": "success", "p
              "failed": "failure", "failure": "failure", "false": "failure"}
 
 
+_SENTINEL = {"timegenerated": "creationtime", "officeworkload": "workload", "officeobjectid": "objectid",
+             "officeid": "id", "client_ipaddress": "clientipaddress"}
+"""Microsoft Sentinel / Log Analytics ``OfficeActivity`` columns -> the Management Activity API's names."""
+
+
 def is_m365(first: Any) -> bool:
     """Whether a decoded record looks like a unified audit log record."""
     if not isinstance(first, dict):
         return False
     keys = {str(k).lower() for k in first}
-    return {"operation", "creationtime"} <= keys and bool(keys & {"userid", "workload", "recordtype"})
+    if "operation" not in keys:
+        return False
+    if "creationtime" in keys:
+        return bool(keys & {"userid", "workload", "recordtype"})
+    return "timegenerated" in keys and "officeworkload" in keys  # Sentinel's OfficeActivity table
 
 
 def normalise(raw: Any, org_domains: Iterable[str] = ()) -> list[dict[str, Any]]:
     rec = record(raw)
+    for sentinel, api in _SENTINEL.items():  # Sentinel's OfficeActivity names for the API's fields
+        if api not in rec and sentinel in rec:
+            rec[api] = rec[sentinel]
     doc: dict[str, Any] = {"@timestamp": timestamp(rec.get("creationtime"), "CreationTime")}
     operation = text(rec, "operation", "Operation", required=True)
     assert operation is not None

@@ -240,3 +240,20 @@ def test_json_lines_with_a_broken_first_line_are_still_json_lines(tmp_path: Path
     records = list(read(path, fmt="okta"))
     assert [(r.line, r.error.reason if r.error else None) for r in records] == [
         (1, "invalid_json"), (2, None), (3, None), (4, None)]
+
+
+def test_sentinel_office_activity_rows(tmp_path: Path) -> None:
+    """Microsoft Sentinel's OfficeActivity table names some fields differently; Parameters is text there."""
+    row = {"TimeGenerated": "2024-05-01T10:00:00.123Z", "Operation": "Set-Mailbox", "OfficeWorkload": "Exchange",
+           "UserId": "a@x.example", "OfficeObjectId": "a", "OfficeId": "3f0c-1", "Client_IPAddress": "10.1.2.3",
+           "ResultStatus": "True", "RecordType": "ExchangeAdmin",
+           "Parameters": '[{"Name":"Identity","Value":"a"},'
+                         '{"Name":"ForwardingSmtpAddress","Value":"smtp:a@b.example"}]'}
+    path = tmp_path / "officeactivity.json"
+    path.write_bytes(orjson.dumps(row) + b"\n")
+    [record] = list(read(path))
+    doc = record.doc
+    assert doc["@timestamp"] == "2024-05-01T10:00:00.123000Z"
+    assert doc["event"]["id"] == "3f0c-1" and doc["event"]["provider"] == "Exchange"
+    assert doc["source"] == {"ip": "10.1.2.3"} and doc["custodes"]["object"]["id"] == "a"
+    assert doc["custodes"]["activity"] == "mail_forward" and doc["email"]["to"]["address"] == ["a@b.example"]
