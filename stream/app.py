@@ -156,7 +156,7 @@ def create_app(
     metrics = PipelineMetrics(registry)
     holder, detectors = detectors_for(settings)
     reloader = FileReloader(holder, settings.reference_dir)
-    pipeline = Pipeline(settings, detectors, clock, metrics)
+    pipeline = Pipeline(settings, detectors, clock, metrics, reference=holder)
     t = settings.topics
     app = faust.App(
         settings.app_id,

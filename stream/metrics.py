@@ -35,6 +35,11 @@ class PipelineMetrics:
             "activity table matched (kept as kind other), by dataset: one the table names, 'other' or "
             "'unknown' (none given).", ["dataset"], registry=registry,
         )
+        self.unknown_identities = Counter(
+            "custodes_identities_unknown_total", "Events whose user id is neither a person id nor an alias in "
+            "the loaded staff directory (processed under the id as given), by source: a dataset the activity "
+            "table names, 'other' or 'unknown' (none given).", ["source"], registry=registry,
+        )
         self.expired = Counter(
             "custodes_events_expired_total", "Events older than the retention window, not processed.",
             registry=registry,

@@ -31,6 +31,7 @@ from detectors.alert import Alert
 from detectors.base import Clock, Detector
 from detectors.engine import Engine, Failure
 from detectors.event import Event
+from detectors.reference import ReferenceHolder
 
 from .metrics import PipelineMetrics
 from .schema import Invalid, Limits, decode, validate
@@ -184,8 +185,13 @@ class Pipeline:
         detectors: Sequence[Detector],
         clock: Clock = time.time,
         metrics: PipelineMetrics | None = None,
+        reference: ReferenceHolder | None = None,
     ) -> None:
         self.settings = settings
+        self.reference = reference
+        """The reference data the detectors read: its staff directory resolves aliases at decode."""
+        self.unknown_identities: dict[str, int] = {}
+        """Events whose user id the loaded staff directory does not know, per source label (bounded)."""
         self.clock = clock
         self.metrics = metrics
         self.limits: Limits = settings.event_limits
@@ -232,6 +238,8 @@ class Pipeline:
         now = self.clock()
         oldest = now - self.settings.retention_s
         latest = now + self.settings.max_future_s
+        ref = self.reference.current if self.reference is not None else None
+        staff = ref.staff if ref is not None else None  # no directory loaded: ids are taken as given
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 if len(lines) == 1:  # an empty message is bad input, not nothing
@@ -262,13 +270,59 @@ class Pipeline:
                     topic, partition, offset, number, field="@timestamp",
                 ))
                 continue
+            known = True
+            if staff and ev.user_id not in staff:
+                known = self._resolve(ev, ref)  # type: ignore[arg-type]
             if home is not None and home(ev.user_id) != partition:
                 out.reroute.append((ev.user_id, line, number))
-                continue
+                continue  # resolved (and counted if unknown) again where it is re-keyed to
+            if not known:
+                self._count_unknown(ev)
             out.groups.setdefault(ev.user_id, []).append(ev)
             if out.newest_ts is None or ev.ts > out.newest_ts:
                 out.newest_ts = ev.ts
         return out
+
+    def _resolve(self, ev: Event, ref: Any) -> bool:
+        """Resolve an event's user id that is not a person id through the staff directory's aliases
+        (detectors/identity.py): ``user_id`` becomes the person id and the id the source gave is kept
+        in ``identity_alias`` (and in the document: ``user.id`` rewritten, ``custodes.identity.alias``).
+        False when the directory does not know the id: the event goes on under the id as given."""
+        alias = ev.user_id
+        person = ref.identities.resolve(alias)
+        if person is None:
+            return False
+        if person == alias:
+            return True
+        ev.user_id = person
+        ev.identity_alias = alias
+        doc = ev.doc
+        if doc is None and ev.raw is not None:  # a closed document kept as text: decoded to be rewritten
+            doc = ev.doc = orjson.loads(ev.raw)
+            ev.raw = None
+        if doc is not None:
+            user = doc.get("user")
+            if type(user) is not dict:
+                user = doc["user"] = {}
+            user["id"] = person
+            custodes = doc.get("custodes")
+            if type(custodes) is not dict:
+                custodes = doc["custodes"] = {}
+            identity = custodes.get("identity")
+            if type(identity) is not dict:
+                identity = custodes["identity"] = {}
+            identity["alias"] = alias
+        return True
+
+    def _count_unknown(self, ev: Event) -> None:
+        """An id neither a person id nor an alias of the loaded directory: counted per source (the
+        activity table's bounded dataset label), never silently taken for a new person."""
+        doc = ev.doc
+        # a document kept only as text (closed) names no dataset
+        label = self.activities.dataset_label(doc) if self.activities is not None and doc else "unknown"
+        self.unknown_identities[label] = self.unknown_identities.get(label, 0) + 1
+        if self.metrics is not None:
+            self.metrics.unknown_identities.labels(label).inc()
 
     def _derive_activity(self, ev: Event) -> None:
         """An event without ``custodes.activity``: its activity from the table (ECS event.category,

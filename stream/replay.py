@@ -83,7 +83,8 @@ def replay(
     clock = (lambda: as_of) if as_of is not None else time.time
     from .reference import detectors_for
 
-    pipeline = Pipeline(settings, detectors_for(settings)[1], clock)
+    holder, detectors = detectors_for(settings)
+    pipeline = Pipeline(settings, detectors, clock, reference=holder)
     return run_messages(pipeline, _chunks_for(settings, paths, fmt, mapping, progress),
                         keep_dead_letters=keep_dead_letters)
 
@@ -143,3 +144,5 @@ def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], 
     result.origins.clear()
     summary.unclassified.clear()
     summary.unclassified.update(pipeline.unclassified)
+    summary.unknown_identities.clear()
+    summary.unknown_identities.update(pipeline.unknown_identities)

@@ -24,6 +24,9 @@ class Summary:
     by_activity: Counter[str] = field(default_factory=Counter)
     unclassified: Counter[str] = field(default_factory=Counter)
     """Events without custodes.activity that no rule of the activity table matched, per dataset label."""
+    unknown_identities: Counter[str] = field(default_factory=Counter)
+    """Events whose user id the loaded staff directory does not know (neither a person id nor an alias),
+    per source label: processed under the id as given."""
     examples: dict[str, list[str]] = field(default_factory=dict)
     """reason -> up to EXAMPLES_PER_REASON places ("file:line at field.path")."""
 
@@ -45,6 +48,9 @@ class Summary:
         if self.unclassified:
             out.append("  not classified by the activity table (kept as other), by dataset: "
                        + _counts(self.unclassified))
+        if self.unknown_identities:
+            out.append("  user ids not in the staff directory (processed as given; add them as aliases), "
+                       "by source: " + _counts(self.unknown_identities))
         for reason, n in sorted((dead_lettered or {}).items()):
             places = self.examples.get(reason)
             more = f"; first at {', '.join(places)}" if places else ""

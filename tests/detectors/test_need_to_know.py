@@ -87,3 +87,17 @@ def test_batching_gives_the_same_alerts_and_state_expires():
 def test_explanations_do_not_hold_record_content():
     (a,) = run(det(), [[lookup(area="NG7", ids=("P-123456",))]])[1].values()
     assert "home postcode area (NG7" in a.explanation and "P-123456" not in a.explanation
+
+
+def test_a_document_view_is_not_a_record_lookup():
+    """Drive "view" and SharePoint FileAccessed are record_access by the activity table; a document that
+    names no record, count or dataset is not judged, one that does is."""
+    from detectors.need_to_know import NeedToKnow
+
+    from .helpers import T0, ev, example_reference, run
+
+    det = NeedToKnow.configure({}, example_reference())
+    views = [ev("pc-1001", T0 + i, "record_access", object_id=f"drive:{i}") for i in range(5)]
+    assert not run(det, [views])[1]
+    named = [ev("pc-1001", T0 + i, "record_access", object_id=f"drive:{i}", dataset="pnc-persons") for i in range(5)]
+    assert run(det, [named])[1]
