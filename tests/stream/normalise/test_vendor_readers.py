@@ -3,6 +3,7 @@ activities) and okta (System Log), on fixtures from public samples (tests/data/s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -257,3 +258,21 @@ def test_sentinel_office_activity_rows(tmp_path: Path) -> None:
     assert doc["event"]["id"] == "3f0c-1" and doc["event"]["provider"] == "Exchange"
     assert doc["source"] == {"ip": "10.1.2.3"} and doc["custodes"]["object"]["id"] == "a"
     assert doc["custodes"]["activity"] == "mail_forward" and doc["email"]["to"]["address"] == ["a@b.example"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["m365", "google-workspace", "okta", "auto"]),
+       lines=st.lists(st.one_of(st.binary(max_size=60),
+                                (json_values | _records(M365_KEYS) | _records(GWS_KEYS) | _records(OKTA_KEYS))
+                                .map(lambda v: json.dumps(v).encode())), max_size=6))
+def test_reading_any_bytes_never_crashes(tmp_path: Path, fmt: str, lines: list[bytes]) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+    try:
+        records = list(read(path, fmt=fmt))
+    except Exception as exc:  # a whole-file problem is a usage error, never anything else
+        from stream.normalise import FormatError
+        assert isinstance(exc, FormatError), exc
+        return
+    for record in records:
+        assert record.ok or record.error.reason in REASONS
