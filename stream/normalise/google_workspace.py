@@ -11,7 +11,8 @@ values (``value``, ``boolValue``, ``intValue``, ``multiValue``, ``multiIntValue`
 
 Drive: ``doc_id`` -> ``custodes.object.id``, ``doc_title`` -> ``file.name`` (and ``file.extension``);
 ``change_document_visibility``/``change_document_access_scope`` -> share with
-``custodes.share.visibility`` from the new visibility (``people_with_link``/``public_on_the_web`` ->
+``custodes.share.visibility`` from the new visibility (``new_value`` and ``visibility``, the most open
+of them; ``target_domain = all`` is anyone; ``people_with_link``/``public_on_the_web`` ->
 ``anyone``, ``*_in_the_domain``/``people_within_domain_with_link`` -> ``domain``, ``shared_externally``
 -> ``external``, ``private`` -> not a share); ``change_user_access`` -> ``external`` or ``internal`` by
 the ``target_user``'s domain (in ``email.to.address``). Login: ``login_failure`` is outcome
@@ -135,6 +136,10 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
 def _drive(doc: dict[str, Any], name: str, params: dict[str, Any], org: list[str]) -> None:
     doc_id = params.get("doc_id")
     if isinstance(doc_id, str | int) and not isinstance(doc_id, bool) and str(doc_id):
@@ -145,9 +150,11 @@ def _drive(doc: dict[str, Any], name: str, params: dict[str, Any], org: list[str
         if ext := extension(title):
             put(doc, "file.extension", ext)
     if name in _VISIBILITY_EVENTS:
-        new = params.get("new_value") if params.get("new_value") is not None else params.get("visibility")
-        values = new if isinstance(new, list) else [new]
+        # the new visibility: new_value (a list in the API) and the event's visibility parameter
+        values = [v for key in ("new_value", "visibility") for v in _listed(params.get(key))]
         found = [VISIBILITY[v] for v in values if isinstance(v, str) and v in VISIBILITY]
+        if params.get("target_domain") == "all":
+            found.append("anyone")
         if found:
             order = ("anyone", "external", "domain", "internal")
             put(doc, "custodes.activity", "share")

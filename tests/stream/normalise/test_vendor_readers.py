@@ -79,9 +79,9 @@ def test_m365_keys_in_any_case_and_parameters_as_text() -> None:
 
 def test_google_workspace_fixture_one_event_per_item() -> None:
     got = docs("google_workspace.jsonl")
-    assert len(got) == 9  # 8 activities, one of them with two events
+    assert len(got) == 11  # 10 activities, one of them with two events
     assert [activity(d) for d in got] == ["export", "other", "record_access", "other", "share", "share",
-                                          "logon", "logon", "other"]
+                                          "logon", "logon", "other", "share", "share"]
     download = got[0]
     assert download["user"] == {"id": "foo@bar.com"}
     assert download["event"]["dataset"] == "google_workspace.drive"
@@ -96,6 +96,14 @@ def test_google_workspace_fixture_one_event_per_item() -> None:
     assert got[6]["event"]["outcome"] == "success" and got[7]["event"]["outcome"] == "failure"
     assert got[7]["source"] == {"ip": "203.0.113.99"}
     assert len({d["event"]["id"] for d in got}) == len(got)  # the same qualifier, still distinct ids
+    # Elastic's samples: new_value "owner" is no visibility, but the visibility parameter and
+    # target_domain "all" are; a user at a domain of the organisation is an internal share
+    assert got[9]["custodes"]["share"] == {"visibility": "anyone"}
+    assert got[10]["custodes"]["share"] == {"visibility": "internal"}
+    assert got[10]["email"]["to"]["address"] == ["user@example.com"]
+    [outside] = google_workspace.normalise(orjson.loads((SOURCES / "google_workspace.jsonl").read_bytes()
+                                                        .splitlines()[-1]), ())
+    assert outside["custodes"]["share"] == {"visibility": "external"}  # example.com is not elastic.com
 
 
 def test_okta_fixture() -> None:
