@@ -30,7 +30,7 @@ import orjson
 from stream.schema import Invalid, validate
 
 from .ecs import put
-from .records import domain_of, emails, extension, ip, is_internal, obj, record, text, timestamp
+from .records import domain_of, emails, extension, ip, is_internal, items, obj, record, text, timestamp
 
 VISIBILITY = {
     "people_with_link": "anyone",
@@ -76,7 +76,7 @@ def normalise(raw: Any, org_domains: Iterable[str] = ()) -> list[dict[str, Any]]
     if isinstance(owner_domain, str) and owner_domain:
         org.append(owner_domain.lower())
     docs = []
-    for i, event in enumerate(events):
+    for i, event in enumerate(items(events)):
         where = f"events[{i}]"
         if not isinstance(event, dict):
             raise Invalid("wrong_type", f"{where} must be an object", where)
@@ -122,7 +122,7 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, list):
         raise Invalid("wrong_type", f"{where}.parameters must be a list", f"{where}.parameters")
     out: dict[str, Any] = {}
-    for j, item in enumerate(value):
+    for j, item in enumerate(items(value)):
         path = f"{where}.parameters[{j}]"
         if not isinstance(item, dict):
             raise Invalid("wrong_type", f"{path} must be an object", path)

@@ -38,7 +38,7 @@ import orjson
 from stream.schema import Invalid, validate
 
 from .ecs import put, stable_id
-from .records import domain_of, emails, extension, ip, is_internal, record, text, timestamp
+from .records import domain_of, emails, extension, ip, is_internal, items, record, text, timestamp
 
 DATASET = "o365.audit"
 FORWARDING_PARAMETERS = ("forwardto", "forwardingsmtpaddress", "forwardingaddress", "redirectto",
@@ -159,7 +159,6 @@ def _parameters(rec: dict[str, Any]) -> dict[str, Any]:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
             raise Invalid("bad_value", "Parameters is text that is not JSON", "Parameters") from None
-        value = _fold_keys(value)
     if value is None:
         return {}
     if isinstance(value, dict):
@@ -167,7 +166,7 @@ def _parameters(rec: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, list):
         raise Invalid("wrong_type", "Parameters must be a list of Name/Value objects", "Parameters")
     out: dict[str, Any] = {}
-    for i, item in enumerate(value):
+    for i, item in enumerate(items(value)):
         if not isinstance(item, dict):
             raise Invalid("wrong_type", f"Parameters[{i}] must be an object with Name and Value", f"Parameters[{i}]")
         name = item.get("name")
@@ -175,12 +174,6 @@ def _parameters(rec: dict[str, Any]) -> dict[str, Any]:
             raise Invalid("wrong_type", f"Parameters[{i}].Name must be a string", f"Parameters[{i}].Name")
         out[name.lower()] = item.get("value")
     return out
-
-
-def _fold_keys(value: Any) -> Any:
-    if isinstance(value, list):
-        return [{str(k).lower(): v for k, v in item.items()} if isinstance(item, dict) else item for item in value]
-    return value
 
 
 def _forwarding(doc: dict[str, Any], rec: dict[str, Any]) -> None:
@@ -203,10 +196,10 @@ def _mail_items(rec: dict[str, Any]) -> int | None:
     if not isinstance(folders, list):
         return None
     count = 0
-    for folder in folders:
-        items = folder.get("folderitems") if isinstance(folder, dict) else None
-        if isinstance(items, list):
-            count += len(items)
+    for folder in items(folders):
+        listed = folder.get("folderitems") if isinstance(folder, dict) else None
+        if isinstance(listed, list):
+            count += len(listed)
     return count or None
 
 
