@@ -90,8 +90,10 @@ def _hash_id(record_id: str) -> str:
 
 class BulkExport(Detector):
     id = "bulk_export"
-    version = 1
-    summary = "More records exported, printed, copied or looked up than the dataset's sensitivity allows in a window."
+    version = 2
+    """2: also counts distinct documents downloaded or exported (``min_documents``)."""
+    summary = ("More records exported, printed, copied or looked up than the dataset's sensitivity allows in a "
+               "window, or more distinct documents downloaded or exported in a few minutes.")
     Config = BulkExportConfig
     config: BulkExportConfig
 
@@ -343,7 +345,8 @@ class BulkExport(Detector):
 
         At most ``2 * min_documents`` hashes are held: when full, those too old to count for any event
         still accepted go first (decided from ``at``, so batching cannot change what is held), then the
-        oldest makes way for a newer one (the window holding them all was at the threshold already)."""
+        oldest makes way for a newer one (the window holding them all was at the threshold already). A
+        late event is judged by the busiest window that contains it (:func:`_distinct_around`)."""
         cfg = self.config
         window_s = cfg.document_window_s
         reach = 2 * window_s + cfg.grace_s
@@ -385,8 +388,7 @@ class BulkExport(Detector):
                 if ids and ts >= at:
                     ids.clear()
                 continue
-            start = ts - window_s
-            distinct = sum(1 for t in seen.values() if start < t <= ts)
+            distinct = _distinct_around(seen, ts, window_s, late=ts < at)
             if distinct >= note:
                 ids.append(ev.id)
                 if len(ids) > EVIDENCE_EVENTS_MAX:
@@ -501,6 +503,20 @@ class BulkExport(Detector):
         )
         title = f"Bulk export: {max(records, distinct):,} {sens}-sensitivity records in {minutes} min"
         return title, explanation
+
+
+def _distinct_around(seen: dict[str, float], ts: float, window_s: float, late: bool) -> int:
+    """The distinct documents in the window ending at ``ts``; for an event that arrived after newer ones
+    (``late``), in the busiest window that contains it (ending at ``ts`` or at a newer document less than
+    a window later), so arrival order does not hide a burst."""
+    start = ts - window_s
+    best = sum(1 for t in seen.values() if start < t <= ts)
+    if late:
+        for end in {t for t in seen.values() if ts < t < ts + window_s}:
+            n = sum(1 for t in seen.values() if end - window_s < t <= end)
+            if n > best:
+                best = n
+    return best
 
 
 def _insert(buckets: list[list[float]], bucket: float, records: int) -> None:

@@ -75,8 +75,10 @@ def _is_within(domain: str, parents: Iterable[str]) -> bool:
 
 class ThirdPartyTransfer(RuleDetector):
     id = "third_party_transfer"
-    version = 1
-    summary = "Personal data sent to a party or domain the sharing register does not approve for that dataset."
+    version = 2
+    """2: also public links, documents shared outside and mail forwarded outside (no dataset needed)."""
+    summary = ("Personal data sent to a party or domain the sharing register does not approve for that dataset; "
+               "documents shared with anyone or outside the organisation; mail forwarded outside it.")
     Config = ThirdPartyTransferConfig
     config: ThirdPartyTransferConfig
 

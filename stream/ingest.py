@@ -2,8 +2,10 @@
 
 Events are packed per home partition of their user (up to ``ingest_batch_events`` events and
 ``ingest_batch_max_bytes`` bytes per message, newline-delimited), so the worker needs no repartition
-hop. A record that cannot be normalised goes straight
-to the dead-letter topic with its reason, like the worker's rejects: nothing is dropped silently.
+hop: the person's, when the staff directory (``reference_dir``) knows the id as an alias (the worker
+resolves it again at decode; ids it does not know are counted in the summary). A record that cannot be
+normalised goes straight to the dead-letter topic with its reason, like the worker's rejects: nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -42,8 +44,12 @@ def ingest(
 ) -> IngestCounts:
     from .normalise.activities import load as load_activities
     from .normalise.files import canonical_bytes, read
+    from .reference import load_dir
 
     table = load_activities(settings.activities_file) if settings.activities_file is not None else None
+    directory = load_dir(settings.reference_dir)
+    staff = directory.staff
+    identities = directory.identities if staff else None
 
     bootstrap = settings.broker or ""
     ensure_topics(settings, bootstrap)
@@ -110,6 +116,13 @@ def ingest(
                                 f"event is {len(line)} bytes, more than ingest_batch_max_bytes ({max_bytes})")
                     continue
                 user = _user_of(record.doc)
+                if user and identities is not None and user not in staff:
+                    person = identities.resolve(user)
+                    if person is None:
+                        label = table.dataset_label(record.doc) if table is not None else "unknown"
+                        counts.summary.unknown_identities[label] += 1
+                    else:
+                        user = person  # the worker would re-key it there: send it there
                 p = home_partition(user, partitions) if user else 0
                 if pending_bytes.get(p, 0) + len(line) + 1 > max_bytes:
                     flush(p)  # the next line would make the message too big for the broker

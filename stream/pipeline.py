@@ -240,6 +240,7 @@ class Pipeline:
         latest = now + self.settings.max_future_s
         ref = self.reference.current if self.reference is not None else None
         staff = ref.staff if ref is not None else None  # no directory loaded: ids are taken as given
+        unknown: dict[str, int] | None = None  # events whose id the directory does not know, per source
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 if len(lines) == 1:  # an empty message is bad input, not nothing
@@ -277,10 +278,15 @@ class Pipeline:
                 out.reroute.append((ev.user_id, line, number))
                 continue  # resolved (and counted if unknown) again where it is re-keyed to
             if not known:
-                self._count_unknown(ev)
+                if unknown is None:
+                    unknown = {}
+                label = self._source_label(ev)
+                unknown[label] = unknown.get(label, 0) + 1
             out.groups.setdefault(ev.user_id, []).append(ev)
             if out.newest_ts is None or ev.ts > out.newest_ts:
                 out.newest_ts = ev.ts
+        if unknown:
+            self._count_unknown(unknown)
         return out
 
     def _resolve(self, ev: Event, ref: Any) -> bool:
@@ -314,15 +320,20 @@ class Pipeline:
             identity["alias"] = alias
         return True
 
-    def _count_unknown(self, ev: Event) -> None:
-        """An id neither a person id nor an alias of the loaded directory: counted per source (the
-        activity table's bounded dataset label), never silently taken for a new person."""
+    def _source_label(self, ev: Event) -> str:
+        """A bounded label for an event's source: the activity table's dataset label (a document kept
+        only as text, being closed, names no dataset: ``unknown``)."""
         doc = ev.doc
-        # a document kept only as text (closed) names no dataset
-        label = self.activities.dataset_label(doc) if self.activities is not None and doc else "unknown"
-        self.unknown_identities[label] = self.unknown_identities.get(label, 0) + 1
-        if self.metrics is not None:
-            self.metrics.unknown_identities.labels(label).inc()
+        return self.activities.dataset_label(doc) if self.activities is not None and doc else "unknown"
+
+    def _count_unknown(self, unknown: dict[str, int]) -> None:
+        """Ids neither a person id nor an alias of the loaded directory, per source: counted (once per
+        message, not per event), never silently taken for new people."""
+        total = self.unknown_identities
+        for label, n in unknown.items():
+            total[label] = total.get(label, 0) + n
+            if self.metrics is not None:
+                self.metrics.unknown_identities.labels(label).inc(n)
 
     def _derive_activity(self, ev: Event) -> None:
         """An event without ``custodes.activity``: its activity from the table (ECS event.category,

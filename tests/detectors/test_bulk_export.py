@@ -265,3 +265,13 @@ def test_documents_batching_does_not_change_alerts(stream, cuts):
     expected = {a.id: (a.count, a.facts.get("documents")) for a in whole.values()}
     assert {a.id: (a.count, a.facts.get("documents")) for a in split.values()} == expected
     assert {a.id: (a.count, a.facts.get("documents")) for a in single.values()} == expected
+
+
+def test_documents_arriving_out_of_order_are_judged_by_the_busiest_window_containing_them():
+    """Events re-keyed from another partition arrive after newer ones: the burst is still found."""
+    events = downloads(20, step=5)  # T0 .. T0 + 95
+    shuffled = events[10:] + events[:10]  # the first ten arrive last
+    assert [a.facts["documents"] for a in document_alerts([shuffled])] == [20]
+    assert [a.facts["documents"] for a in document_alerts(one_by_one(shuffled))] == [20]
+    spread = [download(T0 + 400 + i, f"n{i}") for i in range(10)] + downloads(10, step=5)  # 300 s apart
+    assert not document_alerts([spread])

@@ -293,3 +293,43 @@ def test_the_alias_index_follows_reference_updates_at_runtime(settings):
     holder.apply("staff", {"user_id": "pc-1002", "aliases": ["b.khan@force.example", "new.name@force.example"]})
     split = pipe.split(lines(export("new.name@force.example", T0, 1)), "events", 0, 1)
     assert list(split.groups) == ["pc-1002"]
+
+
+ALIASES = {"pc-1001": ["a.morgan@force.example", "FORCE\\amorgan", "104270239127331552541"],
+           "pc-1002": ["b.khan@force.example"]}
+
+
+def _case_variants():
+    from hypothesis import strategies as st
+
+    known = [(alias, person) for person, aliases in ALIASES.items() for alias in [person, *aliases]]
+    return st.sampled_from(known).flatmap(lambda pair: st.tuples(
+        st.lists(st.booleans(), min_size=len(pair[0]), max_size=len(pair[0])).map(
+            lambda flips: "".join(c.upper() if f else c for c, f in zip(pair[0], flips, strict=True))),
+        st.just(pair[1])))
+
+
+def test_any_spelling_of_an_alias_lands_on_the_person(settings):
+    """Hypothesis: an alias in any letter case resolves to its person; unknown ids stay as given."""
+    from hypothesis import given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    text = "".join(orjson.dumps({"user_id": p, "aliases": a}).decode() + "\n" for p, a in ALIASES.items())
+    _, _, pipe = _directory_pipeline(settings, text)
+
+    @hsettings(max_examples=100, deadline=None)
+    @given(st.lists(_case_variants() | st.tuples(st.sampled_from(["x@gmail.com", "amorgan", "pc-10011"]),
+                                                 st.none()), min_size=1, max_size=8))
+    def check(ids):
+        value = lines(*(export(given_id, T0 + i, 1, event_id=f"h{i}") for i, (given_id, _) in enumerate(ids)))
+        split = pipe.split(value, "events", 0, 0)
+        got = {e.id: (user, e.identity_alias) for user, events in split.groups.items() for e in events}
+        for i, (given_id, person) in enumerate(ids):
+            user, alias = got[f"h{i}"]
+            if person is None:
+                assert (user, alias) == (given_id, None)
+            else:
+                assert user == person and alias == (None if given_id == person else given_id)
+
+    check()
