@@ -19,6 +19,7 @@ from __future__ import annotations
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -43,15 +44,37 @@ class Rule:
     conditions: tuple[tuple[str, frozenset[str] | None], ...]
     """(field path, accepted lower-case values; None = any non-empty value)."""
     name: str = ""
+    parts: tuple[tuple[str, ...], ...] = ()
+    """Each condition's path split at the dots (computed once)."""
 
     def matches(self, doc: Mapping[str, Any]) -> bool:
-        for path, accepted in self.conditions:
-            values = _values(lookup(doc, path))
+        for (path, accepted), parts in zip(self.conditions, self.parts, strict=True):
+            values = _values(_field(doc, path, parts))
             if not values:
                 return False
             if accepted is not None and accepted.isdisjoint(values):
                 return False
         return True
+
+
+def _field(doc: Mapping[str, Any], path: str, parts: tuple[str, ...]) -> Any:
+    """``doc``'s value at ``path``: nested objects (as the validator leaves them), or an ECS dotted key
+    at the top level (``{"event.action": …}``) in a document read from a file."""
+    node: Any = doc
+    for part in parts:
+        if not isinstance(node, dict):
+            node = None
+            break
+        node = node.get(part)
+        if node is None:
+            break
+    if node is None and len(parts) > 1:
+        return lookup(doc, path) if _has_dotted_key(doc) else None
+    return node
+
+
+def _has_dotted_key(doc: Mapping[str, Any]) -> bool:
+    return any("." in key for key in doc)
 
 
 @dataclass(frozen=True)
@@ -61,10 +84,42 @@ class ActivityTable:
     """Datasets the table knows (named by a rule or in ``[datasets] known``): the metric's label values."""
     name: str = "<table>"
 
+    @cached_property
+    def _index(self) -> tuple[dict[str, tuple[str, ...]], dict[str, dict[str, tuple[int, ...]]], tuple[int, ...]]:
+        """Rules by the value of their first condition that names values (path -> value -> rule numbers),
+        and the rules without one: classify tests only the rules an event's values can match."""
+        index: dict[str, dict[str, list[int]]] = {}
+        always: list[int] = []
+        for i, rule in enumerate(self.rules):
+            key = next(((path, accepted) for path, accepted in rule.conditions if accepted is not None), None)
+            if key is None:
+                always.append(i)
+                continue
+            by_value = index.setdefault(key[0], {})
+            for value in key[1]:
+                by_value.setdefault(value, []).append(i)
+        parts = {path: tuple(path.split(".")) for path in index}
+        return parts, {p: {v: tuple(ids) for v, ids in d.items()} for p, d in index.items()}, tuple(always)
+
     def classify(self, doc: Mapping[str, Any]) -> str | None:
-        """The activity of the first matching rule, or None when no rule matches (unclassified)."""
-        for rule in self.rules:
-            if rule.matches(doc):
+        """The activity of the first matching rule, or None when no rule matches (unclassified). Each
+        field is read once per event, and only the rules its values can match are tested."""
+        key_parts, index, always = self._index
+        seen: dict[str, frozenset[str] | set[str]] = {}
+        candidates = set(always)
+        for path, by_value in index.items():
+            values = seen[path] = _values(_field(doc, path, key_parts[path]))
+            for value in values:
+                candidates.update(by_value.get(value, ()))
+        for i in sorted(candidates):
+            rule = self.rules[i]
+            for (path, accepted), parts in zip(rule.conditions, rule.parts, strict=True):
+                values = seen.get(path)
+                if values is None:
+                    values = seen[path] = _values(_field(doc, path, parts))
+                if not values or accepted is not None and accepted.isdisjoint(values):
+                    break
+            else:
                 return rule.activity
         return None
 
@@ -125,7 +180,7 @@ def from_dict(data: Mapping[str, Any], name: str = "<table>") -> ActivityTable:
                 datasets |= values
         if not conditions:
             raise TableError(f"{where}: a rule needs at least one condition")
-        rules.append(Rule(activity, tuple(conditions), rule_name))
+        rules.append(Rule(activity, tuple(conditions), rule_name, tuple(tuple(p.split(".")) for p, _ in conditions)))
     extra = data.get("datasets", {})
     if not isinstance(extra, dict) or set(extra) - {"known"}:
         raise TableError(f"{name}: [datasets] holds only known = [..]")

@@ -111,9 +111,17 @@ def read(
         lines = _lines(stream, limits.max_event_bytes)
         head, lines = _peek(lines)
         kind = _kind(fmt, mapping, _suffix(name), head)
-        if kind != "device-csv" and kind != "mapping-csv" and head is not None and head[1].lstrip()[:1] == b"[":
+        array = None
+        if head is not None:
+            array, lines = _whole_json(lines, head, fmt, kind, name)
+        if array is not None:
+            kind, items = array
+            reader = VENDORS[kind]
+            records = _items(items, lambda value: reader.normalise(value, org_domains), limits)
+        elif kind != "device-csv" and kind != "mapping-csv" and head is not None and head[1].lstrip()[:1] == b"[":
             raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')")
-        records = _records(kind, lines, head, mapping, limits, check, name, org_domains)
+        else:
+            records = _records(kind, lines, head, mapping, limits, check, name, org_domains)
     except BaseException:
         close()
         raise
@@ -235,6 +243,79 @@ def _peek(lines: Iterator[Line]) -> tuple[Line | None, Iterator[Line]]:
         if line[1].strip():
             return line, chain([line], lines)
     return None, iter(())
+
+
+MAX_DOCUMENT_BYTES = 512 << 20
+"""The largest whole-file JSON document (an API response page) read at once."""
+
+
+def _whole_json(lines: Iterator[Line], head: Line, fmt: str, kind: str, name: str
+                ) -> tuple[tuple[str, list[Any]] | None, Iterator[Line]]:
+    """A vendor's API response saved as it came (a JSON array of records, or a page object with
+    ``items``/``value``/``records``, possibly pretty-printed): its kind and records, or None when the file
+    is JSON lines (then the lines to read, as given). Tried for a file that starts with ``[``, for a
+    vendor format whose first line is not a whole JSON object, and for ``auto`` when the first line is a
+    page object. A file that turns out not to be one JSON document is read as JSON lines (its bad lines
+    are dead-lettered one by one, as ever)."""
+    start = head[1].lstrip()[:1]
+    first = _first_json(head)
+    if start == b"{":
+        page = first is not None and fmt in ("auto", *VENDORS) and _is_page(first)
+        pretty = first is None and kind in VENDORS
+        if not (page or pretty):
+            return None, lines
+    elif start != b"[":
+        return None, lines
+    chunks: list[Line] = []
+    size = 0
+    for line in lines:
+        size += len(line[1]) + 1
+        if line[2] or size > MAX_DOCUMENT_BYTES:
+            raise FormatError(f"{name}: a JSON document larger than {MAX_DOCUMENT_BYTES >> 20} MiB (or with a "
+                              "line over the size limit); write one record per line (jq -c '.[]')")
+        chunks.append(line)
+    try:
+        document = orjson.loads(b"\n".join(raw for _, raw, _ in chunks))
+    except orjson.JSONDecodeError:
+        if start == b"[":
+            raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')") from None
+        return None, iter(chunks)
+    items = document
+    if isinstance(document, dict):
+        items = next((document[k] for k in ("items", "value", "records") if isinstance(document.get(k), list)), None)
+    if not isinstance(items, list):
+        if start == b"{":
+            return None, iter(chunks)  # one JSON object: a file of one record
+        raise FormatError(f"{name}: a JSON document without a list of records")
+    if kind not in VENDORS:
+        kind = next((vendor for vendor, looks in _SNIFF if items and looks(items[0])), "")
+        if not kind:
+            raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')")
+    return (kind, items), iter(())
+
+
+def _is_page(value: Any) -> bool:
+    return isinstance(value, dict) and any(isinstance(value.get(k), list) for k in ("items", "value", "records")) \
+        and not device.is_device(value)
+
+
+def _items(items: list[Any], normalise: Callable[[Any], Any], limits: Limits) -> Iterator[Record]:
+    """Records of a whole-file JSON document; ``line`` is the record's position in it (1-based)."""
+    for number, item in enumerate(items, 1):
+        raw = orjson.dumps(item)
+        if len(raw) > limits.max_event_bytes:
+            yield Record(number, raw[:limits.max_event_bytes], error=_too_large(limits))
+            continue
+        try:
+            out = normalise(item)
+        except Invalid as exc:
+            yield Record(number, raw, error=exc)
+            continue
+        except RecursionError:
+            yield Record(number, raw, error=Invalid("too_deeply_nested", "the record nests too deeply"))
+            continue
+        for doc in out if isinstance(out, list) else [out]:
+            yield Record(number, raw, doc=doc)
 
 
 def _first_json(head: Line | None) -> Any:

@@ -11,7 +11,8 @@ values (``value``, ``boolValue``, ``intValue``, ``multiValue``, ``multiIntValue`
 
 Drive: ``doc_id`` -> ``custodes.object.id``, ``doc_title`` -> ``file.name`` (and ``file.extension``);
 ``change_document_visibility``/``change_document_access_scope`` -> share with
-``custodes.share.visibility`` from the new visibility (``people_with_link``/``public_on_the_web`` ->
+``custodes.share.visibility`` from the new visibility (``new_value`` and ``visibility``, the most open
+of them; ``target_domain = all`` is anyone; ``people_with_link``/``public_on_the_web`` ->
 ``anyone``, ``*_in_the_domain``/``people_within_domain_with_link`` -> ``domain``, ``shared_externally``
 -> ``external``, ``private`` -> not a share); ``change_user_access`` -> ``external`` or ``internal`` by
 the ``target_user``'s domain (in ``email.to.address``). Login: ``login_failure`` is outcome
@@ -29,7 +30,7 @@ import orjson
 from stream.schema import Invalid, validate
 
 from .ecs import put
-from .records import domain_of, emails, extension, ip, is_internal, obj, record, text, timestamp
+from .records import domain_of, emails, extension, ip, is_internal, items, obj, record, text, timestamp
 
 VISIBILITY = {
     "people_with_link": "anyone",
@@ -75,7 +76,7 @@ def normalise(raw: Any, org_domains: Iterable[str] = ()) -> list[dict[str, Any]]
     if isinstance(owner_domain, str) and owner_domain:
         org.append(owner_domain.lower())
     docs = []
-    for i, event in enumerate(events):
+    for i, event in enumerate(items(events)):
         where = f"events[{i}]"
         if not isinstance(event, dict):
             raise Invalid("wrong_type", f"{where} must be an object", where)
@@ -121,7 +122,7 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     if not isinstance(value, list):
         raise Invalid("wrong_type", f"{where}.parameters must be a list", f"{where}.parameters")
     out: dict[str, Any] = {}
-    for j, item in enumerate(value):
+    for j, item in enumerate(items(value)):
         path = f"{where}.parameters[{j}]"
         if not isinstance(item, dict):
             raise Invalid("wrong_type", f"{path} must be an object", path)
@@ -135,6 +136,10 @@ def _parameters(value: Any, where: str) -> dict[str, Any]:
     return out
 
 
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value is None else [value]
+
+
 def _drive(doc: dict[str, Any], name: str, params: dict[str, Any], org: list[str]) -> None:
     doc_id = params.get("doc_id")
     if isinstance(doc_id, str | int) and not isinstance(doc_id, bool) and str(doc_id):
@@ -145,9 +150,11 @@ def _drive(doc: dict[str, Any], name: str, params: dict[str, Any], org: list[str
         if ext := extension(title):
             put(doc, "file.extension", ext)
     if name in _VISIBILITY_EVENTS:
-        new = params.get("new_value") if params.get("new_value") is not None else params.get("visibility")
-        values = new if isinstance(new, list) else [new]
+        # the new visibility: new_value (a list in the API) and the event's visibility parameter
+        values = [v for key in ("new_value", "visibility") for v in _listed(params.get(key))]
         found = [VISIBILITY[v] for v in values if isinstance(v, str) and v in VISIBILITY]
+        if params.get("target_domain") == "all":
+            found.append("anyone")
         if found:
             order = ("anyone", "external", "domain", "internal")
             put(doc, "custodes.activity", "share")

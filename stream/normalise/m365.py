@@ -1,5 +1,7 @@
 """``--format m365``: Microsoft 365 unified audit log records (Office 365 Management Activity API
-content, Purview audit search ``AuditData``), one JSON object per line, keys in any case.
+content, Purview audit search ``AuditData``, Microsoft Sentinel's ``OfficeActivity`` table with its
+``TimeGenerated``/``OfficeWorkload``/``OfficeObjectId``/``OfficeId``/``Client_IPAddress`` names), one JSON
+object per line, keys in any case.
 
 Every record becomes one canonical event: ``CreationTime`` (UTC when it has no offset) ->
 ``@timestamp``, ``Id`` -> ``event.id``, ``UserId`` -> ``user.id`` (the UPN as given), ``Operation`` ->
@@ -36,7 +38,7 @@ import orjson
 from stream.schema import Invalid, validate
 
 from .ecs import put, stable_id
-from .records import domain_of, emails, extension, ip, is_internal, record, text, timestamp
+from .records import domain_of, emails, extension, ip, is_internal, items, record, text, timestamp
 
 DATASET = "o365.audit"
 FORWARDING_PARAMETERS = ("forwardto", "forwardingsmtpaddress", "forwardingaddress", "redirectto",
@@ -53,16 +55,28 @@ _OUTCOMES = {"succeeded": "success", "success": "success", "true": "success", "p
              "failed": "failure", "failure": "failure", "false": "failure"}
 
 
+_SENTINEL = {"timegenerated": "creationtime", "officeworkload": "workload", "officeobjectid": "objectid",
+             "officeid": "id", "client_ipaddress": "clientipaddress"}
+"""Microsoft Sentinel / Log Analytics ``OfficeActivity`` columns -> the Management Activity API's names."""
+
+
 def is_m365(first: Any) -> bool:
     """Whether a decoded record looks like a unified audit log record."""
     if not isinstance(first, dict):
         return False
     keys = {str(k).lower() for k in first}
-    return {"operation", "creationtime"} <= keys and bool(keys & {"userid", "workload", "recordtype"})
+    if "operation" not in keys:
+        return False
+    if "creationtime" in keys:
+        return bool(keys & {"userid", "workload", "recordtype"})
+    return "timegenerated" in keys and "officeworkload" in keys  # Sentinel's OfficeActivity table
 
 
 def normalise(raw: Any, org_domains: Iterable[str] = ()) -> list[dict[str, Any]]:
     rec = record(raw)
+    for sentinel, api in _SENTINEL.items():  # Sentinel's OfficeActivity names for the API's fields
+        if api not in rec and sentinel in rec:
+            rec[api] = rec[sentinel]
     doc: dict[str, Any] = {"@timestamp": timestamp(rec.get("creationtime"), "CreationTime")}
     operation = text(rec, "operation", "Operation", required=True)
     assert operation is not None
@@ -145,7 +159,6 @@ def _parameters(rec: dict[str, Any]) -> dict[str, Any]:
             value = orjson.loads(value)
         except orjson.JSONDecodeError:
             raise Invalid("bad_value", "Parameters is text that is not JSON", "Parameters") from None
-        value = _fold_keys(value)
     if value is None:
         return {}
     if isinstance(value, dict):
@@ -153,7 +166,7 @@ def _parameters(rec: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(value, list):
         raise Invalid("wrong_type", "Parameters must be a list of Name/Value objects", "Parameters")
     out: dict[str, Any] = {}
-    for i, item in enumerate(value):
+    for i, item in enumerate(items(value)):
         if not isinstance(item, dict):
             raise Invalid("wrong_type", f"Parameters[{i}] must be an object with Name and Value", f"Parameters[{i}]")
         name = item.get("name")
@@ -161,12 +174,6 @@ def _parameters(rec: dict[str, Any]) -> dict[str, Any]:
             raise Invalid("wrong_type", f"Parameters[{i}].Name must be a string", f"Parameters[{i}].Name")
         out[name.lower()] = item.get("value")
     return out
-
-
-def _fold_keys(value: Any) -> Any:
-    if isinstance(value, list):
-        return [{str(k).lower(): v for k, v in item.items()} if isinstance(item, dict) else item for item in value]
-    return value
 
 
 def _forwarding(doc: dict[str, Any], rec: dict[str, Any]) -> None:
@@ -189,10 +196,10 @@ def _mail_items(rec: dict[str, Any]) -> int | None:
     if not isinstance(folders, list):
         return None
     count = 0
-    for folder in folders:
-        items = folder.get("folderitems") if isinstance(folder, dict) else None
-        if isinstance(items, list):
-            count += len(items)
+    for folder in items(folders):
+        listed = folder.get("folderitems") if isinstance(folder, dict) else None
+        if isinstance(listed, list):
+            count += len(listed)
     return count or None
 
 

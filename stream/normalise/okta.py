@@ -18,7 +18,7 @@ from typing import Any
 from stream.schema import Invalid, validate
 
 from .ecs import put, stable_id
-from .records import ip, obj, record, text, timestamp
+from .records import ip, items, obj, record, text, timestamp
 
 _OUTCOMES = {"success": "success", "allow": "success", "failure": "failure", "deny": "failure"}
 
@@ -63,7 +63,7 @@ def normalise(raw: Any, org_domains: Iterable[str] = ()) -> list[dict[str, Any]]
         raise Invalid("wrong_type", "target must be a list", "target")
     if targets:  # what the event acted on (an app, a group, a user): kept for the reviewer
         kept = [{k: t[k] for k in ("type", "alternateid", "displayname") if isinstance(t.get(k), str)}
-                for t in targets[:10] if isinstance(t, dict)]
+                for t in items(targets[:10]) if isinstance(t, dict)]
         put(doc, "okta.target", [t for t in kept if t])
     put(doc, "custodes.schema_version", 1)
     if "id" not in doc["event"]:

@@ -16,16 +16,12 @@ from .ecs import utc_iso
 _EMAIL = re.compile(r"[A-Za-z0-9._%+'-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 
 
-def folded(value: Any, depth: int = 0) -> Any:
-    """``value`` with every object key lower-cased, at any depth (one vendor writes ``userId``, another
-    ``UserId``). Lists are folded item by item. Deep nesting is left as it is past 32 levels (the
-    validator's own limit refuses such documents anyway)."""
-    if depth > 32:
-        return value
+def folded(value: Any) -> Any:
+    """An object with its keys lower-cased (one vendor writes ``userId``, another ``UserId``): one level
+    only, so a large record costs little; the readers fold the objects they go into (:func:`obj`,
+    :func:`items`). Anything else is returned as it is."""
     if isinstance(value, dict):
-        return {str(k).lower(): folded(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [folded(v, depth + 1) for v in value]
+        return {k.lower() if isinstance(k, str) else k: v for k, v in value.items()}
     return value
 
 
@@ -33,6 +29,11 @@ def record(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise Invalid("not_an_object", f"record is a JSON {type(value).__name__}, not an object")
     return folded(value)
+
+
+def items(value: Any) -> list[Any]:
+    """The items of a list with their keys folded (objects) or as they are (anything else)."""
+    return [folded(item) for item in value] if isinstance(value, list) else []
 
 
 def text(rec: Mapping[str, Any], key: str, field: str, *, required: bool = False, limit: int = 1024) -> str | None:
@@ -51,12 +52,13 @@ def text(rec: Mapping[str, Any], key: str, field: str, *, required: bool = False
 
 
 def obj(rec: Mapping[str, Any], key: str, field: str) -> dict[str, Any]:
+    """The object at ``key``, its keys folded; absent -> {}; anything else -> Invalid at ``field``."""
     value = rec.get(key)
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise Invalid("wrong_type", f"{field} must be an object", field)
-    return value
+    return folded(value)
 
 
 def timestamp(value: Any, field: str) -> str:

@@ -5,6 +5,8 @@ on the dead-letter topic with their field path, and ``custodes deadletters`` sho
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -95,4 +97,12 @@ def test_each_format_through_kafka_gets_its_activities(custodes, tmp_path: Path)
     assert "not" not in worker_letter.excerpt and '"user":{"id":["<3 chars>"' in worker_letter.excerpt
     reader_letter = next(one for one in letters if one.reason == "missing_user")
     assert reader_letter.source.endswith("m365.jsonl:15")
+
+    # the command line: custodes deadletters
+    shown = subprocess.run([sys.executable, "-m", "stream.cli", "deadletters", "--limit", "5"], env=custodes.env,
+                           capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "missing_user at UserId  from " in shown and "wrong_type at user.id  from " in shown
+    last = shown.rstrip().splitlines()[-1]
+    assert last.startswith(f"2 dead letters on {settings.topics.dead_letter}: ")
+    assert sorted(last.split(": ", 1)[1].split(", ")) == ["missing_user 1", "wrong_type 1"]
     assert custodes.stop("worker") == 0

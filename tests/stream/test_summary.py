@@ -23,7 +23,7 @@ AS_OF = {  # each fixture is evaluated as of shortly after its records
 EXPECTED = {
     "m365.jsonl": {"share": 3, "record_access": 2, "export": 2, "mail_forward": 2, "logon": 2, "other": 2,
                    "message": 1},
-    "google_workspace.jsonl": {"export": 1, "record_access": 1, "share": 2, "logon": 2, "other": 3},
+    "google_workspace.jsonl": {"export": 1, "record_access": 1, "share": 4, "logon": 2, "other": 3},
     "okta.jsonl": {"logon": 1, "logoff": 1, "other": 1},
     "ecs-windows-security.jsonl": {"record_access": 1, "logon": 2, "logoff": 1, "removable_media": 1},
     "ecs-linux.jsonl": {"logon": 3, "record_access": 1, "other": 1},

@@ -3,6 +3,7 @@ activities) and okta (System Log), on fixtures from public samples (tests/data/s
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -78,9 +79,9 @@ def test_m365_keys_in_any_case_and_parameters_as_text() -> None:
 
 def test_google_workspace_fixture_one_event_per_item() -> None:
     got = docs("google_workspace.jsonl")
-    assert len(got) == 9  # 8 activities, one of them with two events
+    assert len(got) == 11  # 10 activities, one of them with two events
     assert [activity(d) for d in got] == ["export", "other", "record_access", "other", "share", "share",
-                                          "logon", "logon", "other"]
+                                          "logon", "logon", "other", "share", "share"]
     download = got[0]
     assert download["user"] == {"id": "foo@bar.com"}
     assert download["event"]["dataset"] == "google_workspace.drive"
@@ -95,6 +96,14 @@ def test_google_workspace_fixture_one_event_per_item() -> None:
     assert got[6]["event"]["outcome"] == "success" and got[7]["event"]["outcome"] == "failure"
     assert got[7]["source"] == {"ip": "203.0.113.99"}
     assert len({d["event"]["id"] for d in got}) == len(got)  # the same qualifier, still distinct ids
+    # Elastic's samples: new_value "owner" is no visibility, but the visibility parameter and
+    # target_domain "all" are; a user at a domain of the organisation is an internal share
+    assert got[9]["custodes"]["share"] == {"visibility": "anyone"}
+    assert got[10]["custodes"]["share"] == {"visibility": "internal"}
+    assert got[10]["email"]["to"]["address"] == ["user@example.com"]
+    [outside] = google_workspace.normalise(orjson.loads((SOURCES / "google_workspace.jsonl").read_bytes()
+                                                        .splitlines()[-1]), ())
+    assert outside["custodes"]["share"] == {"visibility": "external"}  # example.com is not elastic.com
 
 
 def test_okta_fixture() -> None:
@@ -204,3 +213,74 @@ def test_malformed_records_are_refused_with_a_reason_never_a_crash(reader: Any, 
         return
     for doc in out:  # accepted: a valid canonical event the worker accepts too
         parse(canonical_bytes(doc))
+
+
+def test_api_responses_saved_as_they_came(tmp_path: Path) -> None:
+    """A Management Activity API content blob (a JSON array), a Reports API page (``items``, pretty-printed)
+    and an Okta array: read whole, each record numbered by its position."""
+    m365_lines = [orjson.loads(line) for line in (SOURCES / "m365.jsonl").read_bytes().splitlines()]
+    blob = tmp_path / "content.json"
+    blob.write_bytes(orjson.dumps(m365_lines[:3] + [{"Operation": "FileDownloaded"}]))
+    records = list(read(blob))
+    assert [(r.line, r.ok) for r in records] == [(1, True), (2, True), (3, True), (4, False)]
+    assert records[3].error.reason == "missing_timestamp" and records[3].error.field == "CreationTime"
+
+    gws_lines = [orjson.loads(line) for line in (SOURCES / "google_workspace.jsonl").read_bytes().splitlines()]
+    page = tmp_path / "activities.json"
+    page.write_bytes(orjson.dumps({"kind": "admin#reports#activities", "items": gws_lines[4:6]},
+                                  option=orjson.OPT_INDENT_2))
+    records = list(read(page, fmt="google-workspace"))
+    assert [r.line for r in records] == [1, 1, 2]  # the first activity holds two events
+    assert all(r.ok for r in records)
+    one_line_page = tmp_path / "page.json"
+    one_line_page.write_bytes(orjson.dumps({"items": gws_lines[:2]}))
+    assert [r.doc["event"]["action"] for r in read(one_line_page)] == ["download", "edit"]
+
+    okta_lines = [orjson.loads(line) for line in (SOURCES / "okta.jsonl").read_bytes().splitlines()]
+    pretty = tmp_path / "okta.json"
+    pretty.write_bytes(orjson.dumps(okta_lines, option=orjson.OPT_INDENT_2))
+    assert len([r for r in read(pretty) if r.ok]) == 3
+
+
+def test_json_lines_with_a_broken_first_line_are_still_json_lines(tmp_path: Path) -> None:
+    good = (SOURCES / "okta.jsonl").read_bytes().splitlines()
+    path = tmp_path / "okta.jsonl"
+    path.write_bytes(b'{"eventType": "user.session.start", "publi\n' + b"\n".join(good) + b"\n")
+    records = list(read(path, fmt="okta"))
+    assert [(r.line, r.error.reason if r.error else None) for r in records] == [
+        (1, "invalid_json"), (2, None), (3, None), (4, None)]
+
+
+def test_sentinel_office_activity_rows(tmp_path: Path) -> None:
+    """Microsoft Sentinel's OfficeActivity table names some fields differently; Parameters is text there."""
+    row = {"TimeGenerated": "2024-05-01T10:00:00.123Z", "Operation": "Set-Mailbox", "OfficeWorkload": "Exchange",
+           "UserId": "a@x.example", "OfficeObjectId": "a", "OfficeId": "3f0c-1", "Client_IPAddress": "10.1.2.3",
+           "ResultStatus": "True", "RecordType": "ExchangeAdmin",
+           "Parameters": '[{"Name":"Identity","Value":"a"},'
+                         '{"Name":"ForwardingSmtpAddress","Value":"smtp:a@b.example"}]'}
+    path = tmp_path / "officeactivity.json"
+    path.write_bytes(orjson.dumps(row) + b"\n")
+    [record] = list(read(path))
+    doc = record.doc
+    assert doc["@timestamp"] == "2024-05-01T10:00:00.123000Z"
+    assert doc["event"]["id"] == "3f0c-1" and doc["event"]["provider"] == "Exchange"
+    assert doc["source"] == {"ip": "10.1.2.3"} and doc["custodes"]["object"]["id"] == "a"
+    assert doc["custodes"]["activity"] == "mail_forward" and doc["email"]["to"]["address"] == ["a@b.example"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(fmt=st.sampled_from(["m365", "google-workspace", "okta", "auto"]),
+       lines=st.lists(st.one_of(st.binary(max_size=60),
+                                (json_values | _records(M365_KEYS) | _records(GWS_KEYS) | _records(OKTA_KEYS))
+                                .map(lambda v: json.dumps(v).encode())), max_size=6))
+def test_reading_any_bytes_never_crashes(tmp_path: Path, fmt: str, lines: list[bytes]) -> None:
+    path = tmp_path / "input.jsonl"
+    path.write_bytes(b"\n".join(line.replace(b"\n", b" ") for line in lines) + b"\n")
+    try:
+        records = list(read(path, fmt=fmt))
+    except Exception as exc:  # a whole-file problem is a usage error, never anything else
+        from stream.normalise import FormatError
+        assert isinstance(exc, FormatError), exc
+        return
+    for record in records:
+        assert record.ok or record.error.reason in REASONS
