@@ -17,6 +17,19 @@ upper bound of the records in all its buckets (``t``: an event
 is only checked against the window when that bound or the number of ids held is over a threshold);
 plus the open alert windows (:mod:`detectors.suppression`). The window is measured in whole buckets,
 so its edge is exact to ``bucket_s``.
+
+Documents, not only records: a document download or export (a Drive or SharePoint file, an attachment
+saved) touches no records, so it also counts the *distinct documents* a person downloads or exports
+(``document_kinds``) within ``document_window_s`` (5 minutes by default), per sensitivity:
+``min_documents`` or more raises an alert (20 for medium, the default sensitivity of a document whose
+source says none: a common public rule fires at 20 in 5 minutes). A document is its
+``custodes.object.id`` (drive item, SharePoint object, file path), else its ``file.name`` when the
+event reports no records (an export of records with a file name is a record export, counted above).
+A failed download (``event.outcome`` failure) is not counted. The same document again is not counted
+again: it is remembered with the time it was last seen. State
+per sensitivity: at most twice ``min_documents`` short hashes (6 bytes) with that time, the oldest
+making way when full (so an alert reports up to twice the threshold exactly, "at least" beyond), and
+the last few contributing event ids for evidence (as for records).
 """
 
 from __future__ import annotations
@@ -46,7 +59,8 @@ class BulkExportConfig(DetectorConfig):
     """Hits within this long of an alert's first hit fold into it."""
     kinds: tuple[str, ...] = ("export", "record_access", "print", "removable_media", "web_upload", "share")
     message_attachments: bool = True
-    """Also count ``message`` events that carry an attachment (``file.name`` or ``custodes.media``)."""
+    """Also count ``message`` events that carry an attachment (``file.name``, ``custodes.media`` or
+    ``email.attachments``)."""
     default_sensitivity: str = "medium"
     max_records: dict[str, int] = field(
         default_factory=lambda: {"low": 5000, "medium": 1000, "high": 200, "special": 50}
@@ -54,6 +68,13 @@ class BulkExportConfig(DetectorConfig):
     max_distinct_records: dict[str, int] = field(
         default_factory=lambda: {"low": 1000, "medium": 300, "high": 100, "special": 25}
     )
+    document_kinds: tuple[str, ...] = ("export",)
+    """Activities whose documents (``custodes.object.id``, else ``file.name``) are counted."""
+    document_window_s: int = 300
+    min_documents: dict[str, int] = field(
+        default_factory=lambda: {"low": 40, "medium": 20, "high": 10, "special": 5}
+    )
+    """Distinct documents within ``document_window_s`` that raise an alert (this many or more)."""
     evidence_from: float = 0.25
     """An event is kept as evidence (the latest few, for the alert) when its window holds at least this
     fraction of either threshold; an in-order event whose window holds less clears it. A user far below
@@ -70,18 +91,29 @@ def _hash_id(record_id: str) -> str:
 
 class BulkExport(Detector):
     id = "bulk_export"
-    version = 1
-    summary = "More records exported, printed, copied or looked up than the dataset's sensitivity allows in a window."
+    version = 2
+    """2: also counts distinct documents downloaded or exported (``min_documents``)."""
+    summary = ("More records exported, printed, copied or looked up than the dataset's sensitivity allows in a "
+               "window, or more distinct documents downloaded or exported in a few minutes.")
     Config = BulkExportConfig
     config: BulkExportConfig
 
     def needs(self) -> Needs:
         """Its newest event time counts only the events it counts, so a batch with none is skipped."""
-        return Needs(kinds=self._kinds | ({"message"} if self.config.message_attachments else set()))
+        return Needs(kinds=self._counted | ({"message"} if self.config.message_attachments else set()))
 
     @cached_property
     def _kinds(self) -> frozenset[str]:
         return frozenset(self.config.kinds)
+
+    @cached_property
+    def _document_kinds(self) -> frozenset[str]:
+        return frozenset(self.config.document_kinds)
+
+    @cached_property
+    def _counted(self) -> frozenset[str]:
+        """Activities counted as records or as documents."""
+        return self._kinds | self._document_kinds
 
     @cached_property
     def _limits(self) -> dict[str, tuple[float, float, int, float, float]]:
@@ -98,10 +130,10 @@ class BulkExport(Detector):
         return out
 
     def counts(self, ev: Event) -> bool:
-        if ev.kind in self._kinds:
+        if ev.kind in self._counted:
             return True
         return (ev.kind == "message" and self.config.message_attachments
-                and bool(ev.file_name or ev.media))
+                and bool(ev.file_name or ev.media or ev.attachment_count))
 
     def process(
         self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock
@@ -115,20 +147,36 @@ class BulkExport(Detector):
             levels = st["l"] = {}
         newest: float | None = st.get("n")
         kinds = self._kinds
+        counted = self._counted
+        document_kinds = self._document_kinds
         attachments = cfg.message_attachments
         late = cfg.window_s + cfg.grace_s
+        late_document = cfg.document_window_s + cfg.grace_s
         default_sensitivity = cfg.default_sensitivity
         # 1. the counted events, with the newest time when each was seen, by sensitivity
         groups: dict[str, list[tuple[int, Event, int, float]]] = {}
+        documents: list[tuple[int, Event, str, float]] | None = None
         top = -math.inf if newest is None else newest
         for i, ev in enumerate(events):
-            if ev.kind not in kinds and not (ev.kind == "message" and attachments and (ev.file_name or ev.media)):
+            kind = ev.kind
+            if kind not in counted and not (
+                    kind == "message" and attachments and (ev.file_name or ev.media or ev.attachment_count)):
                 continue
             ts = ev.ts
             if ts > top:
                 top = ts
+            if kind in document_kinds and ts > top - late_document and ev.outcome != "failure":
+                document = ev.object_id
+                if document is None and ev.record_count is None and not ev.record_ids:
+                    document = ev.file_name
+                if document:
+                    if documents is None:
+                        documents = []
+                    documents.append((i, ev, document, top))
             if ts <= top - late:
                 continue  # too late to matter: its window has closed
+            if kind not in kinds and kind != "message":
+                continue  # counted as a document only
             records = ev.record_count
             if records is None:
                 records = len(ev.record_ids)
@@ -195,7 +243,7 @@ class BulkExport(Detector):
                     if ids and ev.ts >= at:
                         ids.clear()
                     continue
-                in_window, distinct = self._window(lvl, ev)
+                in_window, distinct = self._window(lvl, ev, late=ev.ts < at)
                 if in_window >= note_records or distinct >= note_ids:
                     ids.append(ev.id)
                 elif ids and ev.ts >= at:
@@ -207,6 +255,13 @@ class BulkExport(Detector):
             if len(ids) > EVIDENCE_EVENTS_MAX:
                 del ids[:-EVIDENCE_EVENTS_MAX]
             lvl["t"] = total
+        document_levels: dict[str, Any] | None = st.get("m")
+        if documents:
+            if document_levels is None:
+                document_levels = st["m"] = {}
+            document_hits = self._count_documents(documents, document_levels)
+            if document_hits:
+                found = document_hits if found is None else found + document_hits
         alerts: list[Alert] = []
         opened = st.get("o")
         if found:
@@ -216,8 +271,12 @@ class BulkExport(Detector):
             fold = Folding(self, opened, cfg.suppress_s, cfg.window_s + cfg.suppress_s + cfg.grace_s)
             for _, hit, at, evidence in found:
                 rec = fold.add(hit, at)
-                rec["r"] = max(rec.get("r", 0), hit.facts["records"])
-                rec["u"] = max(rec.get("u", 0), hit.facts["distinct_records"])
+                facts = hit.facts
+                if "documents" in facts:
+                    rec["m"] = max(rec.get("m", 0), facts["documents"])
+                else:
+                    rec["r"] = max(rec.get("r", 0), facts["records"])
+                    rec["u"] = max(rec.get("u", 0), facts["distinct_records"])
                 rec["e"] = evidence
         if newest is not None:
             horizon = newest - 2 * cfg.window_s - cfg.grace_s
@@ -233,9 +292,13 @@ class BulkExport(Detector):
                     del levels[sens]
             if opened:
                 expire_open(opened, newest, max(cfg.window_s + cfg.suppress_s + cfg.grace_s, cfg.suppress_s))
+            if document_levels:
+                self._expire_documents(document_levels, newest)
+                if not document_levels:
+                    del st["m"]
         if found:
             alerts = fold.alerts(subject, self._describe)
-        if not levels and not opened:
+        if not levels and not opened and not document_levels:
             return None, alerts
         st["o"] = opened if opened is not None else {}
         st["n"] = newest
@@ -273,21 +336,131 @@ class BulkExport(Detector):
                 lvl["d"] = {h: t for h, t in seen.items() if t > gone}
         return False
 
+    # -- documents ------------------------------------------------------------------------------
+
+    def _count_documents(self, documents: list[tuple[int, Event, str, float]], document_levels: dict[str, Any]
+                         ) -> list[tuple[int, Hit, float, list[str]]] | None:
+        """Count each document event (arrival order; ``at``: the newest time when it was seen) into its
+        sensitivity's level ``{"d": {hash: last seen}, "e": [evidence ids]}``; the hits of those whose
+        window holds ``min_documents`` or more distinct documents.
+
+        At most ``2 * min_documents`` hashes are held: when full, those too old to count for any event
+        still accepted go first (decided from ``at``, so batching cannot change what is held), then the
+        oldest makes way for a newer one (the window holding them all was at the threshold already). A
+        late event is judged by the busiest window that contains it (:func:`_distinct_around`)."""
+        cfg = self.config
+        window_s = cfg.document_window_s
+        reach = 2 * window_s + cfg.grace_s
+        default_sensitivity = cfg.default_sensitivity
+        thresholds = cfg.min_documents
+        found: list[tuple[int, Hit, float, list[str]]] | None = None
+        for i, ev, document, at in documents:
+            sens = ev.sensitivity
+            if sens not in _SENSITIVITIES:
+                sens = default_sensitivity
+            most = thresholds.get(sens)
+            if not most:
+                continue
+            cap = 2 * most
+            lvl = document_levels.get(sens)
+            if lvl is None:
+                lvl = document_levels[sens] = {"d": {}, "e": []}
+            seen: dict[str, float] = lvl["d"]
+            ids: list[str] = lvl["e"]
+            ts = ev.ts
+            h = _hash_id(document)
+            last = seen.get(h)
+            if last is None:
+                if len(seen) >= cap:
+                    horizon = at - reach
+                    for old in [k for k, t in seen.items() if t <= horizon]:
+                        del seen[old]
+                if len(seen) < cap:
+                    seen[h] = ts
+                else:
+                    oldest = min(seen, key=seen.__getitem__)
+                    if seen[oldest] < ts:
+                        del seen[oldest]
+                        seen[h] = ts
+            elif ts > last:
+                seen[h] = ts
+            note = most * cfg.evidence_from
+            if len(seen) < note:  # far below: an in-order event ends the evidence
+                if ids and ts >= at:
+                    ids.clear()
+                continue
+            distinct = _distinct_around(seen, ts, window_s, late=ts < at)
+            if distinct >= note:
+                ids.append(ev.id)
+                if len(ids) > EVIDENCE_EVENTS_MAX:
+                    del ids[:-EVIDENCE_EVENTS_MAX]
+            elif ids and ts >= at:
+                ids.clear()
+            if distinct >= most:
+                if found is None:
+                    found = []
+                found.append((i, self._document_hit(sens, ev, distinct, most, distinct >= cap), at, list(ids)))
+        return found
+
+    def _expire_documents(self, document_levels: dict[str, Any], newest: float) -> None:
+        """Drop the documents too old to count for any event still accepted, and empty levels."""
+        horizon = newest - 2 * self.config.document_window_s - self.config.grace_s
+        for sens, lvl in list(document_levels.items()):
+            seen = lvl["d"]
+            if seen and min(seen.values()) <= horizon:
+                seen = lvl["d"] = {h: t for h, t in seen.items() if t > horizon}
+            if not seen:
+                del document_levels[sens]
+
+    def _document_hit(self, sens: str, ev: Event, documents: int, most: int, at_cap: bool) -> Hit:
+        cfg = self.config
+        ratio = documents / most
+        score = min(100.0, round(40 + 15 * math.log2(max(ratio, 1.0)) + 8 * SENSITIVITIES.index(sens), 1))
+        return Hit(
+            key=f"documents:{sens}", event=ev, score=score, title="", explanation="",
+            facts={
+                "sensitivity": sens,
+                "document_window_s": cfg.document_window_s,
+                "documents": documents,
+                "min_documents": most,
+                "documents_at_least": at_cap,
+                "dataset": ev.dataset,
+                "channel": ev.channel or ev.kind,
+            },
+        )
+
     # -- evaluation -----------------------------------------------------------------------------
 
-    def _window(self, lvl: dict[str, Any], ev: Event) -> tuple[int, int]:
-        """The records and the distinct record ids of the level in the event's window."""
+    def _window(self, lvl: dict[str, Any], ev: Event, late: bool = False) -> tuple[int, int]:
+        """The records and the distinct record ids of the level in the event's window; for an event that
+        arrived after newer ones (``late``: re-keyed from another partition, a late shipper), the most of
+        each in any window that contains it (ending at its bucket or a later one within a window), so
+        arrival order does not hide a burst."""
         cfg = self.config
         at = ev.ts
         bucket_s = cfg.bucket_s
-        start = math.floor(at / bucket_s) * bucket_s - cfg.window_s + bucket_s
+        first = math.floor(at / bucket_s) * bucket_s
+        start = first - cfg.window_s + bucket_s
+        buckets = lvl["b"]
+        seen = lvl["d"].values()
         total: float = 0
-        for b, n in lvl["b"]:
+        for b, n in buckets:
             if b > at:
                 break
             if b >= start:
                 total += n
-        return int(total), sum(1 for t in lvl["d"].values() if start <= t <= at)
+        distinct = sum(1 for t in seen if start <= t <= at)
+        if late:
+            last = first + cfg.window_s - bucket_s
+            for end in [b for b, _ in buckets if first < b <= last]:
+                begin = end - cfg.window_s + bucket_s
+                n = sum([c for b, c in buckets if begin <= b <= end])
+                if n > total:
+                    total = n
+                d = sum(1 for t in seen if begin <= t <= end)
+                if d > distinct:
+                    distinct = d
+        return int(total), distinct
 
     def _hit(self, sens: str, ev: Event, records: int, distinct: int) -> Hit:
         """The hit of an event whose window holds ``records`` records and ``distinct`` ids, over a threshold."""
@@ -316,6 +489,19 @@ class BulkExport(Detector):
     def _describe(self, rec: dict[str, Any], hit: Hit) -> tuple[str, str]:
         cfg = self.config
         sens = hit.facts["sensitivity"]
+        if "documents" in hit.facts:
+            documents = hit.facts["documents"] = rec.get("m", hit.facts["documents"])
+            most = hit.facts["min_documents"]
+            how_many = f"at least {documents:,}" if documents >= 2 * most else f"{documents:,}"
+            minutes = cfg.document_window_s // 60
+            where = f" from {hit.event.dataset}" if hit.event.dataset else ""
+            return (
+                f"Bulk download: {how_many} {sens}-sensitivity documents in {minutes} min",
+                f"Within {minutes} minutes of event time this user downloaded or exported {how_many} "
+                f"distinct documents of {sens}-sensitivity data{where} (threshold {hit.facts['min_documents']:,}; "
+                f"latest via {hit.facts['channel']}). The same document again is not counted twice. The "
+                f"thresholds are set per sensitivity in config (detectors.bulk_export.min_documents).",
+            )
         records, distinct = rec.get("r", 0), rec.get("u", 0)
         hit.facts["records"], hit.facts["distinct_records"] = records, distinct
         max_records = cfg.max_records.get(sens)
@@ -335,6 +521,20 @@ class BulkExport(Detector):
         )
         title = f"Bulk export: {max(records, distinct):,} {sens}-sensitivity records in {minutes} min"
         return title, explanation
+
+
+def _distinct_around(seen: dict[str, float], ts: float, window_s: float, late: bool) -> int:
+    """The distinct documents in the window ending at ``ts``; for an event that arrived after newer ones
+    (``late``), in the busiest window that contains it (ending at ``ts`` or at a newer document less than
+    a window later), so arrival order does not hide a burst."""
+    start = ts - window_s
+    best = sum(1 for t in seen.values() if start < t <= ts)
+    if late:
+        for end in {t for t in seen.values() if ts < t < ts + window_s}:
+            n = sum(1 for t in seen.values() if end - window_s < t <= end)
+            if n > best:
+                best = n
+    return best
 
 
 def _insert(buckets: list[list[float]], bucket: float, records: int) -> None:

@@ -30,8 +30,15 @@ ACTIVITY_KINDS = frozenset(
     }
 )
 """``custodes.activity``. ``membership`` (joins/leaves of a monitored group) and ``review`` (a
-reviewer's own action in the review app) extend the list in the foundation issue; ``other`` is an
-event that carries none of the signals the detectors use (an ECS document shipped as it is)."""
+reviewer's own action in the review app) extend the list in the foundation issue; ``mail_forward`` (a
+mailbox auto-forwarding, inbox or redirect rule created or changed; its targets in ``email.to.address``)
+came with real sources (issue 16); ``other`` is an event that carries none of the signals the detectors
+use (an ECS document shipped as it is)."""
+
+SHARE_VISIBILITIES = ("anyone", "external", "domain", "internal")
+"""``custodes.share.visibility`` of a ``share``: ``anyone`` = public / anyone with the link / anonymous
+link; ``external`` = named recipients outside the organisation; ``domain`` = the whole organisation;
+``internal`` = named people inside it."""
 
 SENSITIVITIES = ("low", "medium", "high", "special")
 """``custodes.dataset.sensitivity``, ascending. ``special`` is special-category personal data."""
@@ -66,6 +73,17 @@ class Event:
     lon: float | None = None
     content: str | None = None
     media: tuple[dict[str, Any], ...] = ()
+    object_id: str | None = None
+    """``custodes.object.id``: the document, file, drive item or SharePoint object the event touched."""
+    share_visibility: str | None = None
+    """``custodes.share.visibility``: one of :data:`SHARE_VISIBILITIES`."""
+    file_extension: str | None = None
+    """``file.extension``, lower-case, without the dot."""
+    attachment_count: int | None = None
+    """How many entries ECS ``email.attachments`` holds (None when absent)."""
+    identity_alias: str | None = None
+    """``custodes.identity.alias``: the id the source gave (UPN, e-mail, DOMAIN\\sam, staff number …) when
+    the staff directory resolved it to the person id now in ``user_id``."""
     doc: dict[str, Any] | None = field(default_factory=dict, repr=False, compare=False)
     """The validated document; None when only ``raw`` is kept (see :attr:`document`)."""
     raw: bytes | None = field(default=None, repr=False, compare=False)

@@ -1,6 +1,8 @@
 """need_to_know: record look-ups without a business reason, of restricted records, or of neighbours.
 
-Each look-up (``record_access``) is classified, possibly under several reasons:
+Each look-up (``record_access``) is classified, possibly under several reasons (a document opened in
+Drive or SharePoint, which has a ``custodes.object.id`` but names no record, count or dataset, is not a
+look-up of a person's record and is not judged):
 
 ``no_case``       no case reference (``custodes.case.ref``)
 ``unknown_case``  a case reference the case register (reference kind ``case``) does not hold
@@ -133,6 +135,8 @@ class NeedToKnow(RuleDetector):
         cfg = self.config
         if ev.kind not in cfg.kinds or ev.ts <= newest - cfg.window_s - cfg.grace_s:
             return ()
+        if ev.object_id is not None and not ev.record_ids and ev.record_count is None and ev.dataset is None:
+            return ()  # a document opened (Drive, SharePoint), naming no record or dataset: not a look-up
         found = self.reasons(subject, ev, ref)
         if not found:
             return ()

@@ -27,10 +27,14 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
 import orjson
+
+from .identity import IdentityIndex
+from .identity import build as build_identities
 
 KINDS = ("staff", "case", "restricted", "sharing", "app", "peer")
 KEY_FIELDS = {
@@ -60,6 +64,9 @@ class ReferenceError(ValueError):  # noqa: A001 - the domain's own name, not the
 @dataclass(frozen=True, slots=True)
 class Staff:
     user_id: str
+    aliases: tuple[str, ...] = ()
+    """Every other id the person is known by in some source (UPN, e-mail, Google profile id,
+    ``DOMAIN\\sam``, staff number, device IMEIs): see :mod:`detectors.identity`."""
     team: str | None = None
     role: str | None = None
     home_postcode_area: str | None = None
@@ -197,7 +204,7 @@ def _parse(kind: str, rec: Mapping[str, Any]) -> tuple[str, Any]:
         if area is not None and postcode_area(area) is None:
             raise ReferenceError("home_postcode_area is not a UK postcode area or district")
         return key, Staff(
-            user_id=key, team=_text(rec, "team"), role=_text(rec, "role"),
+            user_id=key, aliases=tuple(_list(rec, "aliases")), team=_text(rec, "team"), role=_text(rec, "role"),
             home_postcode_area=postcode_area(area), start_date=start, leave_date=leave,
             left_at=_instant_after(leave, "leave_date") if leave else None,
         )
@@ -292,6 +299,8 @@ class Reference:
             return self
         frozen = {attr: MappingProxyType(t) for attr, t in tables.items()}
         new = replace(self, **frozen, version=self.version + n)  # type: ignore[arg-type]
+        if "staff" not in frozen and "identities" in self.__dict__:  # the alias index still holds
+            new.__dict__["identities"] = self.__dict__["identities"]
         if "sharing" in frozen:
             by_domain, by_name = _index_parties(new.sharing)
             object.__setattr__(new, "_by_domain", by_domain)
@@ -302,6 +311,11 @@ class Reference:
 
     def person(self, user_id: str) -> Staff | None:
         return self.staff.get(user_id)
+
+    @cached_property
+    def identities(self) -> IdentityIndex:
+        """Every alias of the staff directory -> person id (built once per directory snapshot)."""
+        return build_identities(self.staff.values())
 
     def parties_for_domain(self, domain: str) -> tuple[Party, ...]:
         """Parties registered for ``domain`` or a parent of it (``upload.acme.example`` -> ``acme.example``)."""

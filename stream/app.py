@@ -164,7 +164,7 @@ def create_app(
         from .rules import rules_gauge
 
         rules_gauge(registry, sigma_unit.rules)
-    pipeline = Pipeline(settings, detectors, clock, metrics)
+    pipeline = Pipeline(settings, detectors, clock, metrics, reference=holder)
     t = settings.topics
     app = faust.App(
         settings.app_id,

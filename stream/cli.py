@@ -299,8 +299,8 @@ def ingest(ctx: Context, files: tuple[Path, ...], fmt: str, mapping: Path | None
     dead = sum(counts.dead_lettered.values())
     click.echo(f"{plural(counts.records, 'record')} read: {plural(counts.events, 'event')} sent in "
                f"{plural(counts.messages, 'message')}, {dead:,} dead-lettered ({elapsed:.1f} s)")
-    for reason, n in sorted(counts.dead_lettered.items()):
-        click.echo(f"  {reason}: {n:,}")
+    for line in counts.summary.lines(counts.dead_lettered):
+        click.echo(line)
 
 
 def _iso_times(alert: dict) -> dict:
@@ -370,8 +370,8 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
     click.echo(f"{result.consumed:,} events: {result.processed:,} processed ({result.duplicates:,} duplicates "
                f"dropped), {dead:,} dead-lettered, {result.expired:,} expired; {len(alerts):,} alerts "
                f"({elapsed:.1f} s, {rate:,.0f} events/s)", err=True)
-    for reason, n in sorted(result.dead_lettered.items()):
-        click.echo(f"  {reason}: {n:,}", err=True)
+    for line in result.summary.lines(result.dead_lettered):
+        click.echo(line, err=True)
 
 
 @main.command()
@@ -669,6 +669,60 @@ def reference_check(ctx: Context) -> None:
         raise click.ClickException(str(exc)) from None
     files = reference_files(settings.reference_dir)
     click.echo(f"{settings.reference_dir}: {len(files)} file(s) load cleanly: {', '.join(sorted(files)) or 'none'}")
+
+
+@main.command("deadletters")
+@click.option("--limit", default=20, show_default=True, help="Show the last N dead letters (all are counted).")
+@click.option("--reason", help="Only dead letters of this reason (e.g. missing_user).")
+@pass_ctx
+def deadletters(ctx: Context, limit: int, reason: str | None) -> None:
+    """Read the dead-letter topic: per dead letter its reason, field path, source (topic/partition/offset
+    or file:line), the detail and a redacted excerpt of the input; then the count per reason."""
+    from .deadletters import read_topic
+
+    settings = _broker(ctx.settings())
+    letters, counts = read_topic(settings.broker or "", settings.topics.dead_letter, limit, reason)
+    for one in letters:
+        click.echo(one.line())
+    total = sum(counts.values())
+    summary = ", ".join(f"{r} {n:,}" for r, n in counts.most_common())
+    click.echo(f"{total:,} dead letters on {settings.topics.dead_letter}" + (f": {summary}" if summary else ""))
+
+
+@main.group()
+def mapping() -> None:
+    """Mapping files (config/mappings/*.toml) for a site's own logs."""
+
+
+@mapping.command("check")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--sample", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A sample of the log the mapping reads.")
+@click.option("--limit", default=200, show_default=True, help="Records shown one by one (all are counted).")
+@pass_ctx
+def mapping_check(ctx: Context, file: Path, sample: Path, limit: int) -> None:
+    """Show what each record of SAMPLE becomes through the mapping FILE, or why it is refused (line
+    number, reason, field path). Exit 1 when the mapping cannot be loaded or every record is refused."""
+    from .normalise.activities import TableError
+    from .normalise.activities import load as load_table
+    from .normalise.mapping import load as load_mapping
+    from .normalise.sample import check
+
+    settings = ctx.settings()
+    with _input_errors():
+        loaded = load_mapping(file)
+        try:
+            table = load_table(settings.activities_file) if settings.activities_file else None
+        except TableError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{file}: loads cleanly ({loaded.format}{', keys case-insensitive' if loaded.ignore_case else ''}"
+                   f", {len(loaded.when)} event kind(s))")
+        last = ""
+        for line in check(sample, loaded, table=table, limit=limit, org_domains=settings.internal_domains):
+            click.echo(line)
+            last = line
+    if " 0 events," in last and not last.startswith("0 records"):
+        sys.exit(1)
 
 
 @main.command("config")

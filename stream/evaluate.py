@@ -100,7 +100,8 @@ def run_detectors(settings: Settings, directory: Path, as_of: float):
 
     tune_for_throughput()
     settings = settings.model_copy(update={"reference_dir": directory / "reference"})
-    pipeline = Pipeline(settings, detectors_for(settings)[1], lambda: as_of)
+    holder, detectors = detectors_for(settings)
+    pipeline = Pipeline(settings, detectors, lambda: as_of, reference=holder)
     result = ReplayResult()
 
     def chunks() -> Iterator[bytes]:

@@ -2,8 +2,10 @@
 
 Events are packed per home partition of their user (up to ``ingest_batch_events`` events and
 ``ingest_batch_max_bytes`` bytes per message, newline-delimited), so the worker needs no repartition
-hop. A record that cannot be normalised goes straight
-to the dead-letter topic with its reason, like the worker's rejects: nothing is dropped silently.
+hop: the person's, when the staff directory (``reference_dir``) knows the id as an alias (the worker
+resolves it again at decode; ids it does not know are counted in the summary). A record that cannot be
+normalised goes straight to the dead-letter topic with its reason, like the worker's rejects: nothing is
+dropped silently.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from kafka import KafkaProducer
 from .partitioning import home_partition
 from .pipeline import cut_for_dead_letter
 from .settings import Settings
+from .summary import Summary
 from .topics import ensure_topics
 
 
@@ -27,6 +30,9 @@ class IngestCounts:
     events: int = 0
     messages: int = 0
     dead_lettered: Counter[str] = field(default_factory=Counter)
+    summary: Summary = field(default_factory=Summary)
+    """Events by source and activity (as the worker's activity table will classify them), first places
+    of each dead-letter reason."""
 
 
 def ingest(
@@ -36,7 +42,14 @@ def ingest(
     mapping: Path | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> IngestCounts:
+    from .normalise.activities import load as load_activities
     from .normalise.files import canonical_bytes, read
+    from .reference import load_dir
+
+    table = load_activities(settings.activities_file) if settings.activities_file is not None else None
+    directory = load_dir(settings.reference_dir)
+    staff = directory.staff
+    identities = directory.identities if staff else None
 
     bootstrap = settings.broker or ""
     ensure_topics(settings, bootstrap)
@@ -68,8 +81,10 @@ def ingest(
                                          timestamp_ms=int(stamp * 1000) if stamp else None))
             counts.messages += 1
 
-    def dead_letter(source: Path, line: int, raw: bytes, reason: str, detail: str) -> None:
+    def dead_letter(source: Path, line: int, raw: bytes, reason: str, detail: str,
+                    field_path: str | None = None) -> None:
         counts.dead_lettered[reason] += 1
+        counts.summary.dead(reason, f"{source}:{line}", field_path)
         value, cut = cut_for_dead_letter(raw, settings.dead_letter_max_bytes)
         futures.append(producer.send(
             settings.topics.dead_letter,
@@ -79,25 +94,35 @@ def ingest(
                 ("custodes.detail", detail.encode()),
                 ("custodes.source.file", str(source).encode()),
                 ("custodes.source.line", str(line).encode()),
+                *([("custodes.field", field_path.encode())] if field_path else []),
                 *cut,
             ],
         ))
 
     try:
         for path in paths:
-            for record in read(path, fmt=fmt, mapping=mapping):
+            for record in read(path, fmt=fmt, mapping=mapping, org_domains=settings.internal_domains):
                 counts.records += 1
                 if progress is not None:
                     progress(len(record.raw) + 1)
                 if record.error is not None:
-                    dead_letter(path, record.line, record.raw, record.error.reason, record.error.detail)
+                    dead_letter(path, record.line, record.raw, record.error.reason, record.error.detail,
+                                record.error.field)
                     continue
+                _count(counts.summary, table, record.doc)
                 line = canonical_bytes(record.doc)
                 if len(line) > max_bytes:
                     dead_letter(path, record.line, record.raw, "event_too_large",
                                 f"event is {len(line)} bytes, more than ingest_batch_max_bytes ({max_bytes})")
                     continue
                 user = _user_of(record.doc)
+                if user and identities is not None and user not in staff:
+                    person = identities.resolve(user)
+                    if person is None:
+                        label = table.dataset_label(record.doc) if table is not None else "unknown"
+                        counts.summary.unknown_identities[label] += 1
+                    else:
+                        user = person  # the worker would re-key it there: send it there
                 p = home_partition(user, partitions) if user else 0
                 if pending_bytes.get(p, 0) + len(line) + 1 > max_bytes:
                     flush(p)  # the next line would make the message too big for the broker
@@ -122,6 +147,20 @@ def ingest(
     finally:
         producer.close()
     return counts
+
+
+def _count(summary: Summary, table, doc: dict) -> None:
+    """Count an event by source and by the activity the worker will give it."""
+    from .schema import lookup
+
+    kind = lookup(doc, "custodes.activity")
+    if not isinstance(kind, str) or not kind:
+        kind = table.classify(doc) if table is not None else None
+        if kind is None:
+            kind = "other"
+            if table is not None:
+                summary.unclassified[table.dataset_label(doc)] += 1
+    summary.event(doc, kind)
 
 
 def _time_of(doc: dict) -> float | None:

@@ -30,6 +30,16 @@ class PipelineMetrics:
             "custodes_events_dead_lettered_total", "Events sent to the dead-letter topic, by reason.",
             ["reason"], registry=registry,
         )
+        self.unclassified = Counter(
+            "custodes_events_unclassified_total", "Events without custodes.activity that no rule of the "
+            "activity table matched (kept as kind other), by dataset: one the table names, 'other' or "
+            "'unknown' (none given).", ["dataset"], registry=registry,
+        )
+        self.unknown_identities = Counter(
+            "custodes_identities_unknown_total", "Events whose user id is neither a person id nor an alias in "
+            "the loaded staff directory (processed under the id as given), by source: a dataset the activity "
+            "table names, 'other' or 'unknown' (none given).", ["source"], registry=registry,
+        )
         self.expired = Counter(
             "custodes_events_expired_total", "Events older than the retention window, not processed.",
             registry=registry,

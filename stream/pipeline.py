@@ -34,6 +34,7 @@ from detectors.alert import Alert
 from detectors.base import Clock, Detector
 from detectors.engine import Engine, Failure
 from detectors.event import Event
+from detectors.reference import ReferenceHolder
 
 from .metrics import PipelineMetrics
 from .schema import Invalid, Limits, decode, validate
@@ -50,6 +51,8 @@ class DeadLetter:
     offset: int
     line: int
     detector: str | None = None
+    field: str | None = None
+    """The field path the problem is at, when known (header ``custodes.field``)."""
 
     def headers(self) -> list[tuple[str, bytes]]:
         out = [
@@ -62,6 +65,8 @@ class DeadLetter:
         ]
         if self.detector:
             out.append(("custodes.detector", self.detector.encode()))
+        if self.field:
+            out.append(("custodes.field", self.field.encode()))
         return out
 
     def record(self, max_bytes: int) -> tuple[bytes, list[tuple[str, bytes]]]:
@@ -213,8 +218,13 @@ class Pipeline:
         detectors: Sequence[Detector],
         clock: Clock = time.time,
         metrics: PipelineMetrics | None = None,
+        reference: ReferenceHolder | None = None,
     ) -> None:
         self.settings = settings
+        self.reference = reference
+        """The reference data the detectors read: its staff directory resolves aliases at decode."""
+        self.unknown_identities: dict[str, int] = {}
+        """Events whose user id the loaded staff directory does not know, per source label (bounded)."""
         self.clock = clock
         self.metrics = metrics
         self.limits: Limits = settings.event_limits
@@ -228,6 +238,14 @@ class Pipeline:
                 spent[det_id] = spent.get(det_id, 0.0) + seconds
 
         self.engine = Engine(detectors, clock, observe)
+        self.activities = None
+        """The activity table (config/activities.toml): activity for events that carry none."""
+        if settings.activities_file is not None:
+            from .normalise.activities import load as load_activities
+
+            self.activities = load_activities(settings.activities_file)
+        self.unclassified: dict[str, int] = {}
+        """Events no rule of the activity table matched, per dataset label (bounded), since the start."""
 
     def publish_timings(self) -> None:
         """Add the time spent per detector to ``custodes_detector_seconds_total`` (once per micro-batch)."""
@@ -254,6 +272,9 @@ class Pipeline:
         oldest = now - self.settings.retention_s
         latest = now + self.settings.max_future_s
         dedupe = self.settings.dedupe_events > 0
+        ref = self.reference.current if self.reference is not None else None
+        staff = ref.staff if ref is not None else None  # no directory loaded: ids are taken as given
+        unknown: dict[str, int] | None = None  # events whose id the directory does not know, per source
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 if len(lines) == 1:  # an empty message is bad input, not nothing
@@ -266,12 +287,15 @@ class Pipeline:
                 doc = decode(line, self.limits)
                 ev = validate(doc, line, self.limits, keep_doc=False)
             except Invalid as exc:
-                out.dead.append(DeadLetter(line, exc.reason, exc.detail, topic, partition, offset, number))
+                out.dead.append(DeadLetter(line, exc.reason, exc.detail, topic, partition, offset, number,
+                                           field=exc.field))
                 continue
             except RecursionError:
                 out.dead.append(DeadLetter(line, "too_deeply_nested", "event nests too deeply", topic,
                                            partition, offset, number))
                 continue
+            if ev.kind == "other" and self.activities is not None:
+                self._derive_activity(ev)
             if ev.ts < oldest:
                 out.expired += 1
                 continue
@@ -279,12 +303,20 @@ class Pipeline:
                 out.dead.append(DeadLetter(
                     line, "timestamp_in_future",
                     f"@timestamp is more than {self.settings.max_future_s} s ahead of now",
-                    topic, partition, offset, number,
+                    topic, partition, offset, number, field="@timestamp",
                 ))
                 continue
+            known = True
+            if staff and ev.user_id not in staff:
+                known = self._resolve(ev, ref)  # type: ignore[arg-type]
             if home is not None and home(ev.user_id) != partition:
                 out.reroute.append((ev.user_id, line, number))
-                continue
+                continue  # resolved (and counted if unknown) again where it is re-keyed to
+            if not known:
+                if unknown is None:
+                    unknown = {}
+                label = self._source_label(ev)
+                unknown[label] = unknown.get(label, 0) + 1
             group = out.groups.get(ev.user_id)
             if group is None:
                 group = out.groups[ev.user_id] = []
@@ -295,7 +327,76 @@ class Pipeline:
                 out.digests[ev.user_id].append(content_digest(ev, ev.doc if ev.doc is not None else doc))
             if out.newest_ts is None or ev.ts > out.newest_ts:
                 out.newest_ts = ev.ts
+        if unknown:
+            self._count_unknown(unknown)
         return out
+
+    def _resolve(self, ev: Event, ref: Any) -> bool:
+        """Resolve an event's user id that is not a person id through the staff directory's aliases
+        (detectors/identity.py): ``user_id`` becomes the person id and the id the source gave is kept
+        in ``identity_alias`` (and in the document: ``user.id`` rewritten, ``custodes.identity.alias``).
+        False when the directory does not know the id: the event goes on under the id as given."""
+        alias = ev.user_id
+        person = ref.identities.resolve(alias)
+        if person is None:
+            return False
+        if person == alias:
+            return True
+        ev.user_id = person
+        ev.identity_alias = alias
+        doc = ev.doc
+        if doc is None and ev.raw is not None:  # a closed document kept as text: decoded to be rewritten
+            doc = ev.doc = orjson.loads(ev.raw)
+            ev.raw = None
+        if doc is not None:
+            user = doc.get("user")
+            if type(user) is not dict:
+                user = doc["user"] = {}
+            user["id"] = person
+            custodes = doc.get("custodes")
+            if type(custodes) is not dict:
+                custodes = doc["custodes"] = {}
+            identity = custodes.get("identity")
+            if type(identity) is not dict:
+                identity = custodes["identity"] = {}
+            identity["alias"] = alias
+        return True
+
+    def _source_label(self, ev: Event) -> str:
+        """A bounded label for an event's source: the activity table's dataset label (a document kept
+        only as text, being closed, names no dataset: ``unknown``)."""
+        doc = ev.doc
+        return self.activities.dataset_label(doc) if self.activities is not None and doc else "unknown"
+
+    def _count_unknown(self, unknown: dict[str, int]) -> None:
+        """Ids neither a person id nor an alias of the loaded directory, per source: counted (once per
+        message, not per event), never silently taken for new people."""
+        total = self.unknown_identities
+        for label, n in unknown.items():
+            total[label] = total.get(label, 0) + n
+            if self.metrics is not None:
+                self.metrics.unknown_identities.labels(label).inc(n)
+
+    def _derive_activity(self, ev: Event) -> None:
+        """An event without ``custodes.activity``: its activity from the table (ECS event.category,
+        event.type, event.action, dataset); none matching -> still ``other``, counted per dataset."""
+        doc = ev.doc
+        if doc is None:  # a closed document kept as text: only event.action/outcome could match
+            if ev.raw is None or b'"activity"' in ev.raw:
+                return
+            doc = orjson.loads(ev.raw) if ev.action is not None else {}
+        custodes = doc.get("custodes")
+        if isinstance(custodes, dict) and custodes.get("activity") is not None:
+            return  # the source said "other"
+        assert self.activities is not None
+        kind = self.activities.classify(doc)
+        if kind is not None:
+            ev.kind = kind
+            return
+        label = self.activities.dataset_label(doc)
+        self.unclassified[label] = self.unclassified.get(label, 0) + 1
+        if self.metrics is not None:
+            self.metrics.unclassified.labels(label).inc()
 
     # -- detectors against state ----------------------------------------------------------------
 

@@ -40,7 +40,17 @@ def signature(directory: Path | None) -> tuple:
 
 
 def load_dir(directory: Path | None) -> Reference:
-    return load(reference_files(directory))
+    return _check_identities(load(reference_files(directory)))
+
+
+def _check_identities(reference: Reference) -> Reference:
+    """Build the staff directory's alias index now (not on the first event) and say, without naming
+    them, how many aliases are listed for more than one person (they resolve to nobody)."""
+    if reference.staff and reference.identities.ambiguous:
+        log.warning("%d alias(es) in the staff directory are listed for more than one person: events under "
+                    "them are counted as unknown identities until the directory is corrected",
+                    reference.identities.ambiguous)
+    return reference
 
 
 def detectors_for(settings: Settings, *, hot_rules: bool = False) -> tuple[ReferenceHolder, list]:
@@ -54,13 +64,27 @@ def detectors_for(settings: Settings, *, hot_rules: bool = False) -> tuple[Refer
     from .rules import detector_for, sigma_config
 
     holder = ReferenceHolder(load_dir(settings.reference_dir))
-    detectors = registry.build(settings.detectors, holder)
+    detectors = registry.build(with_org_domains(settings), holder)
     rules, unit = detector_for(settings, holder)
     if unit is None and hot_rules and settings.rules.enabled:
         unit = SigmaRules(rules, sigma_config(settings.rules), holder)
     if unit is not None:
         detectors.append(unit)
     return holder, detectors
+
+
+def with_org_domains(settings: Settings) -> dict[str, dict]:
+    """``settings.detectors`` with the site-wide ``org_domains`` (when set) added to the third-party
+    transfer detector's ``internal_domains``: the readers mark shares external by the same list."""
+    config = settings.detectors
+    if not settings.org_domains:
+        return config
+    from detectors.third_party_transfer import ThirdPartyTransferConfig
+
+    own = dict(config.get("third_party_transfer", {}))
+    domains = own.get("internal_domains", ThirdPartyTransferConfig.internal_domains)
+    own["internal_domains"] = [*domains, *(d for d in settings.org_domains if d not in domains)]
+    return {**config, "third_party_transfer": own}
 
 
 def topics(settings: Settings) -> dict[str, str]:

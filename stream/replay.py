@@ -17,6 +17,7 @@ from detectors.alert import Alert
 
 from .pipeline import DeadLetter, MicroBatch, Pipeline
 from .settings import Settings
+from .summary import Summary
 
 CHUNK_EVENTS = 500
 
@@ -32,6 +33,10 @@ class ReplayResult:
     canonical content): counted in ``processed``, not run through the detectors again."""
     dead_lettered: Counter[str] = field(default_factory=Counter)
     dead_letters: list[DeadLetter] = field(default_factory=list)
+    summary: Summary = field(default_factory=Summary)
+    """Events by source and activity, unclassified per dataset, first places of each dead-letter reason."""
+    origins: dict[int, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+    """(file, line) of each event of the messages of the micro-batch being run, by message offset."""
 
     def keep(self, alert: Alert) -> None:
         old = self.alerts.get(alert.id)
@@ -44,19 +49,25 @@ def _chunks(settings: Settings, paths: Iterable[Path], fmt: str, mapping: Path |
     from .normalise.files import canonical_bytes, read
 
     lines: list[bytes] = []
+    origins: list[tuple[str, int]] = []
+    chunk = 0
     for path in paths:
-        for record in read(path, fmt=fmt, mapping=mapping):
+        for record in read(path, fmt=fmt, mapping=mapping, org_domains=settings.internal_domains):
             if progress is not None:
                 progress(len(record.raw) + 1)
             if record.error is not None:
                 result.consumed += 1
                 result.dead_lettered[record.error.reason] += 1
+                result.summary.dead(record.error.reason, f"{path}:{record.line}", record.error.field)
                 continue
             lines.append(canonical_bytes(record.doc))
+            origins.append((str(path), record.line))
             if len(lines) >= CHUNK_EVENTS:
+                result.origins[chunk] = origins
                 yield b"\n".join(lines)
-                lines = []
+                lines, origins, chunk = [], [], chunk + 1
     if lines:
+        result.origins[chunk] = origins
         yield b"\n".join(lines)
 
 
@@ -75,7 +86,8 @@ def replay(
     clock = (lambda: as_of) if as_of is not None else time.time
     from .reference import detectors_for
 
-    pipeline = Pipeline(settings, detectors_for(settings)[1], clock)
+    holder, detectors = detectors_for(settings)
+    pipeline = Pipeline(settings, detectors, clock, reference=holder)
     return run_messages(pipeline, _chunks_for(settings, paths, fmt, mapping, progress),
                         keep_dead_letters=keep_dead_letters)
 
@@ -110,7 +122,11 @@ def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], 
     result.consumed += sum(batch.consumed.values())
     result.expired += batch.expired
     letters = list(batch.dead)
+    summary = result.summary
     for user, segments in batch.users.items():
+        for seg in segments:
+            for ev in seg.events:
+                summary.event(ev.doc, ev.kind)
         applied = pipeline.apply_segments(user, segments, states.get(user))
         if applied.state is None:
             states.pop(user, None)
@@ -123,5 +139,14 @@ def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], 
         result.duplicates += applied.duplicates
     for letter in letters:
         result.dead_lettered[letter.reason] += 1
+        origin = result.origins.get(letter.offset)
+        if origin is not None and 0 < letter.line <= len(origin):
+            path, line = origin[letter.line - 1]
+            summary.dead(letter.reason, f"{path}:{line}", letter.field)
         if keep_dead_letters:
             result.dead_letters.append(letter)
+    result.origins.clear()
+    summary.unclassified.clear()
+    summary.unclassified.update(pipeline.unclassified)
+    summary.unknown_identities.clear()
+    summary.unknown_identities.update(pipeline.unknown_identities)

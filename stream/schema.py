@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from detectors.event import ACTIVITY_KINDS, SENSITIVITIES, Event
+from detectors.event import ACTIVITY_KINDS, SENSITIVITIES, SHARE_VISIBILITIES, Event
 
 SCHEMA_VERSION = 1
 
@@ -50,11 +50,22 @@ REASONS = (
 class Invalid(Exception):
     """An event that cannot be processed. ``reason`` is one of REASONS; ``detail`` is for people."""
 
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
         assert reason in REASONS, reason
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+        self.field = field if field is not None else _field_of(detail)
+        """The field path the problem is at (``user.id``, ``Parameters[2].Value``), when known."""
+
+
+_FIELD_AT_START = re.compile(r"^(?:an item of )?(@timestamp|[A-Za-z_][A-Za-z0-9_@-]*(?:\.[A-Za-z0-9_@-]+)+)\b")
+
+
+def _field_of(detail: str) -> str | None:
+    """The dotted field path a detail starts with (``user.id must be a string``), else None."""
+    match = _FIELD_AT_START.match(detail)
+    return match.group(1) if match else None
 
 
 @dataclass(frozen=True)
@@ -295,7 +306,7 @@ def decode(raw: bytes, limits: Limits = DEFAULT_LIMITS) -> dict[str, Any]:
 
 _FIELDS: tuple[tuple[str, tuple[str, ...], str, int | None], ...] = (
     # (Event attribute, path, kind, string limit: None -> limits.max_string_chars)
-    ("action", ("event", "action"), "str", None),
+    ("action", ("event", "action"), "str1", None),  # ECS allows an array (auditd writes one): its first item
     ("outcome", ("event", "outcome"), "str", 32),
     ("host_id", ("host", "id"), "str", None),
     ("record_ids", ("custodes", "record", "ids"), "list", None),
@@ -312,6 +323,11 @@ _FIELDS: tuple[tuple[str, tuple[str, ...], str, int | None], ...] = (
     ("policy_set", ("custodes", "policy_set"), "str", None),
     ("group_id", ("custodes", "group", "id"), "str", None),
     ("min_group_size", ("custodes", "aggregate", "min_group_size"), "int", None),
+    ("object_id", ("custodes", "object", "id"), "str", None),
+    ("share_visibility", ("custodes", "share", "visibility"), "visibility", 16),
+    ("file_extension", ("file", "extension"), "extension", None),
+    ("attachment_count", ("email", "attachments"), "objects", None),
+    ("identity_alias", ("custodes", "identity", "alias"), "str", None),
 )
 _SPEC: dict[str, Any] = {}
 """_FIELDS as a tree: {"custodes": {"record": {"count": (attr, kind, limit, path)}}}."""
@@ -335,8 +351,24 @@ def _walk(node: dict[str, Any], spec: dict[str, Any], prefix: str, values: dict[
         attr, kind, limit, path = sub
         if kind == "str":
             values[attr] = _str_value(value, path, limit or limits.max_string_chars)
+        elif kind == "str1":
+            items = _str_list_value(value, path, limits)
+            values[attr] = items[0] if items else None
         elif kind == "int":
             values[attr] = _int_value(value, path)
+        elif kind == "visibility":
+            visibility = _str_value(value, path, limit or limits.max_string_chars)
+            if visibility not in _SHARE_VISIBILITIES:
+                raise Invalid("bad_value", f"{path} must be one of {', '.join(SHARE_VISIBILITIES)}")
+            values[attr] = visibility
+        elif kind == "extension":  # ECS: without the dot; lower-cased so .PDF and pdf compare equal
+            values[attr] = _str_value(value, path, limit or limits.max_string_chars).lstrip(".").lower() or None
+        elif kind == "objects":  # a list of objects, read as how many it holds
+            if type(value) is not list or not all(type(item) is dict for item in value):
+                raise Invalid("wrong_type", f"{path} must be a list of objects")
+            if len(value) > limits.max_list_items:
+                raise Invalid("oversized_field", f"{path} has more than {limits.max_list_items} items")
+            values[attr] = len(value)
         else:
             values[attr] = _str_list_value(value, path, limits)
 
@@ -351,7 +383,8 @@ FIELD_PATHS: tuple[str, ...] = (
 _EVENT_ORDER = ("id", "ts", "user_id", "kind", "action", "outcome", "user_name", "host_id", "record_ids",
                 "record_count", "dataset", "sensitivity", "case_ref", "recipient_party", "destination_domain",
                 "email_to", "url_domain", "file_name", "channel", "app_id", "policy_set", "group_id",
-                "min_group_size", "lat", "lon", "content", "media", "doc", "raw")
+                "min_group_size", "lat", "lon", "content", "media", "object_id", "share_visibility",
+                "file_extension", "attachment_count", "identity_alias", "doc", "raw")
 """The arguments _new_event takes, in order (Event's own order, so they can be passed by position)."""
 
 if tuple(f.name for f in dataclass_fields(Event)) == _EVENT_ORDER:
@@ -469,6 +502,7 @@ class _Unusual(Exception):
 
 _USUAL_KINDS = frozenset(kind for kind in ACTIVITY_KINDS if len(kind) <= 32)
 _USUAL_SENSITIVITIES = frozenset(level for level in SENSITIVITIES if len(level) <= 16)
+_SHARE_VISIBILITIES = frozenset(SHARE_VISIBILITIES)
 _CLOSED_DEPTH = 4
 """How deep a closed document (see _usual_event) can nest, counting as _depth_ok does: the document is
 level 1, custodes.record.ids, email.to.address and source.geo.location are level 4."""
@@ -602,16 +636,19 @@ def _usual_event(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> tupl
         other_fields, other_closed = _usual_other_fields(doc, found, limits)
         closed = closed and other_closed
 
-    recipient_party, channel, app_id, policy_set, group_id, min_group_size, media = custodes_rest
-    host_id, destination_domain, email_to, url_domain, file_name, lat, lon, content = other_fields
+    (recipient_party, channel, app_id, policy_set, group_id, min_group_size, media, object_id, share_visibility,
+     identity_alias) = custodes_rest
+    (host_id, destination_domain, email_to, url_domain, file_name, lat, lon, content, file_extension,
+     attachment_count) = other_fields
     event = _new_event(event_id, ts, user_id, kind, action, outcome, user_name, host_id, record_ids, record_count,
                        dataset, sensitivity, case_ref, recipient_party, destination_domain, email_to, url_domain,
                        file_name, channel, app_id, policy_set, group_id, min_group_size, lat, lon, content,
-                       media, doc, None)
+                       media, object_id, share_visibility, file_extension, attachment_count, identity_alias,
+                       doc, None)
     return event, closed
 
 
-_NO_CUSTODES_REST: tuple[Any, ...] = (None, None, None, None, None, None, ())
+_NO_CUSTODES_REST: tuple[Any, ...] = (None, None, None, None, None, None, (), None, None, None)
 """What _usual_custodes_rest reads, all absent."""
 
 
@@ -622,6 +659,7 @@ def _usual_custodes_rest(custodes: dict[str, Any], found: int, limits: Limits) -
     get = custodes.get
     closed = True
     recipient_party = channel = app_id = policy_set = group_id = min_group_size = None
+    object_id = share_visibility = identity_alias = None
     media: tuple[dict[str, Any], ...] = ()
     version = get("schema_version", _MISSING)
     if version is not _MISSING:
@@ -656,11 +694,26 @@ def _usual_custodes_rest(custodes: dict[str, Any], found: int, limits: Limits) -
         media = tuple(value)
         closed = False  # the objects in it may hold anything
         found += 1
+    if (node := get("object")) is not None:
+        object_id, leaf_closed = _usual_leaf(node, "id", s)
+        closed = closed and leaf_closed
+        found += 1
+    if (node := get("share")) is not None:
+        share_visibility, leaf_closed = _usual_leaf(node, "visibility", 16)
+        if share_visibility is not None and share_visibility not in _SHARE_VISIBILITIES:
+            raise _Unusual
+        closed = closed and leaf_closed
+        found += 1
+    if (node := get("identity")) is not None:
+        identity_alias, leaf_closed = _usual_leaf(node, "alias", s)
+        closed = closed and leaf_closed
+        found += 1
     closed = closed and len(custodes) == found
-    return (recipient_party, channel, app_id, policy_set, group_id, min_group_size, media), closed
+    return (recipient_party, channel, app_id, policy_set, group_id, min_group_size, media, object_id,
+            share_visibility, identity_alias), closed
 
 
-_NO_OTHER_FIELDS: tuple[Any, ...] = (None, None, (), None, None, None, None, None)
+_NO_OTHER_FIELDS: tuple[Any, ...] = (None, None, (), None, None, None, None, None, None, None)
 """What _usual_other_fields reads, all absent."""
 
 
@@ -671,6 +724,7 @@ def _usual_other_fields(doc: dict[str, Any], found: int, limits: Limits) -> tupl
     get = doc.get
     closed = True
     host_id = destination_domain = url_domain = file_name = lat = lon = content = None
+    file_extension = attachment_count = None
     email_to: tuple[str, ...] = ()
     if (node := get("host")) is not None:
         host_id, leaf_closed = _usual_leaf(node, "id", s)
@@ -685,8 +739,15 @@ def _usual_other_fields(doc: dict[str, Any], found: int, limits: Limits) -> tupl
         closed = closed and leaf_closed
         found += 1
     if (node := get("file")) is not None:
-        file_name, leaf_closed = _usual_leaf(node, "name", s)
-        closed = closed and leaf_closed
+        if type(node) is not dict:
+            raise _Unusual
+        file_name = _usual_string(node.get("name"), s)
+        file_extension = node.get("extension")
+        if file_extension is not None and (
+                type(file_extension) is not str or len(file_extension) > s or not file_extension
+                or file_extension[0] == "." or file_extension.lower() != file_extension):
+            raise _Unusual  # _checked_event normalises it (or finds its problem)
+        closed = closed and len(node) == (file_name is not None) + (file_extension is not None)
         found += 1
     if (node := get("email")) is not None:
         if type(node) is not dict:
@@ -699,7 +760,14 @@ def _usual_other_fields(doc: dict[str, Any], found: int, limits: Limits) -> tupl
             if value is not None:
                 email_to = _usual_strings(value, limits)
             closed = closed and len(to) == (value is not None)
-        closed = closed and len(node) == (to is not None)
+        attachments = node.get("attachments")
+        if attachments is not None:
+            if (type(attachments) is not list or len(attachments) > limits.max_list_items
+                    or not all(type(item) is dict for item in attachments)):
+                raise _Unusual
+            attachment_count = len(attachments)
+            closed = False  # the objects in it may hold anything
+        closed = closed and len(node) == (to is not None) + (attachments is not None)
         found += 1
     if (source := get("source")) is not None:
         # source and source.geo other than objects are ignored; source.geo.location must be an object
@@ -722,7 +790,8 @@ def _usual_other_fields(doc: dict[str, Any], found: int, limits: Limits) -> tupl
             raise _Unusual
         found += 1
     closed = closed and len(doc) == found
-    return (host_id, destination_domain, email_to, url_domain, file_name, lat, lon, content), closed
+    return (host_id, destination_domain, email_to, url_domain, file_name, lat, lon, content, file_extension,
+            attachment_count), closed
 
 
 def _usual_string(value: Any, limit: int) -> str | None:

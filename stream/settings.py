@@ -126,9 +126,25 @@ class Settings(BaseModel):
     reference_reload_s: int = Field(10, ge=1)
     reference_topic_prefix: str = "custodes-ref-"
     """Compacted topics ``<prefix>staff``, ``<prefix>case`` … carry updates to the reference data."""
+    activities_file: Path | None = REPO_CONFIG.parent / "activities.toml"
+    """The activity table (docs/sources.md): custodes.activity for events that carry none, from their ECS
+    event.category/type/action and dataset. None: such events stay ``other``."""
+    org_domains: tuple[str, ...] = ()
+    """The organisation's own mail domains (sub-domains included): readers mark shares and forwarding to
+    any other domain as external. Empty: ``detectors.third_party_transfer.internal_domains``."""
     limits: dict[str, int] = Field(default_factory=dict)
     detectors: dict[str, dict[str, Any]] = Field(default_factory=dict)
     rules: Rules = Rules()
+
+    @field_validator("org_domains", mode="before")
+    @classmethod
+    def _domains(cls, value: Any) -> Any:
+        """``CUSTODES_ORG_DOMAINS=a.example,b.example``; domains lower-cased."""
+        if isinstance(value, str):
+            value = [d for d in value.split(",") if d.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(d.strip().lower().lstrip("@") if isinstance(d, str) else d for d in value)
+        return value
 
     @field_validator("limits")
     @classmethod
@@ -138,6 +154,14 @@ class Settings(BaseModel):
         if unknown:
             raise ValueError(f"unknown limit(s) {sorted(unknown)}; known: {sorted(known)}")
         return value
+
+    @property
+    def internal_domains(self) -> tuple[str, ...]:
+        """``org_domains``, else the third-party-transfer detector's ``internal_domains``."""
+        if self.org_domains:
+            return self.org_domains
+        domains = self.detectors.get("third_party_transfer", {}).get("internal_domains", ())
+        return tuple(d for d in domains if isinstance(d, str))
 
     @property
     def retention_s(self) -> int:

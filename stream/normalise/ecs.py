@@ -22,10 +22,39 @@ PATH = re.compile(r"^[@A-Za-z_][A-Za-z0-9_@-]*(\.[A-Za-z_][A-Za-z0-9_@-]*)*$")
 
 
 def from_json(value: Any) -> dict[str, Any]:
-    """A decoded canonical JSON record -> the document, unchanged; not an object -> Invalid."""
+    """A decoded canonical JSON record -> the document, unchanged; not an object -> Invalid.
+
+    One exception: a Windows Security event (winlogbeat) without ``user`` gets ``user.id``/``name``/
+    ``domain`` from ``winlog.event_data`` (the Subject*, or for logon events the Target* account), as
+    Elastic's pipelines do for most event codes but not all (4663 object access)."""
     if not isinstance(value, dict):
         raise Invalid("not_an_object", f"event is a JSON {type(value).__name__}, not an object")
+    if "user" not in value and "user.id" not in value and "user.name" not in value:
+        _windows_user(value)
     return value
+
+
+_TARGET_FIRST = frozenset({"4624", "4625", "4634", "4647", "4648"})
+
+
+def _windows_user(doc: dict[str, Any]) -> None:
+    winlog = doc.get("winlog")
+    data = winlog.get("event_data") if isinstance(winlog, dict) else None
+    if not isinstance(data, dict):
+        return
+    code = str(winlog.get("event_id") or "")
+    prefixes = ("Target", "Subject") if code in _TARGET_FIRST else ("Subject", "Target")
+    for prefix in prefixes:
+        name = data.get(prefix + "UserName")
+        if isinstance(name, str) and name and name != "-":
+            user: dict[str, Any] = {"name": name}
+            sid, domain = data.get(prefix + "UserSid"), data.get(prefix + "DomainName")
+            if isinstance(domain, str) and domain and domain != "-":
+                user["domain"] = domain
+            if isinstance(sid, str) and sid.startswith("S-1-"):
+                user["id"] = sid
+            doc["user"] = user
+            return
 
 
 def put(doc: dict[str, Any], path: str, value: Any) -> None:

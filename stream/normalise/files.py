@@ -11,8 +11,13 @@ Formats (``fmt``):
   validates them; ``check=True`` validates here too).
 * ``device``: managed-device notification export, CSV or JSON lines (:mod:`.device`).
 * ``mapping``: any CSV or JSON lines log, through a mapping file (:mod:`.mapping`).
+* ``m365``, ``google-workspace``, ``okta``: vendors' audit records, JSON lines (:mod:`.m365`,
+  :mod:`.google_workspace`, :mod:`.okta`; docs/sources.md). A Google Workspace activity holding several
+  events yields several records with the same line number. ``org_domains`` tells their readers which
+  recipients are inside the organisation.
 * ``auto``: a mapping if one is given; else by suffix (``.gz`` ignored): ``.jsonl``, ``.json`` and
-  ``.ndjson`` are canonical JSON lines unless the first record has the device-notification keys;
+  ``.ndjson`` are canonical JSON lines unless the first record has the device-notification keys or is
+  a Microsoft 365, Google Workspace or Okta record;
   ``.csv``/``.tsv`` with the device-notification header are ``device``; other suffixes are sniffed
   (a first line starting with ``{`` is JSON lines, otherwise a CSV header). A CSV that is not a device
   export needs a mapping: :class:`FormatError`.
@@ -38,11 +43,15 @@ import orjson
 
 from stream.schema import DEFAULT_LIMITS, Invalid, Limits, check_depth, decode, validate
 
-from . import device, ecs
+from . import device, ecs, google_workspace, m365, okta
 from .mapping import FieldMapping, load
 
-FORMATS = ("auto", "canonical", "ecs", "device", "mapping")
+FORMATS = ("auto", "canonical", "ecs", "device", "mapping", "m365", "google-workspace", "okta")
 """``ecs`` is another name for ``canonical``."""
+VENDORS = {"m365": m365, "google-workspace": google_workspace, "okta": okta}
+"""Built-in readers of vendors' audit records (JSON lines), by format name."""
+_SNIFF = (("m365", m365.is_m365), ("google-workspace", google_workspace.is_google_workspace),
+          ("okta", okta.is_okta))
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv", ".tsv")
 _BOM = b"\xef\xbb\xbf"
@@ -82,6 +91,7 @@ def read(
     *,
     limits: Limits = DEFAULT_LIMITS,
     check: bool = False,
+    org_domains: tuple[str, ...] = (),
 ) -> Iterator[Record]:
     """Stream the records of ``path`` (see the module docstring). ``check`` also validates canonical
     records; device and mapping records are always validated."""
@@ -101,9 +111,17 @@ def read(
         lines = _lines(stream, limits.max_event_bytes)
         head, lines = _peek(lines)
         kind = _kind(fmt, mapping, _suffix(name), head)
-        if kind != "device-csv" and kind != "mapping-csv" and head is not None and head[1].lstrip()[:1] == b"[":
+        array = None
+        if head is not None:
+            array, lines = _whole_json(lines, head, fmt, kind, name)
+        if array is not None:
+            kind, items = array
+            reader = VENDORS[kind]
+            records = _items(items, lambda value: reader.normalise(value, org_domains), limits)
+        elif kind != "device-csv" and kind != "mapping-csv" and head is not None and head[1].lstrip()[:1] == b"[":
             raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')")
-        records = _records(kind, lines, head, mapping, limits, check, name)
+        else:
+            records = _records(kind, lines, head, mapping, limits, check, name, org_domains)
     except BaseException:
         close()
         raise
@@ -121,15 +139,23 @@ def _kind(fmt: str, mapping: FieldMapping | None, suffix: str, head: Line | None
         container = "jsonl" if head is not None and head[1].lstrip()[:1] in (b"{", b"[") else "csv"
     if fmt == "canonical":
         return "canonical"
+    if fmt in VENDORS:
+        return fmt
     if fmt == "device":
         return "device-" + container
     if container == "jsonl":
-        return "device-jsonl" if head is not None and _is_device_json(head[1]) else "canonical"
+        first = _first_json(head)
+        if isinstance(first, dict) and device.is_device(first):
+            return "device-jsonl"
+        return next((vendor for vendor, looks in _SNIFF if looks(first)), "canonical")
     return "device-csv"
 
 
 def _records(kind: str, lines: Iterator[Line], head: Line | None, mapping: FieldMapping | None,
-             limits: Limits, check: bool, name: str) -> Iterator[Record]:
+             limits: Limits, check: bool, name: str, org_domains: tuple[str, ...] = ()) -> Iterator[Record]:
+    if kind in VENDORS:
+        reader = VENDORS[kind]
+        return _json(lines, lambda value: reader.normalise(value, org_domains), limits, False)
     if kind == "canonical":
         return _json(lines, ecs.from_json, limits, check)
     if kind == "device-jsonl":
@@ -219,12 +245,86 @@ def _peek(lines: Iterator[Line]) -> tuple[Line | None, Iterator[Line]]:
     return None, iter(())
 
 
-def _is_device_json(raw: bytes) -> bool:
+MAX_DOCUMENT_BYTES = 512 << 20
+"""The largest whole-file JSON document (an API response page) read at once."""
+
+
+def _whole_json(lines: Iterator[Line], head: Line, fmt: str, kind: str, name: str
+                ) -> tuple[tuple[str, list[Any]] | None, Iterator[Line]]:
+    """A vendor's API response saved as it came (a JSON array of records, or a page object with
+    ``items``/``value``/``records``, possibly pretty-printed): its kind and records, or None when the file
+    is JSON lines (then the lines to read, as given). Tried for a file that starts with ``[``, for a
+    vendor format whose first line is not a whole JSON object, and for ``auto`` when the first line is a
+    page object. A file that turns out not to be one JSON document is read as JSON lines (its bad lines
+    are dead-lettered one by one, as ever)."""
+    start = head[1].lstrip()[:1]
+    first = _first_json(head)
+    if start == b"{":
+        page = first is not None and fmt in ("auto", *VENDORS) and _is_page(first)
+        pretty = first is None and kind in VENDORS
+        if not (page or pretty):
+            return None, lines
+    elif start != b"[":
+        return None, lines
+    chunks: list[Line] = []
+    size = 0
+    for line in lines:
+        size += len(line[1]) + 1
+        if line[2] or size > MAX_DOCUMENT_BYTES:
+            raise FormatError(f"{name}: a JSON document larger than {MAX_DOCUMENT_BYTES >> 20} MiB (or with a "
+                              "line over the size limit); write one record per line (jq -c '.[]')")
+        chunks.append(line)
     try:
-        first = orjson.loads(raw)
+        document = orjson.loads(b"\n".join(raw for _, raw, _ in chunks))
     except orjson.JSONDecodeError:
-        return False
-    return isinstance(first, dict) and device.is_device(first)
+        if start == b"[":
+            raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')") from None
+        return None, iter(chunks)
+    items = document
+    if isinstance(document, dict):
+        items = next((document[k] for k in ("items", "value", "records") if isinstance(document.get(k), list)), None)
+    if not isinstance(items, list):
+        if start == b"{":
+            return None, iter(chunks)  # one JSON object: a file of one record
+        raise FormatError(f"{name}: a JSON document without a list of records")
+    if kind not in VENDORS:
+        kind = next((vendor for vendor, looks in _SNIFF if items and looks(items[0])), "")
+        if not kind:
+            raise FormatError(f"{name}: a JSON array; write one JSON object per line (jq -c '.[]')")
+    return (kind, items), iter(())
+
+
+def _is_page(value: Any) -> bool:
+    return isinstance(value, dict) and any(isinstance(value.get(k), list) for k in ("items", "value", "records")) \
+        and not device.is_device(value)
+
+
+def _items(items: list[Any], normalise: Callable[[Any], Any], limits: Limits) -> Iterator[Record]:
+    """Records of a whole-file JSON document; ``line`` is the record's position in it (1-based)."""
+    for number, item in enumerate(items, 1):
+        raw = orjson.dumps(item)
+        if len(raw) > limits.max_event_bytes:
+            yield Record(number, raw[:limits.max_event_bytes], error=_too_large(limits))
+            continue
+        try:
+            out = normalise(item)
+        except Invalid as exc:
+            yield Record(number, raw, error=exc)
+            continue
+        except RecursionError:
+            yield Record(number, raw, error=Invalid("too_deeply_nested", "the record nests too deeply"))
+            continue
+        for doc in out if isinstance(out, list) else [out]:
+            yield Record(number, raw, doc=doc)
+
+
+def _first_json(head: Line | None) -> Any:
+    if head is None:
+        return None
+    try:
+        return orjson.loads(head[1])
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _json(lines: Iterator[Line], normalise: Callable[[Any], dict[str, Any]], limits: Limits,
@@ -243,8 +343,14 @@ def _json(lines: Iterator[Line], normalise: Callable[[Any], dict[str, Any]], lim
                 check_depth(doc, raw, limits)
         except Invalid as exc:
             yield Record(number, raw, error=exc)
+        except RecursionError:
+            yield Record(number, raw, error=Invalid("too_deeply_nested", "the record nests too deeply"))
         else:
-            yield Record(number, raw, doc=doc)
+            if isinstance(doc, list):  # a record holding several events (Google Workspace)
+                for one in doc:
+                    yield Record(number, raw, doc=one)
+            else:
+                yield Record(number, raw, doc=doc)
 
 
 def _too_large(limits: Limits) -> Invalid:

@@ -25,6 +25,29 @@ A mapping is a TOML file (``config/mappings/*.toml``)::
     "custodes.record.count" = "int"     # "int" | "float" | "str" | "list"
     "custodes.record.ids" = { type = "list", separator = ";" }   # default separator ";"
 
+Real logs mix several kinds of record in one file, spell keys in any case and nest values; a mapping
+can say so::
+
+    ignore_case = true                  # column names / JSON keys compared case-insensitively
+
+    [fields]                            # a column may be a path into a JSON record:
+    "target[0].alternateId" = "..."     #   an array item,
+    "target[*].alternateId" = "..."     #   every item (a list),
+    "Parameters[Name=ForwardTo].Value" = "email.to.address"   # the item of a Name/Value list
+
+    [values."event.outcome"]            # value map for a target: source value -> canonical value
+    "Succeeded" = "success"             # (compared case-insensitively; "*" = any other value;
+    "Failed" = "failure"                #  without "*", an unlisted value is kept as it is)
+
+    [[when]]                            # event kinds: the first [[when]] whose conditions all hold
+    if = { Operation = ["FileDownloaded", "FileSyncDownloadedFull"] }   # column -> value(s); "*" = any
+    set = { "custodes.activity" = "export", "custodes.document.count" = 1 }   # constants for it
+    fields = { ObjectId = "custodes.object.id" }                       # and more fields
+
+Conditions compare case-insensitively; a column holding a list matches when any item does. A record no
+[[when]] matches gets only the top-level fields and constants (the worker's activity table may still
+classify it).
+
 Times without an offset are read in ``timezone``: a wall-clock time that occurs twice (the autumn
 change) is the first occurrence, one that does not exist (the spring change) is read with the offset
 before the change (``zoneinfo``'s ``fold=0``). Empty cells and JSON nulls are absent fields. A record
@@ -54,7 +77,9 @@ from .ecs import PATH, put, stable_id, utc_iso
 FORMATS = ("csv", "jsonl")
 TYPES = ("int", "float", "str", "list")
 _KEYS = {
-    "": ("format", "description", "csv", "fields", "constants", "timestamp", "types"),
+    "": ("format", "description", "csv", "fields", "constants", "timestamp", "types", "ignore_case", "values",
+         "when"),
+    "when": ("if", "set", "fields"),
     "csv": ("delimiter", "quotechar"),
     "timestamp": ("column", "format", "timezone"),
     "types": ("type", "separator"),
@@ -74,6 +99,26 @@ class Cast:
 
 
 @dataclass(frozen=True)
+class When:
+    """One event kind of a mapping: conditions (column -> accepted lower-case values, None = any) and
+    what it adds (constants, fields)."""
+
+    conditions: tuple[tuple[str, frozenset[str] | None], ...]
+    constants: dict[str, Any] = field(default_factory=dict)
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def holds(self, row: Mapping[str, Any], ignore_case: bool) -> bool:
+        for column, accepted in self.conditions:
+            value = _get(row, column, ignore_case)
+            values = value if isinstance(value, list) else [value]
+            texts = {str(v).lower() for v in values
+                     if v is not None and v != "" and isinstance(v, str | int | float | bool)}
+            if not texts or (accepted is not None and accepted.isdisjoint(texts)):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
 class FieldMapping:
     name: str
     format: str
@@ -86,15 +131,22 @@ class FieldMapping:
     delimiter: str = ","
     quotechar: str = '"'
     description: str = ""
+    ignore_case: bool = False
+    values: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """target path -> {lower-case source value -> canonical value} ("*": any other value)."""
+    when: tuple[When, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The source columns the mapping reads (the timestamp column first)."""
-        return (self.ts_column, *(c for c in self.fields if c != self.ts_column))
+        more = [c for w in self.when for c in (*(c for c, _ in w.conditions), *w.fields)]
+        seen = dict.fromkeys((self.ts_column, *self.fields, *more))
+        return tuple(seen)
 
     def check_header(self, header: Iterable[str]) -> None:
         """A CSV header must hold every mapped column (a typo would otherwise drop a field silently)."""
-        missing = [c for c in self.columns if c not in set(header)]
+        have = {h.lower() for h in header} if self.ignore_case else set(header)
+        missing = [c for c in self.columns if (c.lower() if self.ignore_case else c) not in have]
         if missing:
             raise MappingError(f"{self.name}: the file has no column {', '.join(map(repr, missing))}")
 
@@ -102,14 +154,28 @@ class FieldMapping:
         """One CSV row (column -> text) or JSON object -> a validated canonical document."""
         if not isinstance(row, Mapping):
             raise Invalid("not_an_object", f"record is a {type(row).__name__}, not an object")
-        doc: dict[str, Any] = {"@timestamp": utc_iso(self._timestamp(_get(row, self.ts_column)))}
-        for column, path in self.fields.items():
-            value = _get(row, column)
+        if self.ignore_case:
+            row = _folded(row)
+        doc: dict[str, Any] = {"@timestamp": utc_iso(self._timestamp(_get(row, self.ts_column, self.ignore_case)))}
+        kind = next((w for w in self.when if w.holds(row, self.ignore_case)), None)
+        fields = self.fields if kind is None or not kind.fields else {**self.fields, **kind.fields}
+        for column, path in fields.items():
+            value = _get(row, column, self.ignore_case)
             if value is None:
                 continue
             cast = self.types.get(path)
-            put(doc, path, _cast(value, cast, column) if cast else value)
-        for path, value in self.constants.items():
+            try:
+                value = _cast(value, cast, column) if cast else value
+            except Invalid as exc:
+                raise Invalid(exc.reason, exc.detail, column) from None
+            table = self.values.get(path)
+            if table is not None:
+                value = _mapped(value, table)
+                if value is None:
+                    continue
+            put(doc, path, value)
+        constants = self.constants if kind is None else {**self.constants, **kind.constants}
+        for path, value in constants.items():
             put(doc, path, copy.deepcopy(value))
         if _get(doc, "custodes.schema_version") is None:
             put(doc, "custodes.schema_version", 1)
@@ -121,7 +187,7 @@ class FieldMapping:
     def _timestamp(self, value: Any) -> datetime:
         column = self.ts_column
         if value is None:
-            raise Invalid("missing_timestamp", f"{column} (the timestamp column) is empty or missing")
+            raise Invalid("missing_timestamp", f"{column} (the timestamp column) is empty or missing", column)
         if self.ts_format in ("epoch", "epoch_ms"):
             if isinstance(value, str) and _FLOAT.match(value.strip()):
                 value = float(value)
@@ -243,6 +309,50 @@ def from_dict(data: Mapping[str, Any], name: str = "<mapping>") -> FieldMapping:
 
     targets = [t for t in fields.values() if t != "@timestamp"] + list(constants) + ["@timestamp"]
     _check_targets(targets, fail)
+
+    ignore_case = data.get("ignore_case", False)
+    if not isinstance(ignore_case, bool):
+        raise fail("ignore_case must be true or false")
+    when = []
+    raw_when = data.get("when", [])
+    if not isinstance(raw_when, list):
+        raise fail("[[when]] must be an array of tables")
+    for i, item in enumerate(raw_when, 1):
+        if not isinstance(item, dict):
+            raise fail(f"when {i} must be a table")
+        known("when", item)
+        conditions = item.get("if")
+        if not isinstance(conditions, dict) or not conditions:
+            raise fail(f"when {i}: if = {{ column = value or [values] }} is required")
+        parsed = []
+        for column, accepted in conditions.items():
+            if isinstance(accepted, str | int) and not isinstance(accepted, bool):
+                accepted = [accepted]
+            if (not isinstance(accepted, list) or not accepted
+                    or not all(isinstance(v, str | int) and not isinstance(v, bool) for v in accepted)):
+                raise fail(f"when {i}: if.{column!r} must be a value or a non-empty list of values")
+            lowered = frozenset(str(v).lower() for v in accepted)
+            parsed.append((column, None if "*" in lowered else lowered))
+        when_set = item.get("set", {})
+        when_fields = item.get("fields", {})
+        if not isinstance(when_set, dict) or not isinstance(when_fields, dict):
+            raise fail(f"when {i}: set and fields must be tables")
+        for target, value in when_set.items():
+            if not PATH.match(target) or not _plain(value):
+                raise fail(f"when {i}: set.{target!r} must be a canonical path and a plain value")
+        for column, target in when_fields.items():
+            if not isinstance(target, str) or not PATH.match(target):
+                raise fail(f"when {i}: fields.{column!r} must be a canonical dotted path")
+        overridden = set(when_set) | set(when_fields.values())
+        _check_targets([t for t in fields.values() if t != "@timestamp" and t not in overridden]
+                       + [c for c in constants if c not in overridden]
+                       + list(when_set) + list(when_fields.values()) + ["@timestamp"], fail)
+        when.append(When(tuple(parsed), dict(when_set), dict(when_fields)))
+    values: dict[str, dict[str, Any]] = {}
+    for target, table_ in table("values").items():
+        if not isinstance(table_, dict) or not all(_plain(v) for v in table_.values()):
+            raise fail(f"values.{target!r} must be a table of source value = canonical value")
+        values[target] = {str(k).lower(): v for k, v in table_.items()}
     fields = {c: t for c, t in fields.items() if t != "@timestamp"}
 
     types: dict[str, Cast] = {}
@@ -263,7 +373,7 @@ def from_dict(data: Mapping[str, Any], name: str = "<mapping>") -> FieldMapping:
     return FieldMapping(
         name=name, format=fmt, fields=fields, constants=dict(constants), ts_column=ts_column,
         ts_format=ts_format, ts_zone=zone, types=types, delimiter=delimiter, quotechar=quotechar,
-        description=description,
+        description=description, ignore_case=ignore_case, values=values, when=tuple(when),
     )
 
 
@@ -291,14 +401,79 @@ def _plain(value: Any) -> bool:
     return False  # TOML dates and times: write them as strings
 
 
-def _get(row: Mapping[str, Any], column: str) -> Any:
-    """``row[column]``, or for a dotted column in a JSON object, the nested value; empty -> None."""
+_STEP = re.compile(r"^([^.\[\]]+)((?:\[[^\]]*\])*)$")
+
+
+def _get(row: Mapping[str, Any], column: str, ignore_case: bool = False) -> Any:
+    """``row[column]``, or for a path into a JSON record (``a.b``, ``a[0].b``, ``a[*].b``,
+    ``Parameters[Name=ForwardTo].Value``) the value there; empty -> None. With ``ignore_case`` the row's
+    keys are already lower case (:func:`_folded`) and the column is lowered here."""
+    if ignore_case:
+        column = column.lower()
     value = row.get(column)
-    if value is None and "." in column and column not in row:
-        value = row
-        for part in column.split("."):
-            value = value.get(part) if isinstance(value, Mapping) else None
+    if value is None and column not in row and ("." in column or "[" in column):
+        value = _walk_path(row, column, ignore_case)
+    if isinstance(value, list):
+        value = [v for v in value if v is not None and v != ""]
+        return value or None
     return None if value is None or value == "" else value
+
+
+def _walk_path(row: Mapping[str, Any], column: str, ignore_case: bool) -> Any:
+    nodes: list[Any] = [row]
+    many = False
+    for part in column.split("."):
+        match = _STEP.match(part)
+        if match is None:
+            return None
+        key, selectors = match.group(1), match.group(2)
+        nodes = [n.get(key) for n in nodes if isinstance(n, Mapping)]
+        for selector in re.findall(r"\[([^\]]*)\]", selectors):
+            out: list[Any] = []
+            for node in nodes:
+                if not isinstance(node, list):
+                    continue
+                if selector in ("*", ""):
+                    out.extend(node)
+                    many = True
+                elif selector.lstrip("-").isdigit():
+                    index = int(selector)
+                    if -len(node) <= index < len(node):
+                        out.append(node[index])
+                elif "=" in selector:
+                    name, _, wanted = selector.partition("=")
+                    name = name.strip().lower() if ignore_case else name.strip()
+                    wanted = wanted.strip().strip("'\"").lower()
+                    out.extend(item for item in node if isinstance(item, Mapping)
+                               and isinstance(item.get(name), str | int) and str(item.get(name)).lower() == wanted)
+            nodes = out
+    nodes = [n for n in nodes if n is not None]
+    if many:
+        return nodes
+    return nodes[0] if nodes else None
+
+
+def _folded(value: Any, depth: int = 0) -> Any:
+    if depth > 32:
+        return value
+    if isinstance(value, Mapping):
+        return {str(k).lower(): _folded(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_folded(v, depth + 1) for v in value]
+    return value
+
+
+def _mapped(value: Any, table: dict[str, Any]) -> Any:
+    """A value through a value map (lists item by item); unlisted -> the "*" entry, else unchanged."""
+    if isinstance(value, list):
+        return [_mapped(v, table) for v in value]
+    if isinstance(value, str | int | float) and not isinstance(value, bool) or isinstance(value, bool):
+        key = str(value).lower()
+        if key in table:
+            return copy.deepcopy(table[key])
+        if "*" in table:
+            return copy.deepcopy(table["*"])
+    return value
 
 
 def _cast(value: Any, cast: Cast, column: str) -> Any:

@@ -137,9 +137,160 @@ def test_evidence_ends_when_the_window_falls_back_but_not_for_a_late_event():
     high = [ev("st-3001", T0 + 60 * i, "export", id=f"h{i}", record_count=30, sensitivity="high") for i in range(3)]
     state, _ = run(BulkExport(), [high])
     assert _level(state)["e"] == ["h1", "h2"]  # 60 and 90 records in the window
-    late = ev("st-3001", T0 - 1800, "export", id="late", record_count=1, sensitivity="high")  # its window: 1
+    late = ev("st-3001", T0 - 4000, "export", id="late", record_count=1, sensitivity="high")  # any window: 1
     state, _ = run(BulkExport(), [[late]], state)
     assert _level(state)["e"] == ["h1", "h2"]  # a late event says nothing about now
+    inside = ev("st-3001", T0 - 1800, "export", id="inside", record_count=1, sensitivity="high")
+    state, _ = run(BulkExport(), [[inside]], state)  # late, but part of the busy window: evidence
+    assert _level(state)["e"] == ["h1", "h2", "inside"]
     quiet = ev("st-3001", T0 + 3600 + 200, "export", id="q", record_count=1, sensitivity="high")  # window: 1
     state, _ = run(BulkExport(), [[quiet]], state)
     assert _level(state)["e"] == []
+
+
+# -- documents, not only records (issue 16): distinct documents downloaded or exported in 5 minutes ----
+
+def download(ts=T0, doc="d0", sensitivity=None, kind="export", **fields):
+    """A Drive / SharePoint download as the readers emit it: activity export, an object id, no records."""
+    return ev("rv-4002", ts, kind, object_id=doc, sensitivity=sensitivity, **fields)
+
+
+def downloads(n, start=T0, step=10.0, prefix="d", **fields):
+    return [download(start + i * step, f"{prefix}{i}", **fields) for i in range(n)]
+
+
+def document_alerts(batches, **config):
+    det = BulkExport.configure(config) if config else BulkExport()
+    return [a for a in run(det, batches)[1].values() if a.facts["key"].startswith("documents:")]
+
+
+@pytest.mark.parametrize(("events", "alerts", "documents"), [
+    (downloads(19), 0, None),                                   # below the default (medium: 20)
+    (downloads(20), 1, 20),                                     # 20 distinct in 190 s: at the threshold
+    (downloads(30, step=8), 1, 30),                             # 30 in 4 minutes: one alert, folded
+    (downloads(60, step=4), 1, 40),                             # reported exactly up to twice the threshold
+    (downloads(19) + [download(T0 + 200 + i, "d3") for i in range(10)], 0, None),  # repeats not counted
+    (downloads(19, step=15) + [download(T0 + 300, "d19")], 0, None),  # the first is out of the window
+    (downloads(19, step=15) + [download(T0 + 299, "d19")], 1, 20),     # just inside it
+    (downloads(10, sensitivity="high"), 1, 10),                 # per sensitivity: high flags at 10
+    (downloads(9, sensitivity="high"), 0, None),
+    (downloads(5, sensitivity="special"), 1, 5),
+    (downloads(39, sensitivity="low", step=5), 0, None),
+    (downloads(40, sensitivity="low", step=5), 1, 40),
+    (downloads(10, sensitivity="high", step=1) + downloads(10, sensitivity="low", prefix="x", start=T0 + 20),
+     1, 10),                                                   # each sensitivity counts its own
+])
+def test_documents_case_table(events, alerts, documents):
+    got = document_alerts([events])
+    assert len(got) == alerts
+    if documents is not None:
+        assert got[0].facts["documents"] == documents
+        assert "documents" in got[0].title and f"{documents:,} distinct documents" in got[0].explanation
+
+
+@pytest.mark.parametrize(("fields", "counted"), [
+    ({"object_id": "drive:1"}, True),
+    ({"object_id": None, "file_name": "plan.docx"}, True),                      # file name when no object id
+    ({"object_id": None, "file_name": "holders.csv", "record_count": 100}, False),  # a record export
+    ({"object_id": None}, False),                                                # nothing names a document
+    ({"object_id": "drive:1", "kind": "share"}, False),                         # not a download/export
+    ({"object_id": "drive:1", "kind": "record_access"}, False),
+    ({"object_id": "drive:1", "outcome": "success"}, True),
+    ({"object_id": "drive:1", "outcome": "failure"}, False),                    # refused: nothing left
+])
+def test_what_counts_as_a_document(fields, counted):
+    fields = dict(fields)
+    kind = fields.pop("kind", "export")
+    one_doc = fields.pop("object_id")
+    events = [ev("rv-4002", T0 + i, kind, object_id=None if one_doc is None else f"{one_doc}-{i}",
+                 **({k: (f"{v}-{i}" if k == "file_name" else v) for k, v in fields.items()}))
+              for i in range(20)]
+    assert bool(document_alerts([events])) is counted
+
+
+def test_documents_fold_into_one_alert_and_reopen_after_suppress_s():
+    first = downloads(25, step=5)
+    again = downloads(20, start=T0 + 4000, prefix="y", step=5)
+    got = sorted(document_alerts([first + again]), key=lambda a: a.first_seen)
+    assert [(a.count, a.facts["documents"]) for a in got] == [(6, 25), (1, 20)]
+    assert got[0].severity == "medium" and got[0].evidence_event_ids  # evidence kept
+
+
+def test_documents_and_records_are_separate_alerts():
+    events = downloads(20) + [export(T0 + 10, 500)]
+    _, got = run(BulkExport(), [events])
+    assert sorted(a.facts["key"] for a in got.values()) == ["documents:medium", "high"]
+
+
+def test_documents_late_within_grace_count_beyond_it_do_not():
+    base = downloads(19, step=5)                                  # T0 .. T0 + 90
+    late = download(T0 + 100, "late")                             # its window holds all 19 and itself
+    within = [*base, download(T0 + 950, "newer"), late]          # 850 s late: within window + grace (900 s)
+    assert document_alerts([within])
+    too_late = [*base, download(T0 + 1001, "newer"), late]       # 901 s late: beyond it
+    assert not document_alerts([too_late])
+    assert not document_alerts(one_by_one(too_late))
+
+
+def test_document_state_is_bounded_and_expires():
+    det = BulkExport()
+    state, _ = run(det, [downloads(1000, step=0.2)])  # 1,000 distinct documents in 200 s
+    assert len(state["m"]["medium"]["d"]) <= 40 and len(state["m"]["medium"]["e"]) <= 10
+    assert all(len(h) == 12 for h in state["m"]["medium"]["d"])  # short hashes, not the ids
+    state, _ = run(det, [[download(T0 + 5000, "later")]], state)
+    assert list(state["m"]["medium"]["d"]) and len(state["m"]["medium"]["d"]) == 1
+    state, _ = run(det, [[ev("rv-4002", T0 + 20000, "export", record_count=0)]], state)
+    assert state is None
+
+
+def test_document_thresholds_come_from_config():
+    events = downloads(6)
+    assert not document_alerts([events])
+    assert document_alerts([events], min_documents={"medium": 6})
+    assert not document_alerts([events], min_documents={"medium": 6}, document_kinds=["print"])
+    assert not document_alerts([downloads(20, step=30)], document_window_s=300)  # 570 s: spread out
+    assert document_alerts([downloads(20, step=30)], document_window_s=600)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    stream=st.lists(
+        st.tuples(st.floats(0, 900), st.integers(0, 30), st.sampled_from([None, "medium", "high"]),
+                  st.sampled_from(["export", "export", "share", "record_access"])),
+        max_size=80),
+    cuts=st.lists(st.integers(1, 40), max_size=6),
+)
+def test_documents_batching_does_not_change_alerts(stream, cuts):
+    events = [ev("rv-4002", T0 + t, kind, object_id=f"doc-{d}", sensitivity=s) for t, d, s, kind in stream]
+    det = BulkExport.configure({"min_documents": {"medium": 6, "high": 4}})
+    _, whole = run(det, [events]) if events else (None, {})
+    _, split = run(det, cut(events, cuts))
+    _, single = run(det, one_by_one(events))
+    expected = {a.id: (a.count, a.facts.get("documents")) for a in whole.values()}
+    assert {a.id: (a.count, a.facts.get("documents")) for a in split.values()} == expected
+    assert {a.id: (a.count, a.facts.get("documents")) for a in single.values()} == expected
+
+
+def test_documents_arriving_out_of_order_are_judged_by_the_busiest_window_containing_them():
+    """Events re-keyed from another partition arrive after newer ones: the burst is still found."""
+    events = downloads(20, step=5)  # T0 .. T0 + 95
+    shuffled = events[10:] + events[:10]  # the first ten arrive last
+    assert [a.facts["documents"] for a in document_alerts([shuffled])] == [20]
+    assert [a.facts["documents"] for a in document_alerts(one_by_one(shuffled))] == [20]
+    spread = [download(T0 + 400 + i, f"n{i}") for i in range(10)] + downloads(10, step=5)  # 300 s apart
+    assert not document_alerts([spread])
+
+
+def test_records_arriving_out_of_order_are_judged_by_the_busiest_window_containing_them():
+    """300 high-sensitivity records in ten minutes, the older half delivered after the newer half (as
+    events re-keyed from another partition are): one alert, as in time order."""
+    events = [export(T0 + i * 60, 30) for i in range(10)]
+    in_order = run(BulkExport(), [events])[1]
+    assert [(a.count, a.facts["records"]) for a in in_order.values()] == [(4, 300)]
+    late = events[5:] + events[:5]
+    for batches in ([late], one_by_one(late)):
+        got = run(BulkExport(), batches)[1]
+        assert [a.facts["records"] for a in got.values()] == [300]
+    # ... but not a burst the late event is not part of: 150 records a window before 60 more
+    apart = [export(T0 + 3600 + i * 60, 12) for i in range(5)] + [export(T0 + i * 60, 30) for i in range(5)]
+    assert not run(BulkExport(), [apart])[1]

@@ -96,3 +96,17 @@ def test_case_references_are_placeholders_not_text():
     assert a.facts["reason"] == "not_assigned" and "CASE-0002" not in a.title + a.explanation
     assert "gave case {case_ref}," in a.explanation and a.facts["masked"] == {"case_ref": "CASE-0002"}
     assert "CASE-0002" not in str({k: v for k, v in a.facts.items() if k != "masked"})
+
+
+def test_a_document_view_is_not_a_record_lookup():
+    """Drive "view" and SharePoint FileAccessed are record_access by the activity table; a document that
+    names no record, count or dataset is not judged, one that does is."""
+    from detectors.need_to_know import NeedToKnow
+
+    from .helpers import T0, ev, example_reference, run
+
+    det = NeedToKnow.configure({}, example_reference())
+    views = [ev("pc-1001", T0 + i, "record_access", object_id=f"drive:{i}") for i in range(5)]
+    assert not run(det, [views])[1]
+    named = [ev("pc-1001", T0 + i, "record_access", object_id=f"drive:{i}", dataset="pnc-persons") for i in range(5)]
+    assert run(det, [named])[1]

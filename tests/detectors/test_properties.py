@@ -54,6 +54,9 @@ def events(draw, user=None):
         lat=place[0], lon=place[1],
         content=draw(st.sampled_from(TEXTS)),
         media=tuple(draw(st.lists(st.sampled_from([{"type": "image/png"}, {"type": "video"}, {}]), max_size=2))),
+        object_id=draw(st.sampled_from([None, "drive:1", "drive:2", "sp:3"])),
+        share_visibility=draw(st.sampled_from([None, "anyone", "external", "domain", "internal"])),
+        attachment_count=draw(st.sampled_from([None, 0, 2])),
         doc={"custodes": {"record": {"postcode_area": area}, "subject": {"id": draw(st.sampled_from(USERS)),
                                                                          "team": "CID"}}},
     )

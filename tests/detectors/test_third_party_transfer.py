@@ -99,3 +99,90 @@ def test_out_of_order_within_grace_folds_and_state_expires():
 def test_no_reference_data_means_every_external_destination_is_unapproved():
     _, alerts = run(ThirdPartyTransfer(), [[export(destination_domain="homeoffice.gov.uk")]])
     assert len(alerts) == 1
+
+
+# -- documents and mailboxes (issue 16): external shares, public links, forwarding rules --------------
+
+def share(ts=T0, **fields):
+    """A Drive / OneDrive share of a document as the readers emit it: no dataset, no records."""
+    return ev("rv-4002", ts, fields.pop("kind", "share"), object_id=fields.pop("object_id", "drive:1"), **fields)
+
+
+def forward(ts=T0, to=("someone@gmail.com",), **fields):
+    return ev("rv-4002", ts, "mail_forward", email_to=to, action=fields.pop("action", "New-InboxRule"), **fields)
+
+
+@pytest.mark.parametrize(("event", "key"), [
+    (share(share_visibility="anyone"), "public"),
+    (share(share_visibility="anyone", email_to=["x@gmail.com"]), "public"),      # the link is what matters
+    (share(share_visibility="external", email_to=["Jane@Gmail.com"]), "external|gmail.com"),
+    (share(email_to=["jane@gmail.com"]), "external|gmail.com"),                   # recipients say external
+    (share(share_visibility="external"), "external|(unnamed)"),                   # source names nobody
+    (share(recipient_party="Acme Couriers"), "external|Acme Couriers".lower()),
+    (share(share_visibility="external", email_to=["a@notts.police.uk", "b@evil.example"]), "external|evil.example"),
+    (share(share_visibility="external", dataset="pnc-persons", record_count=10), None),   # names no one...
+    (forward(), "forward|gmail.com"),
+    (forward(to=("boss@notts.police.uk", "me@Outlook.com")), "forward|outlook.com"),
+    (forward(action="Set-Mailbox"), "forward|gmail.com"),
+])
+def test_documents_and_mailboxes_fire(event, key):
+    _, alerts = run(det(), [[event]])
+    if key is None:  # ... but carries personal data: the personal-data alert, external and unnamed
+        (a,) = alerts.values()
+        assert a.facts["key"] == "external|(unnamed)" and "pnc-persons" not in a.title
+        return
+    assert sorted(a.facts["key"] for a in alerts.values()) == [key]
+
+
+@pytest.mark.parametrize("event", [
+    share(share_visibility="internal", email_to=["a@notts.police.uk"]),          # named colleagues
+    share(share_visibility="domain"),                                             # the whole organisation
+    share(email_to=["a@notts.police.uk"]),                                        # internal recipients
+    share(share_visibility="external", email_to=["lawyer@cps.gov.uk"]),          # a partner in the register
+    share(share_visibility="external", email_to=["case@homeoffice.gov.uk"]),     # any registered partner
+    share(share_visibility="anyone", outcome="failure"),                          # refused by policy
+    share(share_visibility="anyone", kind="export"),                              # not a share
+    forward(to=("team@notts.police.uk",)),                                        # forwarding inside
+    forward(to=("casework@cps.gov.uk",)),                                         # a party approved for "*"
+    forward(to=()),                                                               # the source names no target
+    forward(outcome="failure"),
+    ev("rv-4002", T0, "message", email_to=["friend@gmail.com"]),                 # an ordinary e-mail
+])
+def test_benign_look_alikes_do_not_fire(event):
+    assert not run(det(), [[event]])[1]
+
+
+def test_a_forward_to_a_partner_not_approved_for_everything_fires_and_names_it():
+    _, alerts = run(det(), [[forward(to=("casework@homeoffice.gov.uk",))]])
+    (a,) = alerts.values()
+    assert "Home Office" in a.explanation and "forwards or redirects mail to homeoffice.gov.uk" in a.explanation
+
+
+def test_public_links_fold_per_window_and_scores_follow_config_and_sensitivity():
+    links = [share(T0 + i * 60, object_id=f"drive:{i}", share_visibility="anyone") for i in range(5)]
+    _, alerts = run(det(), [links])
+    (a,) = alerts.values()
+    assert a.count == 5 and a.severity == "high" and "anyone" in a.explanation
+    assert "jane" not in a.explanation
+    _, alerts = run(det(public_share_score=30.0), [[share(share_visibility="anyone")]])
+    assert next(iter(alerts.values())).severity == "low"
+    _, alerts = run(det(public_share_score=30.0), [[share(share_visibility="anyone", sensitivity="special")]])
+    assert next(iter(alerts.values())).score == 54.0  # + 8 per sensitivity level
+
+
+def test_external_shares_fold_per_domain_and_never_show_addresses():
+    events = [share(T0, email_to=["jane.doe@gmail.com"]), share(T0 + 60, email_to=["john@gmail.com"]),
+              share(T0 + 120, email_to=["x@yahoo.com"])]
+    _, whole = run(det(), [events])
+    _, single = run(det(), one_by_one(events))
+    assert counts(whole) == [("external|gmail.com", 2), ("external|yahoo.com", 1)]
+    assert {a.id: a.count for a in whole.values()} == {a.id: a.count for a in single.values()}
+    for a in whole.values():
+        assert "jane" not in a.title + a.explanation and a.severity == "medium"
+
+
+def test_forwarding_is_high_and_internal_domains_come_from_config():
+    _, alerts = run(det(), [[forward()]])
+    assert next(iter(alerts.values())).severity == "high"
+    assert not run(det(internal_domains=["police.uk", "gmail.com"]), [[forward()]])[1]
+    assert not run(det(kinds=["export", "share"]), [[forward()]])[1]  # mail_forward not monitored

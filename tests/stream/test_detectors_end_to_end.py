@@ -97,3 +97,50 @@ def test_a_reference_update_on_its_topic_applies_without_a_restart(custodes, tmp
         assert [(r["detector"], r["subject"]) for r in rows] == [("leaver_activity", "st-new-leaver")]
     finally:
         store.dispose()
+
+
+def test_aliases_of_one_person_meet_in_the_worker_and_follow_a_reference_update(custodes, tmp_path):
+    """A person added at run time (staff topic) with two aliases; their document downloads are produced
+    one per message under either alias, each to the alias's own partition: the worker resolves them at
+    decode and re-keys them to the person, so 20 documents in two minutes are one person's (one
+    bulk_export alert for the person), and an id nobody knows is counted, not taken for a person."""
+    from kafka import KafkaProducer
+
+    from stream.partitioning import home_partition
+
+    settings = custodes.settings
+    custodes.start("worker")
+    custodes.start("sink")
+    custodes.wait_ready("worker")
+    custodes.wait_ready("sink")
+    staff = tmp_path / "staff.jsonl"
+    staff.write_bytes(orjson.dumps({"user_id": "ds-9001", "team": "CID", "role": "officer",
+                                    "aliases": ["e.new@force.example", "FORCE\\enew"]}) + b"\n")
+    assert push(settings, [staff]) == {"staff": 1}
+    time.sleep(3)  # the worker follows the topic; no restart
+    n = settings.partitions
+    aliases = ["e.new@force.example", "force\\ENEW", "enew@force"]
+    assert len({home_partition(a, n) for a in aliases}) == n  # they start on different partitions
+    now = time.time()
+    producer = KafkaProducer(bootstrap_servers=settings.broker.split(","), acks="all")
+    try:
+        for i in range(20):
+            alias = aliases[i % 3]
+            event = {"@timestamp": iso(now - 120 + 5 * i), "event": {"id": f"dl-{i}", "action": "FileDownloaded"},
+                     "user": {"id": alias}, "custodes": {"activity": "export", "object": {"id": f"doc-{i}"}}}
+            producer.send(settings.topics.events, orjson.dumps(event), partition=home_partition(alias, n))
+        stranger = {"@timestamp": iso(now - 10), "event": {"id": "st-1"}, "user": {"id": "stranger@gmail.com"},
+                    "custodes": {"activity": "logon"}}
+        producer.send(settings.topics.events, orjson.dumps(stranger), partition=0)
+        producer.flush()
+    finally:
+        producer.close()
+    store = AlertStore(settings.db_url)
+    try:
+        rows = wait_until(lambda: store.list_alerts(detector="bulk_export"), 90, message="a documents alert")
+        assert [(r["subject"], r["title"]) for r in rows] == [
+            ("ds-9001", "Bulk download: 20 medium-sensitivity documents in 5 min")]
+        wait_until(lambda: custodes.total("custodes_identities_unknown_total") == 1, 30,
+                   message="the stranger counted")
+    finally:
+        store.dispose()

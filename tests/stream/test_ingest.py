@@ -64,3 +64,27 @@ def test_an_event_larger_than_a_message_may_be_is_dead_lettered_with_its_reason(
     assert len(letters) == 1 and orjson.loads(letters[0].value)["event"]["id"] == "huge"
     headers = dict(letters[0].headers)
     assert headers["custodes.reason"] == b"event_too_large" and headers["custodes.source.line"] == b"2"
+
+
+def test_events_go_to_the_persons_partition_and_unknown_ids_are_counted(kafka_broker, topic_prefix, tmp_path):
+    """Aliases of one person (shipped staff directory: pc-1001) are sent to pc-1001's home partition, so
+    the worker has nothing to re-key; an id the directory does not know is counted, never named."""
+    from stream.partitioning import home_partition
+
+    path = write_config(tmp_path / "custodes.toml", topic_prefix, partitions=4)
+    settings = load(path, env={"CUSTODES_BROKER": kafka_broker.bootstrap, "CUSTODES_DATA_DIR": str(tmp_path)})
+    now = time.time()
+    users = ["a.morgan@force.example", "FORCE\\AMORGAN", "amorgan@force", "4412", "pc-1001", "stranger@gmail.com"]
+    assert len({home_partition(u, 4) for u in users[:5]}) > 1  # the aliases alone would scatter
+    source = tmp_path / "aliases.jsonl"
+    source.write_bytes(b"\n".join(orjson.dumps(export(u, now - 60 + i, 1, event_id=f"a{i}"))
+                                  for i, u in enumerate(users)) + b"\n")
+    counts = ingest(settings, [source])
+    assert counts.events == 6 and dict(counts.summary.unknown_identities) == {"unknown": 1}
+    consumer = KafkaConsumer(settings.topics.events, bootstrap_servers=kafka_broker.bootstrap, group_id=None,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    where = {orjson.loads(line)["event"]["id"]: record.partition for record in consumer
+             for line in record.value.split(b"\n")}
+    consumer.close()
+    assert {where[f"a{i}"] for i in range(5)} == {home_partition("pc-1001", 4)}
+    assert where["a5"] == home_partition("stranger@gmail.com", 4)

@@ -76,6 +76,11 @@ GOOD: list[dict[str, Any]] = [
     {"@timestamp": T, "user.id": "u", "event.id": None, "host.id": 5, "unknown": {"field": [1, 2]}},
     {"@timestamp": T, "user.id": "u", "custodes.record.ids": ["x"] * 10_000},
     {"@timestamp": T, "user.id": "u", "custodes.aggregate.min_group_size": 10},
+    *({"@timestamp": T, "user.id": "u", "custodes": {"activity": "share", "share": {"visibility": v}}}
+      for v in ("anyone", "external", "domain", "internal")),
+    {"@timestamp": T, "user.id": "u", "custodes.object.id": "1AbC", "custodes.identity.alias": "CORP\\ann"},
+    {"@timestamp": T, "user.id": "u", "file": {"extension": ".PDF"}, "email.attachments": [{}, {"file": {}}]},
+    {"@timestamp": T, "user.id": "u", "email": {"attachments": None, "to.address": "x@gmail.com"}},
 ]
 
 BAD: list[dict[str, Any]] = [
@@ -132,6 +137,12 @@ BAD: list[dict[str, Any]] = [
     {"@timestamp": T, "user.id": "u", "custodes": {"media": [{}] * 101}},
     {"@timestamp": T, "user.id": "u", "email": {"to": {"address": 5}}},
     {"@timestamp": T, "user.id": "u", "deep": [[[[[[[[[[[[[[[[0]]]]]]]]]]]]]]]]},
+    {"@timestamp": T, "user.id": "u", "custodes.share.visibility": "public"},
+    {"@timestamp": T, "user.id": "u", "custodes": {"share": {"visibility": "ANYONE"}}},
+    {"@timestamp": T, "user.id": "u", "email": {"attachments": {"file": {"name": "a"}}}},
+    {"@timestamp": T, "user.id": "u", "email.attachments": ["a.pdf"]},
+    {"@timestamp": T, "user.id": "u", "custodes.object": "1AbC"},
+    {"@timestamp": T, "user.id": "u", "custodes.identity.alias": ["a", "b"]},
 ]
 
 

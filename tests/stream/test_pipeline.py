@@ -328,3 +328,126 @@ def test_only_canonically_equal_resends_are_dropped(pipeline, pair):
     assert applied.duplicates == (1 if equal else 0)
     # the same whether split computed the digests or apply did
     assert pipeline.apply("alice", split.groups["alice"], None, "e", 0, 1).duplicates == applied.duplicates
+# -- identity across sources (staff directory aliases, resolved at decode) ------------------------------
+
+STAFF_WITH_ALIASES = (
+    '{"user_id": "pc-1001", "aliases": ["a.morgan@force.example", "FORCE\\\\amorgan", "104270239127331552541"]}\n'
+    '{"user_id": "pc-1002", "aliases": ["b.khan@force.example"]}\n'
+)
+
+
+def _directory_pipeline(settings, text=STAFF_WITH_ALIASES):
+    from prometheus_client import CollectorRegistry
+
+    from detectors.reference import ReferenceHolder
+    from detectors.reference import load as load_reference
+    from stream.metrics import PipelineMetrics
+
+    holder = ReferenceHolder(load_reference({"staff.jsonl": text}))
+    metrics = PipelineMetrics(CollectorRegistry())
+    pipe = Pipeline(settings, build(settings.detectors, holder), clock=lambda: NOW, metrics=metrics,
+                    reference=holder)
+    return holder, metrics, pipe
+
+
+def test_aliases_from_every_source_meet_on_the_person_and_keep_the_alias(settings):
+    _, _, pipe = _directory_pipeline(settings)
+    m365 = export("A.Morgan@Force.example", T0, 1, event_id="m1", **{"event.dataset": "o365.audit"})
+    windows = {"@timestamp": iso(T0 + 1), "user": {"id": "force\\AMORGAN"}, "event": {"id": "w1"}}  # closed
+    google = export("104270239127331552541", T0 + 2, 1, event_id="g1")
+    same = export("pc-1001", T0 + 3, 1, event_id="p1")
+    split = pipe.split(lines(m365, windows, google, same), "events", 0, 0)
+    assert list(split.groups) == ["pc-1001"]
+    events = split.groups["pc-1001"]
+    assert [e.identity_alias for e in events] == ["A.Morgan@Force.example", "force\\AMORGAN",
+                                                   "104270239127331552541", None]
+    for e in events[:3]:  # the evidence document says who it is and what the source called them
+        assert e.document["user"]["id"] == "pc-1001"
+        assert e.document["custodes"]["identity"]["alias"] == e.identity_alias
+    assert events[1].raw is None and events[1].document["event"] == {"id": "w1"}
+    assert pipe.unknown_identities == {}
+
+
+def test_events_are_rekeyed_by_person_not_alias(settings):
+    from stream.partitioning import home_partition
+
+    _, _, pipe = _directory_pipeline(settings)
+    home = home_partition("pc-1001", 8)
+    elsewhere = (home + 1) % 8
+    split = pipe.split(lines(export("a.morgan@force.example", T0, 1)), "events", elsewhere, 0,
+                       lambda user: home_partition(user, 8))
+    assert [(user, number) for user, _, number in split.reroute] == [("pc-1001", 1)]
+    assert pipe.unknown_identities == {}  # counted (if unknown) where the re-keyed event is read
+    here = pipe.split(lines(export("a.morgan@force.example", T0, 1)), "events", home, 0,
+                      lambda user: home_partition(user, 8))
+    assert list(here.groups) == ["pc-1001"] and not here.reroute
+
+
+def test_unknown_ids_are_counted_by_source_and_processed_as_given(settings):
+    _, metrics, pipe = _directory_pipeline(settings)
+    value = lines(export("stranger@gmail.com", T0, 1, **{"event": {"dataset": "o365.audit"}}),
+                  export("stranger@gmail.com", T0 + 1, 1),
+                  export("pc-1002", T0 + 2, 1))
+    split = pipe.split(value, "events", 0, 0)
+    assert sorted(split.groups) == ["pc-1002", "stranger@gmail.com"]
+    assert [e.identity_alias for e in split.groups["stranger@gmail.com"]] == [None, None]
+    assert sum(pipe.unknown_identities.values()) == 2
+    assert pipe.unknown_identities["unknown"] == 1  # no dataset named
+    registry = metrics.registry
+    total = sum(registry.get_sample_value("custodes_identities_unknown_total", {"source": s}) or 0
+                for s in pipe.unknown_identities)
+    assert total == 2
+
+
+def test_without_a_directory_ids_are_taken_as_given_and_not_counted(settings, pipeline):
+    split = pipeline.split(lines(export("a.morgan@force.example", T0, 1)), "events", 0, 0)
+    assert list(split.groups) == ["a.morgan@force.example"] and pipeline.unknown_identities == {}
+
+
+def test_the_alias_index_follows_reference_updates_at_runtime(settings):
+    holder, _, pipe = _directory_pipeline(settings)
+    split = pipe.split(lines(export("new.name@force.example", T0, 1)), "events", 0, 0)
+    assert list(split.groups) == ["new.name@force.example"]  # not yet an alias
+    holder.apply("staff", {"user_id": "pc-1002", "aliases": ["b.khan@force.example", "new.name@force.example"]})
+    split = pipe.split(lines(export("new.name@force.example", T0, 1)), "events", 0, 1)
+    assert list(split.groups) == ["pc-1002"]
+
+
+ALIASES = {"pc-1001": ["a.morgan@force.example", "FORCE\\amorgan", "104270239127331552541"],
+           "pc-1002": ["b.khan@force.example"]}
+
+
+def _case_variants():
+    from hypothesis import strategies as st
+
+    known = [(alias, person) for person, aliases in ALIASES.items() for alias in [person, *aliases]]
+    return st.sampled_from(known).flatmap(lambda pair: st.tuples(
+        st.lists(st.booleans(), min_size=len(pair[0]), max_size=len(pair[0])).map(
+            lambda flips: "".join(c.upper() if f else c for c, f in zip(pair[0], flips, strict=True))),
+        st.just(pair[1])))
+
+
+def test_any_spelling_of_an_alias_lands_on_the_person(settings):
+    """Hypothesis: an alias in any letter case resolves to its person; unknown ids stay as given."""
+    from hypothesis import given
+    from hypothesis import settings as hsettings
+    from hypothesis import strategies as st
+
+    text = "".join(orjson.dumps({"user_id": p, "aliases": a}).decode() + "\n" for p, a in ALIASES.items())
+    _, _, pipe = _directory_pipeline(settings, text)
+
+    @hsettings(max_examples=100, deadline=None)
+    @given(st.lists(_case_variants() | st.tuples(st.sampled_from(["x@gmail.com", "amorgan", "pc-10011"]),
+                                                 st.none()), min_size=1, max_size=8))
+    def check(ids):
+        value = lines(*(export(given_id, T0 + i, 1, event_id=f"h{i}") for i, (given_id, _) in enumerate(ids)))
+        split = pipe.split(value, "events", 0, 0)
+        got = {e.id: (user, e.identity_alias) for user, events in split.groups.items() for e in events}
+        for i, (given_id, person) in enumerate(ids):
+            user, alias = got[f"h{i}"]
+            if person is None:
+                assert (user, alias) == (given_id, None)
+            else:
+                assert user == person and alias == (None if given_id == person else given_id)
+
+    check()

@@ -29,6 +29,8 @@ PATHS = (
     "custodes.policy_set", "custodes.application.id", "custodes.group.id", "custodes.case.ref",
     "custodes.recipient.party", "custodes.dataset.name", "custodes.dataset.sensitivity",
     "custodes.record.ids", "custodes.record.count", "custodes.aggregate.min_group_size", "custodes.media",
+    "custodes.object.id", "custodes.share.visibility", "file.extension", "email.attachments",
+    "custodes.identity.alias",
 )
 """Every field stream.schema.validate reads (tests/stream/test_json_schema.py checks the list)."""
 
@@ -297,6 +299,9 @@ FIELD_VALUES = {
     "custodes.record.count": st.integers(0, 10**12), "custodes.aggregate.min_group_size": st.integers(0, 10**12),
     "custodes.schema_version": st.just(1), "custodes.media": st.lists(st.dictionaries(words, json_values), max_size=2),
     "source.geo.location.lat": st.floats(-90, 90), "source.geo.location.lon": st.floats(-180, 180),
+    "custodes.share.visibility": st.sampled_from(["anyone", "external", "domain", "internal"]),
+    "email.attachments": st.lists(st.dictionaries(words, json_values), max_size=2),
+    "file.extension": st.sampled_from(["pdf", "docx", "PDF", ".csv"]),
 }
 
 
@@ -378,13 +383,16 @@ FULL = {
     "@timestamp": "2024-01-01T00:00:00.5+01:00", "user": {"id": "u1", "name": "Ann"},
     "event": {"id": "e1", "action": "view", "outcome": "ok"}, "host": {"id": "h"}, "message": "hi",
     "source": {"geo": {"location": {"lat": 51.5, "lon": -0.1}}}, "destination": {"domain": "d.org"},
-    "url": {"domain": "u.org"}, "file": {"name": "f.txt"}, "email": {"to": {"address": ["a@b"]}},
+    "url": {"domain": "u.org"}, "file": {"name": "f.txt", "extension": "txt"},
+    "email": {"to": {"address": ["a@b"]}, "attachments": [{"file": {"name": "f.txt"}}]},
     "custodes": {"schema_version": 1, "activity": "export", "channel": "usb", "policy_set": "p",
                  "application": {"id": "app"}, "group": {"id": "g"}, "case": {"ref": "c"},
                  "recipient": {"party": "r"}, "dataset": {"name": "n", "sensitivity": "high"},
-                 "record": {"ids": ["a", "b"], "count": 2}, "aggregate": {"min_group_size": 5}},
+                 "record": {"ids": ["a", "b"], "count": 2}, "aggregate": {"min_group_size": 5},
+                 "object": {"id": "drive:1"}, "share": {"visibility": "anyone"}, "identity": {"alias": "U1@x.org"}},
 }
-"""Every field validate reads, in the usual shape (and closed: no other key, no null)."""
+"""Every field validate reads, in the usual shape (and closed but for email.attachments: no other key, no
+null)."""
 DEEP = [[[[[[[[[[[[[[[["deep"]]]]]]]]]]]]]]]]
 EDGES = (None, "", "low", "export", "x" * 33, "x" * 65, "x" * 1025, 0, -1, 10**12 + 1, 2**64, 1.5, True,
          [], ["a", "b"], [1], ["x" * 1025], {}, {"a": 1}, {"a.b": 1}, DEEP, [{"a": DEEP}])
@@ -494,3 +502,37 @@ def test_a_blank_user_id_is_a_missing_user(blank: str) -> None:
         parse(orjson.dumps(doc))
     assert caught.value.reason == "missing_user"
     assert parse(orjson.dumps(doc | {"user": {"id": blank, "name": "bob"}})).user_id == "bob"
+def test_document_share_attachment_and_identity_fields() -> None:
+    """The round-2 contract (docs/sources.md): object id, share visibility, file extension (lower-case,
+    no dot), the number of email.attachments and the alias a person was known by."""
+    doc = {"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "u"},
+           "custodes": {"activity": "share", "object": {"id": "1AbC"}, "share": {"visibility": "anyone"},
+                        "identity": {"alias": "Ann@Example.org"}},
+           "file": {"name": "Plan.PDF", "extension": ".PDF"},
+           "email": {"attachments": [{"file": {"name": "a.pdf"}}, {"file": {"name": "b.xlsx"}}]}}
+    for raw in (orjson.dumps(doc), None):
+        event = validate(copy.deepcopy(doc), raw)
+        assert (event.object_id, event.share_visibility, event.identity_alias) == ("1AbC", "anyone", "Ann@Example.org")
+        assert (event.file_extension, event.attachment_count) == ("pdf", 2)
+    event = parse(b'{"@timestamp": "2024-01-01T00:00:00Z", "user.id": "u", "custodes.activity": "mail_forward",'
+                  b' "email.to.address": "x@gmail.com", "email.attachments": [], "file.extension": "csv"}')
+    assert (event.kind, event.email_to, event.attachment_count, event.file_extension) == (
+        "mail_forward", ("x@gmail.com",), 0, "csv")
+
+
+@pytest.mark.parametrize(("path", "value", "reason"), [
+    ("custodes.share.visibility", "public", "bad_value"),
+    ("custodes.share.visibility", "Anyone", "bad_value"),
+    ("custodes.share.visibility", 3, "bad_value"),
+    ("email.attachments", {"file": {}}, "wrong_type"),
+    ("email.attachments", ["a.pdf"], "wrong_type"),
+    ("email.attachments", [{}] * 10_001, "oversized_field"),
+    ("custodes.object.id", ["a"], "wrong_type"),
+    ("file.extension", "x" * 1025, "oversized_field"),
+])
+def test_document_fields_rejected_with_reason(path: str, value: Any, reason: str) -> None:
+    doc: dict[str, Any] = {"@timestamp": "2024-01-01T00:00:00Z", "user": {"id": "u"}}
+    place(doc, path, value, 3)
+    with pytest.raises(Invalid) as exc:
+        validate(doc, orjson.dumps(doc))
+    assert exc.value.reason == reason and path in exc.value.detail

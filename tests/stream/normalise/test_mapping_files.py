@@ -233,3 +233,97 @@ def test_never_raises_anything_but_invalid(row: dict[str, str]) -> None:
         validate(mapping.normalise(row))
     except Invalid as exc:
         assert exc.reason in REASONS
+
+
+# -- mappings that describe real logs: case, paths, value maps, event kinds -----------------------------
+
+M365_MAPPING = ROOT / "config" / "mappings" / "m365-unified-audit.toml"
+REAL: dict[str, Any] = {
+    "format": "jsonl",
+    "ignore_case": True,
+    "fields": {"UserId": "user.id", "Operation": "event.action", "ResultStatus": "event.outcome",
+               "target[*].alternateId": "related.user", "target[0].type": "okta.first_target"},
+    "values": {"event.outcome": {"Succeeded": "success", "Failed": "failure", "*": "unknown"}},
+    "timestamp": {"column": "CreationTime", "timezone": "UTC"},
+    "when": [
+        {"if": {"Operation": ["FileDownloaded", "FileSyncDownloadedFull"]},
+         "set": {"custodes.activity": "export"}, "fields": {"ObjectId": "custodes.object.id"}},
+        {"if": {"Operation": "New-InboxRule", "Parameters[Name=ForwardTo].Value": "*"},
+         "set": {"custodes.activity": "mail_forward"},
+         "fields": {"Parameters[Name=ForwardTo].Value": "email.to.address"}},
+    ],
+}
+
+
+def test_event_kinds_value_maps_paths_and_case() -> None:
+    m = from_dict(REAL)
+    download = m.normalise({"creationtime": "2024-05-01T10:00:00", "USERID": "a@x.example",
+                            "operation": "filedownloaded", "ObjectId": "https://x/doc.docx",
+                            "ResultStatus": "Succeeded"})
+    assert download["custodes"]["activity"] == "export"
+    assert download["custodes"]["object"] == {"id": "https://x/doc.docx"}
+    assert download["event"]["outcome"] == "success"
+    assert download["@timestamp"] == "2024-05-01T10:00:00Z"
+    rule = m.normalise({"CreationTime": "2024-05-01T10:01:00", "UserId": "a@x.example", "Operation": "New-InboxRule",
+                        "ResultStatus": "PartiallySucceeded",
+                        "Parameters": [{"Name": "Name", "Value": "fw"}, {"name": "forwardto", "value": "b@y.example"}],
+                        "target": [{"alternateId": "t1", "type": "User"}, {"alternateId": "t2"}]})
+    assert rule["custodes"]["activity"] == "mail_forward"
+    assert rule["email"]["to"]["address"] == "b@y.example"
+    assert rule["event"]["outcome"] == "unknown"  # "*" in the value map
+    assert rule["related"]["user"] == ["t1", "t2"] and rule["okta"]["first_target"] == "User"
+    plain = m.normalise({"CreationTime": "2024-05-01T10:02:00", "UserId": "a@x.example", "Operation": "New-InboxRule",
+                         "Parameters": [{"Name": "MoveToFolder", "Value": "Archive"}]})
+    assert "activity" not in plain.get("custodes", {})  # no [[when]] held: base fields only
+
+
+def test_case_sensitive_unless_asked() -> None:
+    m = from_dict({**BASE, "fields": {"Who": "user.id"}})
+    with pytest.raises(Invalid) as exc:
+        m.normalise({"when": "2024-01-01T00:00:00Z", "who": "a"})
+    assert exc.value.reason == "missing_user"
+    m = from_dict({**BASE, "fields": {"Who": "user.id"}, "ignore_case": True})
+    assert m.normalise({"WHEN": "2024-01-01T00:00:00Z", "who": "a"})["user"]["id"] == "a"
+
+
+def test_when_errors_are_load_errors() -> None:
+    with pytest.raises(MappingError, match="when 1: if"):
+        from_dict({**BASE, "when": [{"set": {"custodes.activity": "export"}}]})
+    with pytest.raises(MappingError, match="non-empty list"):
+        from_dict({**BASE, "when": [{"if": {"Operation": []}}]})
+    with pytest.raises(MappingError, match="unknown key 'then'"):
+        from_dict({**BASE, "when": [{"if": {"a": 1}, "then": {}}]})
+    with pytest.raises(MappingError, match="set twice"):
+        from_dict({**BASE, "when": [{"if": {"a": 1}, "set": {"x.y": 1}, "fields": {"b": "x.y"}}]})
+    with pytest.raises(MappingError, match="ignore_case"):
+        from_dict({**BASE, "ignore_case": "yes"})
+
+
+def test_a_cast_failure_names_the_source_column() -> None:
+    m = from_dict({**BASE, "fields": {**BASE["fields"], "n": "custodes.record.count"},
+                   "types": {"custodes.record.count": "int"}})
+    with pytest.raises(Invalid) as exc:
+        m.normalise({"when": "2024-01-01T00:00:00Z", "who": "a", "n": "many"})
+    assert (exc.value.reason, exc.value.field) == ("bad_value", "n")
+
+
+def test_shipped_m365_mapping_reads_the_m365_fixture() -> None:
+    records = list(read(DATA / "sources" / "m365.jsonl", mapping=M365_MAPPING))
+    assert all(r.ok for r in records), [(r.line, r.error) for r in records if not r.ok]
+    kinds = [r.doc.get("custodes", {}).get("activity") for r in records]
+    assert kinds == [None, None, "share", None, "export", "export", "share", None, "mail_forward",
+                     "mail_forward", "logon", "logon", None, None]
+    assert records[8].doc["email"]["to"]["address"] == "mailbox.private@outlook.com"
+    assert records[6].doc["custodes"]["share"] == {"visibility": "external"}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+                    lambda c: st.lists(c, max_size=3) | st.dictionaries(st.text(max_size=10), c, max_size=4),
+                    max_leaves=15))
+def test_real_mapping_never_crashes(record: Any) -> None:
+    m = from_dict(REAL)
+    try:
+        validate(m.normalise(record))
+    except Invalid as exc:
+        assert exc.reason in REASONS
