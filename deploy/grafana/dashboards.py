@@ -7,7 +7,7 @@ provisioning depend on them. Panel ids and grid positions follow from the order 
 
 from __future__ import annotations
 
-from model import Dashboard, Row, Stat, TimeSeries, q
+from model import Dashboard, Row, Stat, TimeSeries, q, rate_by
 
 DETECTIONS = Dashboard(
     uid='custodes-detections',
@@ -367,6 +367,28 @@ PIPELINE = Dashboard(
                 ),
                 unit='s',
                 w=24,
+            ),
+        )),
+        Row('Sources', (
+            TimeSeries(
+                'User ids not in the staff directory',
+                (
+                    'Events whose user id is neither a person id nor an alias in the loaded staff directory '
+                    '(processed under the id as given), by source. Add the ids as aliases of their person '
+                    '(docs/detectors.md, Identity across sources).'
+                ),
+                rate_by('custodes_identities_unknown_total', 'source'),
+                unit='ops',
+            ),
+            TimeSeries(
+                'Events not classified by the activity table',
+                (
+                    'Events without custodes.activity that no rule of config/activities.toml matched (kept as '
+                    'kind other), per second by dataset: a source the table does not yet cover (docs/sources.md).'
+                ),
+                rate_by('custodes_events_unclassified_total', 'dataset'),
+                unit='ops',
+                stacked=True,
             ),
         )),
     ),
