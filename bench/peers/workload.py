@@ -59,7 +59,7 @@ def make_events(n: int, users: int, *, span_s: int = 6 * 3600, heavy_every: int 
             "custodes": {"activity": "record_access", "record": {"count": records},
                          "dataset": {"name": "persons", "sensitivity": "medium"}},
         }
-        out.append((user, orjson.dumps(doc)))
+        out.append((user, memoryview(orjson.dumps(doc)).tobytes()))  # exact size: see stream.pipeline.owned
     return out
 
 
