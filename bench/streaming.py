@@ -320,24 +320,24 @@ def peers_run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict:
     raw = asyncio.run(raw_consumer(bootstrap, topic, args.events))
     reference = write_reference(work / "reference", args.users)
     ids = list(index(CATALOG))
-    engines = ["custodes", "bytewax", "quixstreams"]
+    engines = ["custodes", "bytewax", "quixstreams"] + (["custodes-all"] if args.all_detectors else [])
     rates: dict[str, list[float]] = {e: [] for e in engines}
     alerts: dict[str, list[int]] = {e: [] for e in engines}
-    ratios: dict[str, list[float]] = {e: [] for e in engines[1:]}
+    ratios: dict[str, list[float]] = {e: [] for e in ("bytewax", "quixstreams")}
     for r in range(args.rounds):
         order = engines[r % len(engines):] + engines[:r % len(engines)]
         got: dict[str, float] = {}
         for engine in order:
-            if engine == "custodes":
-                app = f"{prefix}r{r}-"
+            if engine.startswith("custodes"):
+                app = f"{prefix}{engine}-r{r}-"
 
-                def edit(text: str, app: str = app) -> str:
+                def edit(text: str, app: str = app, only: bool = engine == "custodes") -> str:
                     text = "\n".join(f'app_id = "{app}custodes"' if line.startswith("app_id =")
                                      else f'alerts = "{app}alerts"' if line.startswith("alerts =")
                                      else line for line in text.splitlines())
-                    return config_only_bulk_export(text, ids)
+                    return config_only_bulk_export(text, ids) if only else text + "\n"
 
-                d = work / f"custodes-r{r}"
+                d = work / f"{engine}-r{r}"
                 d.mkdir()
                 out = streaming(bootstrap, prefix, d, args.events, args.partitions, reference, edit_config=edit)
                 rate, n_alerts = out["events_per_s"], distinct_alert_ids(bootstrap, f"{app}alerts")
@@ -351,7 +351,7 @@ def peers_run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict:
             rates[engine].append(rate)
             alerts[engine].append(n_alerts)
             print(f"round {r + 1} {engine:<12} {rate:>10,.0f} ev/s  {n_alerts} alerts", flush=True)
-        for peer in engines[1:]:
+        for peer in ratios:
             ratios[peer].append(got["custodes"] / got[peer])
     wrong = {e: a for e, a in alerts.items() if set(a) != {expected_alerts}}
     if wrong:
@@ -362,6 +362,9 @@ def peers_run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict:
         "raw_aiokafka_events_per_s": round(raw),
         **{f"{e}_events_per_s_min_median_max": spread(v) for e, v in rates.items()},
         **{f"custodes_to_{p}_min_median_max": spread(v) for p, v in ratios.items()},
+        **({"custodes_all_to_bytewax_min_median_max": spread(
+            [a / b for a, b in zip(rates["custodes-all"], rates["bytewax"], strict=True)])}
+           if "custodes-all" in rates else {}),
         "custodes_to_raw_median": round(sorted(rates["custodes"])[len(rates["custodes"]) // 2] / raw, 3),
         "rates": {e: [round(x) for x in v] for e, v in rates.items()},
     }
@@ -380,6 +383,8 @@ def main() -> None:
     ap.add_argument("--peers", action="store_true",
                     help="the one-detector workload in Custodes (bulk_export only), bytewax and quixstreams")
     ap.add_argument("--rounds", type=int, default=3, help="with --peers: alternated rounds")
+    ap.add_argument("--all-detectors", action="store_true",
+                    help="with --peers: also the worker with every detector enabled (custodes-all)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=Path, help="sample the worker with py-spy; collapsed stacks to this file")
     ap.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)

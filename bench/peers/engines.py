@@ -5,6 +5,7 @@ so its memory, threads and imports are its own:
     python -m bench.peers.engines quix-kafka --broker HOST:PORT --topic T --events N --messages M
     python -m bench.peers.engines bytewax-file --path events.jsonl --events N
     python -m bench.peers.engines duckdb-file --path events.jsonl --events N
+    python -m bench.peers.engines custodes-file --path events.jsonl [--all-detectors --reference DIR]
 
 Each prints one JSON line: {"engine", "events", "alerts", "events_per_s", "seconds"}. The rate is
 measured from the first event the engine hands to its operator to the last (as the naive Faust agent
@@ -19,6 +20,10 @@ What each does per event:
 - quixstreams (``StreamingDataFrame.apply(stateful=True)``): the same decode and step, the state read
   from and written to its RocksDB store (JSON values) and, on commit (every 5 s), to the store's
   changelog topic on Kafka, so a restarted app recovers it; at-least-once.
+- Custodes on the file (``custodes-file``): ``stream.replay.replay``, what ``custodes replay FILE``
+  runs: read the file in 500-line chunks, decode and validate each event (schema, limits, retention
+  gate), group each micro-batch per user, dedupe by event id, run the enabled detectors against the
+  user's state (bulk_export only, or with ``--all-detectors`` all nine), encode the state.
 - DuckDB (file only): a window query over the whole file (read_json, minute buckets, a running sum
   per user and an ASOF join for the window's start) finds the hits; the suppression fold over the
   hits (each alert depends on the one before) runs in Python (:func:`fold_hits`).
@@ -139,6 +144,25 @@ def quix_kafka(broker: str, topic: str, expected: int, messages: int) -> dict:
             "seconds": clock.last - clock.first}
 
 
+def custodes_file(path: Path, all_detectors: bool, reference: Path | None) -> dict:
+    from bench.peers.workload import only_bulk_export
+    from detectors.registry import CATALOG, index
+    from stream.replay import replay
+    from stream.settings import load
+
+    settings = load()
+    update: dict[str, Any] = {} if reference is None else {"reference_dir": reference}
+    if not all_detectors:
+        update["detectors"] = only_bulk_export(settings.detectors, index(CATALOG))
+    settings = settings.model_copy(update=update)
+    t = time.perf_counter()
+    result = replay(settings, [path])
+    seconds = time.perf_counter() - t
+    return {"engine": "custodes-all" if all_detectors else "custodes", "events": result.processed,
+            "alerts": len(result.alerts), "events_per_s": result.processed / seconds, "seconds": seconds,
+            "dead_lettered": sum(result.dead_lettered.values())}
+
+
 def duckdb_file(path: Path) -> dict:
     """The window in SQL over the whole file; the hits' suppression fold in Python."""
     import duckdb
@@ -176,7 +200,9 @@ def duckdb_file(path: Path) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("engine", choices=["bytewax-kafka", "quix-kafka", "bytewax-file", "duckdb-file"])
+    ap.add_argument("engine", choices=["bytewax-kafka", "quix-kafka", "bytewax-file", "duckdb-file", "custodes-file"])
+    ap.add_argument("--all-detectors", action="store_true", help="custodes-file: every detector, not only bulk_export")
+    ap.add_argument("--reference", type=Path, help="custodes-file: the reference directory (case register)")
     ap.add_argument("--broker")
     ap.add_argument("--topic")
     ap.add_argument("--events", type=int, default=0)
@@ -189,6 +215,8 @@ def main() -> None:
         out = quix_kafka(args.broker, args.topic, args.events, args.messages)
     elif args.engine == "bytewax-file":
         out = bytewax_file(args.path)
+    elif args.engine == "custodes-file":
+        out = custodes_file(args.path, args.all_detectors, args.reference)
     else:
         out = duckdb_file(args.path)
     print(json.dumps(out), flush=True)

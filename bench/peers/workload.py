@@ -2,8 +2,8 @@
 
 Events: record look-ups (``custodes.activity = "record_access"``) of medium-sensitivity data, each
 stating how many records it touched (``custodes.record.count``), by ``users`` people over ``span_s``
-of event time, in time order. One person in ``heavy_every`` looks up many records at a time, so some
-people go over the threshold.
+of event time, in time order, each citing one of the person's own cases. One person in
+``heavy_every`` looks up many records at a time, so some people go over the threshold.
 
 The rule (what Custodes' bulk_export does on these events, with every other detector disabled):
 per person, the records in a sliding window of ``window_s`` measured in whole ``bucket_s`` buckets
@@ -57,7 +57,10 @@ def make_events(n: int, users: int, *, span_s: int = 6 * 3600, heavy_every: int 
             "event": {"id": f"ev-{i}", "action": "view"},
             "user": {"id": user},
             "custodes": {"activity": "record_access", "record": {"count": records},
-                         "dataset": {"name": "persons", "sensitivity": "medium"}},
+                         "dataset": {"name": "persons", "sensitivity": "medium"},
+                         # one of the user's own cases (bench/streaming.py write_reference), so with
+                         # every detector enabled need_to_know stays quiet
+                         "case": {"ref": f"C{u:05d}-{rng.randrange(3)}"}},
         }
         out.append((user, memoryview(orjson.dumps(doc)).tobytes()))  # exact size: see stream.pipeline.owned
     return out
