@@ -208,3 +208,29 @@ def test_a_dead_letter_keeps_at_most_its_limit_and_says_how_much_there_was():
     value, headers = DeadLetter(b"y" * 20, "invalid_json", "not valid JSON", "events", 0, 5, 1).record(8)
     assert value == b"y" * 8
     assert dict(headers)["custodes.reason"] == b"invalid_json" and dict(headers)["custodes.truncated"] == b"20"
+
+
+def test_kept_state_is_a_copy_of_what_orjson_returned(pipeline, monkeypatch):
+    """orjson's output sits in a larger buffer than its length, which it pins for as long as it is
+    kept; the state the worker and replay keep is an exact-size copy (bench/state.py measures RSS)."""
+    import stream.pipeline as module
+    from stream.pipeline import owned
+
+    data = orjson.dumps({"a": "b" * 300})
+    assert bytes(data) is data and data[:] is data  # why a plain bytes() is no copy
+    copy = owned(data)
+    assert copy == data and copy is not data
+
+    returned = []
+    dumps = module.orjson.dumps
+
+    def spy(obj, *args):
+        returned.append(dumps(obj, *args))
+        return returned[-1]
+
+    monkeypatch.setattr(module.orjson, "dumps", spy)
+    split = pipeline.split(lines(export("alice", T0, 5, event_id="e1")), "t", 0, 0)
+    applied = pipeline.apply("alice", split.groups["alice"], None, "e", 0, 0)
+    assert applied.state == returned[-1] and all(applied.state is not r for r in returned)
+    ticked = pipeline.tick("alice", applied.state)
+    assert ticked.state is applied.state or all(ticked.state is not r for r in returned)
