@@ -134,11 +134,22 @@ def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool
             ready = _rss_mb(proc.pid)
             t = time.perf_counter()
             deadline = time.monotonic() + 3600
-            while worker.total("custodes_events_consumed_total") < n and time.monotonic() < deadline:
-                time.sleep(0.5)
+
+            def total(metric: str) -> float:
+                """The worker answers /metrics between micro-batches: on a busy machine a large one
+                can take longer than a request's timeout, so a timed-out request is retried."""
+                while True:
+                    try:
+                        return worker.total(metric)
+                    except OSError:
+                        if proc.poll() is not None or time.monotonic() > deadline:
+                            raise
+
+            while total("custodes_events_consumed_total") < n and time.monotonic() < deadline:
+                time.sleep(1.0)
             seconds = time.perf_counter() - t
             time.sleep(6)  # custodes_state_keys is set every 5 s
-            keys = worker.total("custodes_state_keys")
+            keys = total("custodes_state_keys")
             end = _rss_mb(proc.pid)
         finally:
             worker.stop_all()
