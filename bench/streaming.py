@@ -187,6 +187,7 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
     try:
         for c in group:
             c.wait_ready("worker", timeout_s=120)
+        deadline = time.monotonic() + 1800
         spy = None
         if profile is not None:
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(group[0].procs["worker"].pid),
@@ -194,11 +195,18 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def total(metric: str) -> float:
-            return sum(c.total(metric) for c in group)
+            # a worker answers /metrics between micro-batches; on a busy machine one can outlast a
+            # request's timeout: retry (the loop's deadline still bounds the run)
+            while True:
+                try:
+                    return sum(c.total(metric) for c in group)
+                except OSError:
+                    if any(p.poll() is not None for c in group for p in c.procs.values()) \
+                            or time.monotonic() > deadline:
+                        raise
 
         first = last = None
         consumed = 0.0
-        deadline = time.monotonic() + 1800
         while consumed < expected_events and time.monotonic() < deadline:
             consumed = total("custodes_events_consumed_total")
             now = time.perf_counter()
