@@ -148,8 +148,8 @@ def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool
             while total("custodes_events_consumed_total") < n and time.monotonic() < deadline:
                 time.sleep(1.0)
             seconds = time.perf_counter() - t
-            time.sleep(6)  # custodes_state_keys is set every 5 s
-            keys = total("custodes_state_keys")
+            time.sleep(6)  # custodes_detector_state_users is set every 5 s
+            keys = total("custodes_detector_state_users")
             end = _rss_mb(proc.pid)
         finally:
             worker.stop_all()
