@@ -24,7 +24,7 @@ What each does per event:
   runs: read the file in 500-line chunks, decode and validate each event (schema, limits, retention
   gate), group each micro-batch per user, dedupe by event id, run the enabled detectors against the
   user's state (bulk_export only, or with ``--all-detectors`` all nine), encode the state.
-- DuckDB (file only): a window query over the whole file (read_json, minute buckets, a running sum
+- DuckDB (file only, one thread): a window query over the whole file (read_json, minute buckets, a running sum
   per user and an ASOF join for the window's start) finds the hits; the suppression fold over the
   hits (each alert depends on the one before) runs in Python (:func:`fold_hits`).
 """
@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -139,7 +140,10 @@ def quix_kafka(broker: str, topic: str, expected: int, messages: int) -> dict:
         return opened
 
     sdf.apply(step, stateful=True)
-    app.run(count=messages, timeout=60, collect=False)
+    try:
+        app.run(count=messages, timeout=60, collect=False)
+    finally:
+        shutil.rmtree(state_dir, ignore_errors=True)
     return {"engine": "quixstreams", "events": clock.events, "alerts": alerts[0], "events_per_s": clock.rate(),
             "seconds": clock.last - clock.first}
 
@@ -170,6 +174,7 @@ def duckdb_file(path: Path) -> dict:
     r = RULE
     t = time.perf_counter()
     con = duckdb.connect()
+    con.execute("SET threads = 1")  # one core, as every other engine here (replay is measured per core)
     hits = con.execute(f"""
         WITH ev AS (
             SELECT "user".id AS u, epoch(CAST("@timestamp" AS TIMESTAMPTZ)) AS ts,
