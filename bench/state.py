@@ -4,6 +4,12 @@ Each size runs in its own child process so peak RSS is its own.
 
     python bench/state.py                          # 10k and 100k users, 10 events per user
     python bench/state.py --users 10000 --events-per-user 40 --json bench/results/state.json
+    python bench/state.py --worker --users 100000  # the real worker's peak RSS after loading them
+
+``--worker`` starts Apache Kafka (or uses --broker), loads the same day of activity onto the input
+topic (500 events per message, each on its users' home partition), runs one real Custodes worker until
+it has consumed every event, and reports that process's peak RSS (VmHWM) and its RSS when ready,
+before any input. State bytes there are the worker's table values as written to the changelog.
 """
 
 from __future__ import annotations
@@ -63,11 +69,110 @@ def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
     }
 
 
+def _rss_mb(pid: int) -> dict[str, float]:
+    """Current (VmRSS) and peak (VmHWM) resident memory of a process, MB."""
+    out = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            out[key] = round(int(value.split()[0]) / 1024, 1)
+    return out
+
+
+def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool = False,
+                   partitions: int = 4) -> dict:
+    """Peak RSS of one real worker that has consumed a day of activity of ``users`` users."""
+    import random
+    import shutil
+    import tempfile
+
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from bench.replay import make_lines
+    from stream.partitioning import home_partition
+    from tests.stream.processes import Custodes
+
+    work = Path(tempfile.mkdtemp(prefix="custodes-state-"))
+    started_broker = None
+    try:
+        if broker is None:
+            from tests.harness.kafka import start_broker
+
+            started_broker = start_broker(work)
+            broker = started_broker.bootstrap
+        prefix = f"state{random.randrange(10**6)}-"
+        topic = f"{prefix}custodes-audit-events"
+        admin = KafkaAdminClient(bootstrap_servers=broker)
+        admin.create_topics([NewTopic(topic, partitions, 1)])
+        admin.close()
+        producer = KafkaProducer(bootstrap_servers=broker, linger_ms=50, batch_size=1 << 20,
+                                 max_request_size=16 << 20, acks=1)
+        now = time.time()
+        n = users * per_user
+        step = 100_000
+        for first in range(0, n, step):
+            pending: dict[int, list[bytes]] = {}
+            for line in make_lines(min(step, n - first), users, now, seed=first + 1, uuid_ids=uuid_ids,
+                                   first_id=first):
+                user = line.split(b'"user":{"id":"', 1)[1].split(b'"', 1)[0].decode()
+                lines = pending.setdefault(home_partition(user, partitions), [])
+                lines.append(line)
+                if len(lines) >= 500:
+                    producer.send(topic, value=b"\n".join(lines), partition=home_partition(user, partitions))
+                    lines.clear()
+            for p, lines in pending.items():
+                if lines:
+                    producer.send(topic, value=b"\n".join(lines), partition=p)
+        producer.flush()
+        producer.close()
+        (work / "w").mkdir()
+        worker = Custodes(broker, work / "w", prefix, f"sqlite:///{work}/state.db",
+                          {"partitions": partitions, "log_level": "warning"})
+        proc = worker.start("worker")
+        try:
+            worker.wait_ready("worker", timeout_s=180)
+            ready = _rss_mb(proc.pid)
+            t = time.perf_counter()
+            deadline = time.monotonic() + 3600
+
+            def total(metric: str) -> float:
+                """The worker answers /metrics between micro-batches: on a busy machine a large one
+                can take longer than a request's timeout, so a timed-out request is retried."""
+                while True:
+                    try:
+                        return worker.total(metric)
+                    except OSError:
+                        if proc.poll() is not None or time.monotonic() > deadline:
+                            raise
+
+            while total("custodes_events_consumed_total") < n and time.monotonic() < deadline:
+                time.sleep(1.0)
+            seconds = time.perf_counter() - t
+            time.sleep(6)  # custodes_detector_state_users is set every 5 s
+            keys = total("custodes_detector_state_users")
+            end = _rss_mb(proc.pid)
+        finally:
+            worker.stop_all()
+        return {"users": users, "events": n, "uuid_ids": uuid_ids, "users_with_state": int(keys),
+                "worker_rss_ready_mb": ready["VmRSS"], "worker_rss_end_mb": end["VmRSS"],
+                "worker_peak_rss_mb": end["VmHWM"],
+                "worker_peak_rss_over_ready_mb": round(end["VmHWM"] - ready["VmRSS"], 1),
+                "seconds": round(seconds, 1)}
+    finally:
+        if started_broker is not None:
+            started_broker.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, action="append", help="repeatable; default 10000 and 100000")
     ap.add_argument("--events-per-user", type=int, default=10)
     ap.add_argument("--uuid-ids", action="store_true", help="events carry UUIDs as ids (default: short ids)")
+    ap.add_argument("--worker", action="store_true",
+                    help="measure a real worker's RSS after consuming the workload from Apache Kafka")
+    ap.add_argument("--broker", help="with --worker: use this broker instead of starting Apache Kafka")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -76,6 +181,9 @@ def main() -> None:
         return
     rows = []
     for users in args.users or [10_000, 100_000]:
+        if args.worker:
+            rows.append(measure_worker(users, args.events_per_user, args.broker, args.uuid_ids))
+            continue
         out = subprocess.run([sys.executable, __file__, "--child", "--users", str(users),
                               "--events-per-user", str(args.events_per_user),
                               *(["--uuid-ids"] if args.uuid_ids else [])],

@@ -8,6 +8,13 @@ same run.
     python bench/streaming.py --workers 2           # scale-out: two workers in one consumer group
     python bench/streaming.py --json bench/results/streaming.json
     python bench/streaming.py --mode single --events 20000 --no-naive --profile /tmp/worker.txt   # py-spy
+    python bench/streaming.py --peers --mode single --events 100000   # beside bytewax and quixstreams
+
+``--peers``: the one-detector workload of bench/peers/ (a sliding 1-hour record count per user, an
+alert over a threshold) on one topic, read in the same run by the Custodes worker (only bulk_export
+enabled), bytewax and quixstreams, in --rounds alternated rounds; every engine's alert count must
+equal the rule's (bench/peers/workload.py), and the table gives min/median/max of each engine's rate
+and of Custodes' ratio to each peer. Needs the bench extra (pip install -e '.[bench]').
 
 Starts its own Apache Kafka broker (KRaft, from the test harness's Maven cache) unless --broker is
 given. Prints a table; --json also writes the figures. Timings are wall-clock on this machine.
@@ -25,6 +32,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -158,9 +166,11 @@ def summarise_profile(path: Path, top: int = 25) -> str:
 
 
 def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, partitions: int,
-              reference: Path, workers: int = 1, profile: Path | None = None) -> dict:
+              reference: Path, workers: int = 1, profile: Path | None = None,
+              edit_config: Callable[[str], str] | None = None) -> dict:
     """``workers`` Custodes workers in one consumer group (same app id and topics, own ports).
-    ``profile``: sample the first worker with py-spy (collapsed stacks written there)."""
+    ``profile``: sample the first worker with py-spy (collapsed stacks written there).
+    ``edit_config``: rewrites the workers' config file's text (bench/peers: a fresh app id)."""
     from tests.stream.processes import Custodes
 
     group = []
@@ -170,11 +180,14 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
         group.append(Custodes(bootstrap, d, prefix, f"sqlite:///{workdir}/bench.db",
                               {"partitions": partitions, "log_level": "warning",
                                "reference_dir": str(reference)}))
+        if edit_config is not None:
+            group[-1].config.write_text(edit_config(group[-1].config.read_text()))
     for c in group:
         c.start("worker")
     try:
         for c in group:
             c.wait_ready("worker", timeout_s=120)
+        deadline = time.monotonic() + 1800
         spy = None
         if profile is not None:
             spy = subprocess.Popen(["py-spy", "record", "--pid", str(group[0].procs["worker"].pid),
@@ -182,11 +195,18 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
         def total(metric: str) -> float:
-            return sum(c.total(metric) for c in group)
+            # a worker answers /metrics between micro-batches; on a busy machine one can outlast a
+            # request's timeout: retry (the loop's deadline still bounds the run)
+            while True:
+                try:
+                    return sum(c.total(metric) for c in group)
+                except OSError:
+                    if any(p.poll() is not None for c in group for p in c.procs.values()) \
+                            or time.monotonic() > deadline:
+                        raise
 
         first = last = None
         consumed = 0.0
-        deadline = time.monotonic() + 1800
         while consumed < expected_events and time.monotonic() < deadline:
             consumed = total("custodes_events_consumed_total")
             now = time.perf_counter()
@@ -259,6 +279,105 @@ def naive_agent(bootstrap: str, topic: str, expected_events: int, partitions: in
     raise RuntimeError(f"naive agent failed:\n{out.stdout[-2000:]}\n{out.stderr[-2000:]}")
 
 
+def distinct_alert_ids(bootstrap: str, topic: str) -> int:
+    """Alerts on ``topic``, counted once per alert id (the worker re-sends an alert whose window
+    gains hits in a later micro-batch; the sink keeps one row per id)."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, group_id=None, consumer_timeout_ms=3000)
+    try:
+        return len({orjson.loads(record.value)["id"] for record in consumer})
+    finally:
+        consumer.close()
+
+
+def peer_child(engine: str, bootstrap: str, topic: str, events: int, messages: int) -> dict:
+    """One peer engine's run (bench/peers/engines.py) in its own process."""
+    import json
+
+    out = subprocess.run([sys.executable, str(Path(__file__).parent / "peers" / "engines.py"), engine,
+                          "--broker", bootstrap, "--topic", topic, "--events", str(events),
+                          "--messages", str(messages)], capture_output=True, text=True, timeout=1800)
+    for line in reversed(out.stdout.splitlines()):
+        if line.startswith("{"):
+            return json.loads(line)
+    raise RuntimeError(f"{engine} failed:\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
+
+
+def spread(values: list[float]) -> str:
+    """min / median / max."""
+    import statistics
+
+    return " / ".join(f"{v:,.2f}" if v < 100 else f"{v:,.0f}" for v in
+                      (min(values), statistics.median(values), max(values)))
+
+
+def peers_run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict:
+    """The one-detector workload on one topic: Custodes (bulk_export only), bytewax and quixstreams,
+    in alternated rounds (the order rotates each round), every alert count checked against the rule."""
+    from bench.peers.workload import config_only_bulk_export, parse, reference_alerts
+    from bench.peers.workload import make_events as peer_events
+    from detectors.registry import CATALOG, index
+
+    prefix = f"bench{random.randrange(10**6)}-"
+    topic = f"{prefix}custodes-audit-events"
+    events = peer_events(args.events, args.users)
+    expected_alerts = reference_alerts(parse(line) for _, line in events)
+    messages = preload(bootstrap, topic, events, args.partitions, args.mode, args.batch)
+    raw = asyncio.run(raw_consumer(bootstrap, topic, args.events))
+    reference = write_reference(work / "reference", args.users)
+    ids = list(index(CATALOG))
+    engines = ["custodes", "bytewax", "quixstreams"] + (["custodes-all"] if args.all_detectors else [])
+    rates: dict[str, list[float]] = {e: [] for e in engines}
+    alerts: dict[str, list[int]] = {e: [] for e in engines}
+    ratios: dict[str, list[float]] = {e: [] for e in ("bytewax", "quixstreams")}
+    for r in range(args.rounds):
+        order = engines[r % len(engines):] + engines[:r % len(engines)]
+        got: dict[str, float] = {}
+        for engine in order:
+            if engine.startswith("custodes"):
+                app = f"{prefix}{engine}-r{r}-"
+
+                def edit(text: str, app: str = app, only: bool = engine == "custodes") -> str:
+                    text = "\n".join(f'app_id = "{app}custodes"' if line.startswith("app_id =")
+                                     else f'alerts = "{app}alerts"' if line.startswith("alerts =")
+                                     else line for line in text.splitlines())
+                    return config_only_bulk_export(text, ids) if only else text + "\n"
+
+                d = work / f"{engine}-r{r}"
+                d.mkdir()
+                out = streaming(bootstrap, prefix, d, args.events, args.partitions, reference, edit_config=edit)
+                rate, n_alerts = out["events_per_s"], distinct_alert_ids(bootstrap, f"{app}alerts")
+            else:
+                out = peer_child("bytewax-kafka" if engine == "bytewax" else "quix-kafka", bootstrap, topic,
+                                 args.events, messages)
+                if out["events"] != args.events:
+                    raise SystemExit(f"{engine} read {out['events']} of {args.events} events")
+                rate, n_alerts = out["events_per_s"], out["alerts"]
+            got[engine] = rate
+            rates[engine].append(rate)
+            alerts[engine].append(n_alerts)
+            print(f"round {r + 1} {engine:<12} {rate:>10,.0f} ev/s  {n_alerts} alerts", flush=True)
+        for peer in ratios:
+            ratios[peer].append(got["custodes"] / got[peer])
+    wrong = {e: a for e, a in alerts.items() if set(a) != {expected_alerts}}
+    if wrong:
+        raise SystemExit(f"alert counts differ from the rule's {expected_alerts}: {wrong}")
+    return {
+        "mode": args.mode, "events": args.events, "messages": messages, "partitions": args.partitions,
+        "users": args.users, "rounds": args.rounds, "alerts_each_engine": expected_alerts,
+        "raw_aiokafka_events_per_s": round(raw),
+        **{f"{e}_events_per_s_min_median_max": spread(v) for e, v in rates.items()},
+        **{f"custodes_to_{p}_min_median_max": spread(v) for p, v in ratios.items()},
+        **({"custodes_all_to_bytewax_min_median_max": spread(
+            [a / b for a, b in zip(rates["custodes-all"], rates["bytewax"], strict=True)])}
+           if "custodes-all" in rates else {}),
+        "custodes_to_raw_median": round(sorted(rates["custodes"])[len(rates["custodes"]) // 2] / raw, 3),
+        "rates": {e: [round(x) for x in v] for e, v in rates.items()},
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200_000)
@@ -269,6 +388,11 @@ def main() -> None:
     ap.add_argument("--broker", help="use this broker instead of starting Apache Kafka")
     ap.add_argument("--workers", type=int, default=1, help="Custodes workers in the group (scale-out)")
     ap.add_argument("--no-naive", action="store_true", help="skip the naive per-event Faust agent")
+    ap.add_argument("--peers", action="store_true",
+                    help="the one-detector workload in Custodes (bulk_export only), bytewax and quixstreams")
+    ap.add_argument("--rounds", type=int, default=3, help="with --peers: alternated rounds")
+    ap.add_argument("--all-detectors", action="store_true",
+                    help="with --peers: also the worker with every detector enabled (custodes-all)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=Path, help="sample the worker with py-spy; collapsed stacks to this file")
     ap.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
@@ -288,6 +412,15 @@ def main() -> None:
 
             broker = start_broker(work)
             bootstrap = broker.bootstrap
+        if args.peers:
+            result = peers_run(args, bootstrap, work)
+            width = max(len(k) for k in result)
+            for k, v in result.items():
+                print(f"{k:<{width}}  {v:,}" if isinstance(v, int | float) else f"{k:<{width}}  {v}")
+            if args.json:
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+            return
         prefix = f"bench{random.randrange(10**6)}-"
         topic = f"{prefix}custodes-audit-events"
         events = make_events(args.events, args.users)

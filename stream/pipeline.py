@@ -201,6 +201,14 @@ def _recent_digests(stored: Any) -> bytearray:
     return bytearray(binascii.a2b_base64(stored))
 
 
+def owned(data: bytes) -> bytes:
+    """An exact-size copy of ``data``, to keep. orjson builds its output in a buffer much larger than
+    the result and shrinks it in place, so each result kept for long (a user's state, in the table or
+    replay's dict) pins the rest of that buffer: with orjson 3.13, 85 MB of kept states held 751 MB of
+    RSS (3.8: 251 MB), copied 118 MB. ``bytes(x)`` and ``x[:]`` return ``x`` itself; this copies."""
+    return memoryview(data).tobytes()
+
+
 def _has_digest(digests: bytearray, digest: bytes) -> bool:
     """Whether ``digest`` is one of the 4-byte entries (a match must start on an entry)."""
     at = digests.find(digest)
@@ -472,7 +480,7 @@ class Pipeline:
             if newest > wrapper.get("t", 0.0):
                 wrapper["t"] = newest
         wrapper.pop("r", None)  # recent alerts were kept by an earlier version; no longer needed
-        return Applied(orjson.dumps(wrapper), alerts, failures, redelivered=redelivered, duplicates=duplicates)
+        return Applied(owned(orjson.dumps(wrapper)), alerts, failures, redelivered=redelivered, duplicates=duplicates)
 
     def _run(self, user: str, events: list[Event], det_state: Any, stored: bytes | None
              ) -> tuple[Any, list[Alert], list[Failure]]:
@@ -494,7 +502,7 @@ class Pipeline:
         if det_state == wrapper.get("d") and not alerts:
             return Applied(stored, [], failures)
         wrapper["d"] = det_state
-        return Applied(orjson.dumps(wrapper), alerts, failures)
+        return Applied(owned(orjson.dumps(wrapper)), alerts, failures)
 
     def stale(self, stored: bytes, now: float) -> bool:
         """True when every event behind a user's state is older than the retention window: the

@@ -451,3 +451,27 @@ def test_any_spelling_of_an_alias_lands_on_the_person(settings):
                 assert user == person and alias == (None if given_id == person else given_id)
 
     check()
+def test_kept_state_is_a_copy_of_what_orjson_returned(pipeline, monkeypatch):
+    """orjson's output sits in a larger buffer than its length, which it pins for as long as it is
+    kept; the state the worker and replay keep is an exact-size copy (bench/state.py measures RSS)."""
+    import stream.pipeline as module
+    from stream.pipeline import owned
+
+    data = orjson.dumps({"a": "b" * 300})
+    assert bytes(data) is data and data[:] is data  # why a plain bytes() is no copy
+    copy = owned(data)
+    assert copy == data and copy is not data
+
+    returned = []
+    dumps = module.orjson.dumps
+
+    def spy(obj, *args):
+        returned.append(dumps(obj, *args))
+        return returned[-1]
+
+    monkeypatch.setattr(module.orjson, "dumps", spy)
+    split = pipeline.split(lines(export("alice", T0, 5, event_id="e1")), "t", 0, 0)
+    applied = pipeline.apply("alice", split.groups["alice"], None, "e", 0, 0)
+    assert applied.state == returned[-1] and all(applied.state is not r for r in returned)
+    ticked = pipeline.tick("alice", applied.state)
+    assert ticked.state is applied.state or all(ticked.state is not r for r in returned)
