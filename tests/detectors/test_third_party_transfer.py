@@ -118,7 +118,7 @@ def forward(ts=T0, to=("someone@gmail.com",), **fields):
     (share(share_visibility="external", email_to=["Jane@Gmail.com"]), "external|gmail.com"),
     (share(email_to=["jane@gmail.com"]), "external|gmail.com"),                   # recipients say external
     (share(share_visibility="external"), "external|(unnamed)"),                   # source names nobody
-    (share(recipient_party="Acme Couriers"), "external|Acme Couriers".lower()),
+    (share(recipient_party="Acme Couriers"), "external|party:{recipient_party}"),  # a named party is masked
     (share(share_visibility="external", email_to=["a@notts.police.uk", "b@evil.example"]), "external|evil.example"),
     (share(share_visibility="external", dataset="pnc-persons", record_count=10), None),   # names no one...
     (forward(), "forward|gmail.com"),
@@ -132,6 +132,8 @@ def test_documents_and_mailboxes_fire(event, key):
         assert a.facts["key"] == "external|(unnamed)" and "pnc-persons" not in a.title
         return
     assert sorted(a.facts["key"] for a in alerts.values()) == [key]
+    for a in alerts.values():  # a named party only through its placeholder; the value under facts.masked
+        assert "Acme" not in a.title + a.explanation + str({k: v for k, v in a.facts.items() if k != "masked"})
 
 
 @pytest.mark.parametrize("event", [
