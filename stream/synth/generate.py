@@ -4,7 +4,9 @@ Output in ``DIR``:
 
 ``events.jsonl``                canonical audit events (one JSON object per line, sorted by event time)
 ``device_notifications.jsonl``  managed-phone notifications in the device export format, sorted
-``reference/``                  staff.jsonl, cases.jsonl, restricted.jsonl, sharing.jsonl, apps.jsonl
+``reference/``                  staff.jsonl, cases.jsonl, restricted.jsonl, sharing.jsonl, apps.jsonl,
+                                destinations.jsonl (risk categories), peers.jsonl (peer baselines
+                                from the ``PEER_HISTORY_DAYS`` of ordinary work before the period)
 ``truth.jsonl``                 one line per insider: scenario, user_id, start, end, event_ids, detectors
 ``manifest.json``               the parameters, the period (``start``/``end``) and the counts
 
@@ -30,6 +32,10 @@ from .organisation import Organisation, Person, build
 from .render import iso, render
 from .scenarios import Scenario, plan_scenarios, truth_record
 
+PEER_HISTORY_DAYS = 28
+"""Peer baselines (reference kind ``peer``) are built from this many days of the organisation's ordinary
+work before the period, as a site builds them from last month's archive (``custodes reference peers``)."""
+
 DEFAULT_START = date(2026, 3, 18)
 """A Wednesday; the fortnight from it ends with the month-end reporting days (30 and 31 March)."""
 
@@ -52,6 +58,34 @@ class Truth:
     def records(self) -> list[dict]:
         return [truth_record(s, self.ids[id(s)], self.times[id(s)]) for s in self.scenarios
                 if self.ids[id(s)]]
+
+
+def peer_records(org: Organisation, days: int = PEER_HISTORY_DAYS) -> list[dict]:
+    """Peer baselines from ``days`` of ordinary work (no scenarios) before the period."""
+    from collections import Counter
+
+    from detectors.event import Event
+    from detectors.peers import PeerAggregator
+
+    def group(p: Person) -> str:
+        return f"{p.team}/{p.role}"
+
+    members = Counter(group(p) for p in org.staff)
+    stamps: list[tuple[float, int]] = []
+    for p in org.staff:
+        for day in range(-days, 0):
+            stamps.extend((ts, p.idx) for ts, _, _ in plan_day(org, p, day, travel=False))
+    stamps.sort()
+    aggregator = PeerAggregator()
+    states: dict[str, dict | None] = {}
+    records: dict[str, dict] = {}
+    for n, (ts, idx) in enumerate(stamps):
+        p = org.staff[idx]
+        g = group(p)
+        states[g], out = aggregator.process(g, [Event(id=str(n), ts=ts, user_id=p.user_id)], members[g], states.get(g))
+        if out is not None:
+            records[g] = out
+    return [records[g] for g in sorted(records)]
 
 
 def person_stream(org: Organisation, person: Person, scenario: Scenario | None, truth: Truth | None,
@@ -117,6 +151,12 @@ def generate(out: Path, staff: int, days: int, seed: int, start: date = DEFAULT_
     org = build(seed, staff, days, start)
     scenarios = plan_scenarios(org, insider_rate, seed)  # may set leave dates: before the reference
     org.write_reference(out / "reference")
+    shipped = Path(__file__).resolve().parents[2] / "config" / "reference" / "destinations.jsonl"
+    if shipped.is_file():
+        (out / "reference" / "destinations.jsonl").write_bytes(shipped.read_bytes())
+    with (out / "reference" / "peers.jsonl").open("wb") as f:
+        for rec in peer_records(org):
+            f.write(orjson.dumps(rec) + b"\n")
     truth = Truth(scenarios)
     n_events = n_device = 0
     with (out / "events.jsonl").open("wb", buffering=1 << 20) as events, \
