@@ -2,7 +2,7 @@
 
 The departure window runs from ``before_days`` before the notice (resignation) date to ``after_days``
 after the leave date in the staff directory (``notice_days`` stands in for the date that is unknown).
-Inside it, an event that moves data out (removable media, upload, export, print, share, mail with
+Inside it, an event of ``kinds`` that moves data out (copy to removable media, upload, mail with
 attachments outside ``internal_domains``) signals ``data_out_departing`` once per kind per day.
 Activity while ``suspended`` signals ``active_while_suspended`` once per day. The window also
 multiplies every signal's weight in :mod:`detectors.person_risk` (its own ``departing_*`` settings).
@@ -29,6 +29,8 @@ class DepartingUserConfig(DetectorConfig):
     after_days: float = 30.0
     notice_days: float = 30.0
     internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")
+    kinds: tuple[str, ...] = ("removable_media", "web_upload", "message")
+    """Ways out that count in the window (report downloads and shares are everyday work for many)."""
     weights: dict[str, float] = field(default_factory=lambda: {"data_out_departing": 5.0,
                                                                "active_while_suspended": 25.0})
 
@@ -54,8 +56,8 @@ class DepartingUser(Indicator):
                 if Daily.first(st, ev.ts, "suspended"):
                     out.append(self.signal(ev, "active_while_suspended", self.weight("active_while_suspended"),
                                            f"{ev.kind.replace('_', ' ')} while suspended (staff directory)"))
-            if departing(person, ev.ts, cfg.before_days * DAY, cfg.after_days * DAY, cfg.notice_days * DAY) \
-                    and data_out(ev, cfg.internal_domains):
+            if ev.kind in cfg.kinds and departing(person, ev.ts, cfg.before_days * DAY, cfg.after_days * DAY,
+                                                  cfg.notice_days * DAY) and data_out(ev, cfg.internal_domains):
                 st = st if st is not None else {}
                 if Daily.first(st, ev.ts, ev.kind):
                     out.append(self.signal(ev, "data_out_departing", self.weight("data_out_departing"),

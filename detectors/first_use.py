@@ -8,8 +8,9 @@ hash functions over ``<kind>:<value>``): bounded whatever the history, no values
 ``learn_days`` (a new starter's every host and dataset is new; their first weeks build the filter).
 
 Kinds (weights in ``weights``): ``removable_media`` (first use of removable media at all),
-``email_domain`` (a recipient domain outside ``internal_domains``), ``upload_destination`` (the
-domain of an upload, share or export destination), ``host`` (a logon's host), ``dataset``.
+``email_domain`` (a recipient domain outside ``internal_domains``, not a registered sharing
+partner's), ``upload_destination`` (the domain of an upload, share or export destination),
+``host`` (a logon's host), ``dataset``.
 
 State (about 400 bytes): the filter as base64 (172 characters at 1,024 bits), the previous
 generation's once the current one is ``RETENTION_S / 2`` old (a value learned more than the retention
@@ -39,7 +40,7 @@ class FirstUseConfig(DetectorConfig):
     hashes: int = 3
     internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")
     weights: dict[str, float] = field(default_factory=lambda: {
-        "removable_media": 10.0, "email_domain": 3.0, "upload_destination": 8.0, "host": 6.0, "dataset": 3.0})
+        "removable_media": 10.0, "email_domain": 2.0, "upload_destination": 8.0, "host": 6.0, "dataset": 2.0})
 
 
 def positions(key: str, bits: int, hashes: int) -> list[int]:
@@ -65,7 +66,8 @@ class FirstUse(Indicator):
             seen: set[str] = set()
             for address in ev.email_to:
                 d = domain_of(address)
-                if d and d not in seen and not internal(d, self.config.internal_domains):
+                if d and d not in seen and not internal(d, self.config.internal_domains) \
+                        and not self.ref.parties_for_domain(d):
                     seen.add(d)
                     yield "email_domain", d
         if kind in UPLOAD_KINDS:

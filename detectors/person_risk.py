@@ -138,11 +138,13 @@ class PersonRisk(Detector):
         out: list[Alert] = []
         if newest is not None:
             self._settle(subject, st, newest, out)
-            episode = st.get("e")
-            if episode is not None and "r" in st:
+            if "r" in st:
                 left = st["s"] * math.pow(0.5, max(0.0, newest - st["r"]) / (cfg.half_life_days * DAY))
-                if left < cfg.close_ratio * cfg.threshold:
+                if "e" in st and left < cfg.close_ratio * cfg.threshold:
                     del st["e"]
+                if left < FLOOR and "e" not in st and not st.get("p") and not any(
+                        not r[3] for r in (st.get("a") or {}).values()):
+                    return None, out  # everything has decayed away
         return self._tidy(st), out
 
     def _bucket(self, ts: float) -> float:
@@ -233,7 +235,7 @@ class PersonRisk(Detector):
             rec[0] = round(rec[0], 4)
         st["s"], st["r"] = round(total, 4), end
         if episode is None and total >= cfg.threshold:
-            episode = st["e"] = [end, 0, end]
+            episode = st["e"] = [end, sum(r[1] for r in contrib.values()) - added, end]  # count: all signals
         if episode is not None and added:
             episode[1] += added
             episode[2] = end
