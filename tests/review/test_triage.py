@@ -182,3 +182,29 @@ def test_non_triage_roles_land_on_their_own_page(client, role):
     token = CSRF.search(client.get("/login").text).group(1)
     r = client.post("/login", data={"username": name, "password": PASSWORD, "csrf_token": token})
     assert r.headers["location"] == {"auditor": "/audit", "admin": "/admin/users"}[role]
+
+
+def test_people_page_ranks_by_person_risk_and_shows_its_contributions(client, review_url):
+    import dataclasses
+
+    from detectors.alert import alert_id
+
+    contributions = [
+        {"indicator": "risky_destination", "reason": "paste_leak_upload", "points": 60.0, "signals": 1,
+         "event_ids": ["e-1"], "last_seen": T0, "note": "upload pastebin.com"},
+        {"indicator": "off_hours", "reason": "activity", "points": 30.0, "signals": 2, "event_ids": ["e-2"],
+         "last_seen": T0, "note": "activity at Sat 02:00"},
+    ]
+    person = dataclasses.replace(
+        make_alert("u-person", severity="critical", score=90.0), id=alert_id("person_risk", "u-person", "episode:1"),
+        detector="person_risk", facts={"risk": 90.0, "half_life_days": 7.0, "contributions": contributions})
+    seed(review_url, [person, make_alert("u-other", severity="high", score=70.0)])
+    login(client, "rob")
+    ranked = client.get("/api/subjects").json()
+    assert [r["open_alerts"] for r in ranked] == [1, 1]
+    top = ranked[0]
+    assert 80 < top["person_risk"] <= 90 and top["risk"] == top["person_risk"]  # decayed from last_seen to now
+    assert [c["reason"] for c in top["contributions"]] == ["paste_leak_upload", "activity"]
+    assert ranked[1]["person_risk"] == 0.0 and not ranked[1]["contributions"]
+    page = client.get("/subjects").text
+    assert "risky_destination paste leak upload (60)" in page and "off_hours activity (30)" in page
