@@ -56,8 +56,8 @@ class DepartingUser(Indicator):
                 if Daily.first(st, ev.ts, "suspended"):
                     out.append(self.signal(ev, "active_while_suspended", self.weight("active_while_suspended"),
                                            f"{ev.kind.replace('_', ' ')} while suspended (staff directory)"))
-            if ev.kind in cfg.kinds and departing(person, ev.ts, cfg.before_days * DAY, cfg.after_days * DAY,
-                                                  cfg.notice_days * DAY) and data_out(ev, cfg.internal_domains):
+            inside = departing(person, ev.ts, cfg.before_days * DAY, cfg.after_days * DAY, cfg.notice_days * DAY)
+            if inside and ev.kind in cfg.kinds and data_out(ev, cfg.internal_domains, self.ref):
                 st = st if st is not None else {}
                 if Daily.first(st, ev.ts, ev.kind):
                     out.append(self.signal(ev, "data_out_departing", self.weight("data_out_departing"),

@@ -65,7 +65,7 @@ class MediaVolume(Indicator):
                 channel, n = 0, 1
             else:
                 n = attachments(ev)
-                if n <= 0 or not external_recipients(ev, cfg.internal_domains):
+                if n <= 0 or not external_recipients(ev, cfg.internal_domains, self.ref):
                     continue
                 channel = 1
             if st is None:

@@ -119,7 +119,7 @@ class OffHours(Indicator):
                 last[3] = ts
                 out.append(self.signal(ev, "activity", self.weight("activity") * factor,
                                        self._note(ev, verdict, "activity")))
-            if data_out(ev, cfg.internal_domains):
+            if data_out(ev, cfg.internal_domains, ref):
                 bit = 2 << _KIND_BITS.get(ev.kind, 5)
                 if hour != last[0] or not last[2] & bit:
                     if hour == last[0]:

@@ -45,7 +45,7 @@ FLOOR = 0.5
 @dataclass(frozen=True)
 class PersonRiskConfig(DetectorConfig):
     half_life_days: float = 7.0
-    threshold: float = 60.0
+    threshold: float = 50.0
     close_ratio: float = 0.5
     bucket_s: int = 3600
     grace_s: int = 3600
@@ -267,7 +267,7 @@ class PersonRisk(Detector):
             id=alert_id(self.id, subject, f"episode:{episode[0]!r}"), detector=self.id,
             detector_version=self.version, severity=severity_for(score), score=score, subject=subject,
             title=f"Person risk {total:.0f}: {len(rows)} kinds of signal",
-            explanation=explanation, ts=episode[2], first_seen=episode[0], last_seen=episode[2],
+            explanation=explanation, ts=episode[2], first_seen=episode[0] - cfg.bucket_s, last_seen=episode[2],
             evidence_event_ids=tuple(ids), count=episode[1],
             facts={"risk": total, "threshold": cfg.threshold, "half_life_days": cfg.half_life_days,
                    "multiplier": multiplier, "context": why, "contributions": rows, "key": "episode"},

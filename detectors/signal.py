@@ -122,22 +122,26 @@ class Indicator(Detector):
 DATA_OUT_KINDS = frozenset({"removable_media", "web_upload", "export", "print", "share"})
 
 
-def external_recipients(ev: Event, internal_domains: Sequence[str]) -> list[str]:
-    """The distinct recipient domains of a message outside ``internal_domains``."""
+def external_recipients(ev: Event, internal_domains: Sequence[str], ref: Any = None) -> list[str]:
+    """The distinct recipient domains of a message outside ``internal_domains`` (and, given reference
+    data, not a registered sharing partner's: mail to the CPS is the job)."""
     out: list[str] = []
     for address in ev.email_to:
         d = domain_of(address)
         if d and not internal(d, internal_domains) and d not in out:
+            if ref is not None and ref.sharing and ref.parties_for_domain(d):
+                continue
             out.append(d)
     return out
 
 
-def data_out(ev: Event, internal_domains: Sequence[str]) -> bool:
+def data_out(ev: Event, internal_domains: Sequence[str], ref: Any = None) -> bool:
     """Whether the event moves data off the estate's systems: copy to removable media, upload,
-    download/export, print, share, or a message with attachments to someone outside."""
+    download/export, print, share, or a message with attachments to someone outside (registered
+    sharing partners excepted when ``ref`` is given)."""
     if ev.kind in DATA_OUT_KINDS:
         return True
-    return ev.kind == "message" and attachments(ev) > 0 and bool(external_recipients(ev, internal_domains))
+    return ev.kind == "message" and attachments(ev) > 0 and bool(external_recipients(ev, internal_domains, ref))
 
 
 def departing(person: Any, ts: float, before_s: float, after_s: float, notice_s: float) -> bool:

@@ -35,7 +35,7 @@ def feed(det, steps, state=None, user="pc-1001"):
 
 
 def test_signals_settle_an_hour_after_the_hour_and_cross_the_threshold_once():
-    det = PersonRisk.configure({}, REF)
+    det = PersonRisk.configure({"threshold": 60.0}, REF)
     state, alerts = feed(det, [([sig(T0 + 60, 30), sig(T0 + 120, 20)], [], T0 + 120)])
     assert alerts == {} and state["p"]  # pending: the hour has not closed + grace
     state, alerts = feed(det, [([sig(T0 + 3 * H, 15)], [], T0 + 3 * H)], state)
@@ -44,7 +44,7 @@ def test_signals_settle_an_hour_after_the_hour_and_cross_the_threshold_once():
     (a,) = alerts.values()
     expected = 50 * 0.5 ** (3 * H / (7 * DAY)) + 15
     assert math.isclose(a.facts["risk"], round(expected, 4)) and a.count == 3
-    assert a.first_seen == T0 + 4 * H and set(a.evidence_event_ids) == {f"e{T0 + 60}", f"e{T0 + 120}", f"e{T0 + 3 * H}"}
+    assert a.first_seen == T0 + 3 * H and set(a.evidence_event_ids) == {f"e{T0 + 60}", f"e{T0 + 120}", f"e{T0 + 3 * H}"}
     # more signals update the same alert (same id, count grows); nothing new -> no alert
     state, again = feed(det, [([sig(T0 + 6 * H, 5)], [], T0 + 6 * H), ([], [], T0 + 9 * H)], state)
     assert list(again) == [a.id] and again[a.id].count == 4
