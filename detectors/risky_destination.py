@@ -28,7 +28,7 @@ UPLOADS = frozenset({"web_upload", "share", "export"})
 def _weights() -> dict[str, float]:
     return {
         "job_search_visit": 4.0, "job_search_upload": 8.0, "job_search_mail": 4.0, "job_search_mail_attachment": 10.0,
-        "cloud_storage_visit": 1.0, "cloud_storage_upload": 14.0, "cloud_storage_mail": 4.0,
+        "cloud_storage_visit": 1.0, "cloud_storage_upload": 18.0, "cloud_storage_mail": 4.0,
         "cloud_storage_mail_attachment": 12.0,
         "paste_leak_visit": 8.0, "paste_leak_upload": 30.0, "paste_leak_mail": 10.0, "paste_leak_mail_attachment": 25.0,
         "hacking_visit": 12.0, "hacking_upload": 20.0, "hacking_mail": 10.0, "hacking_mail_attachment": 20.0,

@@ -7,7 +7,8 @@ up records of cases they are assigned to, message on sanctioned apps, e-mail col
 and partners, and download reports. Benign spikes are built in, so false positives are possible:
 month-end reporting (many large low-sensitivity downloads), on-call nights (bursts of look-ups at
 hours the person otherwise never works), the odd WhatsApp message on a managed phone, a look-up
-recorded without its case, a referral e-mailed to an unregistered school. Some days are spent
+recorded without its case, a referral e-mailed to a school outside the county's information-sharing
+agreement. Some days are spent
 elsewhere (legitimate travel: a day at the national training centre).
 """
 
@@ -87,9 +88,11 @@ def shift(org: Organisation, person: Person, day: int) -> tuple[float, float] | 
     else:
         code = "D" if person.pattern == "detective" else "O"
     begin, length = SHIFT_HOURS[code]
-    start = org.day_start(day) + begin * HOUR + rng.uniform(-0.4, 0.4) * HOUR
     if person.leave_day is not None and day == person.leave_day:
         length = min(length, 6)
+        if code == "N":  # a leaver is not rostered on a final night: their last shift is a late
+            begin = SHIFT_HOURS["L"][0]
+    start = org.day_start(day) + begin * HOUR + rng.uniform(-0.4, 0.4) * HOUR
     return start, start + length * HOUR + rng.uniform(-0.3, 0.8) * HOUR
 
 
@@ -210,8 +213,9 @@ def _email(rng: random.Random, person: Person) -> dict[str, Any]:
         return {"to": [f"reviewing.lawyer{rng.randrange(40)}@cps.gov.uk"], "dataset": "case-files",
                 "sensitivity": "high", "count": rng.randint(1, 6), "file": f"{case.ref}-mg5.pdf", "attachments": 1}
     if person.team == "Public Protection" and r < 0.45:
-        if rng.random() < 0.01:  # a referral to a school not in the sharing register (false positive)
-            return {"to": [f"dsl{rng.randrange(90)}@school{rng.randrange(90)}.example.sch.uk"],
+        if rng.random() < 0.01:  # a referral to a school's safeguarding lead (Operation Encompass)
+            area = "example" if rng.random() < 0.9 else "derbyshire.example"  # out of county: not registered
+            return {"to": [f"dsl{rng.randrange(90)}@school{rng.randrange(90)}.{area}.sch.uk"],
                     "dataset": "safeguarding-referrals", "sensitivity": "special", "count": 1}
         return {"to": [f"mash{rng.randrange(9)}@nottinghamcity.gov.uk"], "dataset": "safeguarding-referrals",
                 "sensitivity": "special", "count": rng.randint(1, 3)}

@@ -67,6 +67,8 @@ SHARING = (
      "datasets": ["firearm-certificates", "pnc-persons"]},
     {"party": "Nottingham City Council", "domains": ["nottinghamcity.gov.uk"], "names": ["NCC"],
      "datasets": ["safeguarding-referrals"]},
+    {"party": "Nottinghamshire schools (Operation Encompass)", "domains": ["example.sch.uk"],
+     "names": ["Operation Encompass"], "datasets": ["safeguarding-referrals"]},
     {"party": "Print Partner Ltd", "domains": ["printpartner.example"], "names": ["Print Partner"],
      "datasets": ["community-newsletter-subscribers"]},
 )
