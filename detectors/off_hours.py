@@ -18,7 +18,8 @@ Signals (weights in ``weights``):
 Usual for the peers but not for the person: weights x ``peer_usual_factor``; judged by
 ``working_hours`` alone (no history, no peer baseline): weights x ``no_baseline_factor``.
 
-State (about 300 bytes, bounded): the profile as base64 (224 characters), the previous generation's
+State (about 150 bytes, bounded): the profile, zlib-compressed in base64 (at most 236 characters,
+typically 40-90), the previous generation's
 once the current one is ``RETENTION_S / 2`` old (so no baseline outlives the retention window, and
 at least a year of history is always kept), day counts, the current hour and what it signalled.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import math
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -39,7 +41,18 @@ from .peers import bucket_of
 from .signal import RETENTION_S, Indicator, data_out, day_of, local_hour_of_week
 
 HOURS = 168
-EMPTY = base64.b64encode(bytes(HOURS)).decode()
+
+
+def pack(profile: bytes) -> str:
+    """A profile -> base64 of its zlib stream (most hours of a week are zero: ~40-90 characters)."""
+    return base64.b64encode(zlib.compress(profile, 9)).decode()
+
+
+def unpack(text: str) -> bytes:
+    return zlib.decompress(base64.b64decode(text))
+
+
+EMPTY = pack(bytes(HOURS))
 
 
 @dataclass(frozen=True)
@@ -85,8 +98,8 @@ class OffHours(Indicator):
             return state, []
         cfg = self.config
         st: dict[str, Any] = state if state is not None else {"g": events[0].ts, "p": EMPTY, "d": 0, "h": None}
-        profile = bytearray(base64.b64decode(st["p"]))
-        older = bytes(base64.b64decode(st["q"])) if "q" in st else None
+        profile = bytearray(unpack(st["p"]))
+        older = unpack(st["q"]) if "q" in st else None
         ref = self.ref
         person = ref.staff.get(subject)
         peer = ref.peers.get(person.peer_group) if person is not None and person.peer_group else None
@@ -95,7 +108,7 @@ class OffHours(Indicator):
             ts = ev.ts
             hour = math.floor(ts / 3600)
             if ts - st["g"] >= RETENTION_S / 2:  # a new generation: the oldest one goes
-                st["q"], st["dq"] = base64.b64encode(bytes(profile)).decode(), st["d"]
+                st["q"], st["dq"] = pack(bytes(profile)), st["d"]
                 older = bytes(profile)
                 profile = bytearray(HOURS)
                 st["g"], st["d"] = ts, 0
@@ -126,7 +139,7 @@ class OffHours(Indicator):
                         last[2] |= bit
                     out.append(self.signal(ev, "data", self.weight("data") * factor,
                                            self._note(ev, verdict, "data")))
-        st["p"] = base64.b64encode(bytes(profile)).decode()
+        st["p"] = pack(bytes(profile))
         return st, out
 
     def _verdict(self, profile: bytearray, older: bytes | None, st: dict[str, Any], how: int, ts: float,

@@ -19,7 +19,7 @@ later hour that adds signals updates the same alert (the store upserts it). The 
 the decayed sum falls below ``close_ratio x threshold``; crossing again opens a new one.
 
 State (bounded): the sum and its reference time, at most ``max_contributions`` contributions (points,
-signal count, last 3 event ids), pending hours (at most ``(grace_s + bucket_s) / bucket_s + 1`` of
+signal count, last 2 event ids, a 60-character note), pending hours (at most ``(grace_s + bucket_s) / bucket_s + 1`` of
 them in order, ``max_pending`` signal keys each), at most ``max_alerts`` direct alert ids remembered
 for ``alert_memory_s``, the open episode. It disappears once everything has decayed below 0.5 points.
 """
@@ -37,7 +37,8 @@ from .reference import Staff
 from .signal import DAY, Signal, departing
 from .suppression import duration, severity_for, when
 
-IDS_KEPT = 3
+IDS_KEPT = 2
+NOTE_CHARS = 60
 FLOOR = 0.5
 """Points below which a contribution (and a whole state) is forgotten."""
 
@@ -120,7 +121,7 @@ class PersonRisk(Detector):
                 rec = known.get(a.id)
                 if rec is None:
                     known[a.id] = [a.first_seen, a.score, a.detector, 0, list(a.evidence_event_ids[-IDS_KEPT:]),
-                                   a.title[:80]]
+                                   a.title[:NOTE_CHARS]]
                 elif not rec[3]:  # not yet counted: it may still move (late hits within grace)
                     rec[0] = min(rec[0], a.first_seen)
                     rec[1] = max(rec[1], a.score)
@@ -160,7 +161,7 @@ class PersonRisk(Detector):
                 key = "other"  # a flood of different signals in one hour: pooled, still counted
                 rec = hour.get(key)
             if rec is None:
-                rec = hour[key] = [0.0, 0, [], ts, note[:160]]
+                rec = hour[key] = [0.0, 0, [], ts, note[:NOTE_CHARS]]
         rec[0] = round(rec[0] + weight, 4)
         rec[1] += 1
         ids: list[str] = rec[2]
@@ -170,7 +171,7 @@ class PersonRisk(Detector):
             del ids[:-IDS_KEPT]
         if ts >= rec[3]:
             rec[3] = ts
-            rec[4] = note[:160]
+            rec[4] = note[:NOTE_CHARS]
 
     def _settle(self, subject: str, st: dict[str, Any], newest: float, out: list[Alert]) -> None:
         cfg = self.config
@@ -186,7 +187,7 @@ class PersonRisk(Detector):
                 if not rec[3] and self._bucket(rec[0]) <= b:
                     rec[3] = 1
                     items[f"{rec[2]}:alert"] = _merge(items.get(f"{rec[2]}:alert"), [
-                        round(rec[1] * cfg.alert_factor, 4), 1, rec[4], rec[0], f"alert: {rec[5]}"])
+                        round(rec[1] * cfg.alert_factor, 4), 1, rec[4], rec[0], f"alert: {rec[5]}"[:NOTE_CHARS]])
             if items:
                 self._add_hour(subject, st, b + cfg.bucket_s, items, out)
         expired = [k for k, r in known.items() if r[3] and r[0] + cfg.alert_memory_s <= newest]

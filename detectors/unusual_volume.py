@@ -61,7 +61,7 @@ class UnusualVolumeConfig(DetectorConfig):
     peer_z_threshold: float = 3.0
     off_hours_min_events: int = 10
     off_hours_max_mean: float = 0.05
-    off_hours_peer_usual_mean: float = 0.1
+    off_hours_peer_usual_mean: float = 0.03
     """No ``hours`` alert in an hour the user's peer group works (peer mean per member at least this;
     0: ignore peers): a detective's first on-call night is the job, not misuse."""
     timezone: str = "Europe/London"

@@ -139,7 +139,7 @@ def test_a_baseline_older_than_the_retention_window_is_reset(baseline):
             assert state["b"]["f"] == at and state["b"]["k"] == [0] * len(state["b"]["k"])
 
 
-@pytest.mark.parametrize("peer_mean, fires", [(0.0, True), (0.09, True), (0.1, False), (0.5, False)])
+@pytest.mark.parametrize("peer_mean, fires", [(0.0, True), (0.029, True), (0.03, False), (0.5, False)])
 def test_unusual_hours_not_alerted_when_the_peer_group_works_them(baseline, peer_mean, fires):
     ref = Reference().apply("staff", {"user_id": "an-3002", "team": "Intelligence", "role": "analyst"}).apply(
         "peer", {"group": "Intelligence/analyst", "mean": [peer_mean] * 48, "std": [0.1] * 48})
