@@ -24,6 +24,7 @@ import base64
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from .alert import Alert
@@ -44,9 +45,11 @@ class FirstUseConfig(DetectorConfig):
         "removable_media": 10.0, "email_domain": 2.0, "upload_destination": 8.0, "host": 6.0, "dataset": 2.0})
 
 
-def positions(key: str, bits: int, hashes: int) -> list[int]:
+@lru_cache(maxsize=16384)
+def positions(key: str, bits: int, hashes: int) -> tuple[int, ...]:
+    """Bit positions of a key (cached: the same datasets, hosts and domains recur across people)."""
     digest = hashlib.blake2b(key.encode(), digest_size=4 * hashes).digest()
-    return [int.from_bytes(digest[4 * i:4 * i + 4], "little") % bits for i in range(hashes)]
+    return tuple(int.from_bytes(digest[4 * i:4 * i + 4], "little") % bits for i in range(hashes))
 
 
 class FirstUse(Indicator):

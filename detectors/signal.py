@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from .base import Detector
@@ -58,7 +59,12 @@ def day_of(ts: float) -> int:
 
 def local_hour_of_week(ts: float, tz: str) -> int:
     """0..167: Monday 00:00-00:59 local time is 0."""
-    local = datetime.fromtimestamp(ts, zone(tz))
+    return _hour_of_week(int(ts // 900), tz)  # zone offsets are whole quarter hours
+
+
+@lru_cache(maxsize=8192)
+def _hour_of_week(quarter: int, tz: str) -> int:
+    local = datetime.fromtimestamp(quarter * 900, zone(tz))
     return local.weekday() * 24 + local.hour
 
 
