@@ -4,11 +4,14 @@ on someone else's host.
 Who a host belongs to comes from the staff directory (``primary_hosts``, the asset register). A host
 this person has themselves logged on to on at least ``learned_days`` separate days is theirs too
 (hot desks, a register that lags a move), learned in a small table of at most ``max_hosts`` hosts
-(the least used go first). Signals, once per (reason, host) per day:
+(the least used go first). Signals:
 
 ``others_host_logon``  a logon to a host assigned to another person
 ``others_host_mail``   a message sent from this account on a host assigned to another person (the
                        account being used by someone else, or the person at someone else's desk)
+
+Each (reason, host) signals at most once per ``visit_s`` (4 h) block of the day: going back to a
+colleague's machine hours later (a masquerader collecting a keylogger's logs) is new evidence.
 
 State (about 150 bytes): learned hosts ``{host: [days, last day]}``, the day and what it signalled.
 """
@@ -28,6 +31,8 @@ from .signal import Daily, Indicator, day_of
 @dataclass(frozen=True)
 class HostOwnershipConfig(DetectorConfig):
     learned_days: int = 5
+    visit_s: int = 4 * 3600
+    """Signals for the same host and reason at most once per this (a return visit hours later is new evidence)."""
     max_hosts: int = 6
     weights: dict[str, float] = field(default_factory=lambda: {"others_host_logon": 20.0, "others_host_mail": 20.0})
 
@@ -65,7 +70,7 @@ class HostOwnership(Indicator):
             reason = "others_host_logon" if ev.kind == "logon" else "others_host_mail"
             if st is None:
                 st = {"h": {}}
-            if Daily.first(st, ev.ts, f"{reason}|{host}", 16):
+            if Daily.first(st, ev.ts, f"{reason}|{host}|{int(ev.ts // cfg.visit_s)}", 16):
                 what = "logged on to" if ev.kind == "logon" else "sent a message from"
                 out.append(self.signal(ev, reason, self.weight(reason),
                                        f"{what} host {host[:40]}, assigned to another person (staff primary_hosts)"))

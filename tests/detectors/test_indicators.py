@@ -228,6 +228,13 @@ def test_host_ownership_logon_and_mail_on_someone_elses_host():
     assert run_all(det, [stream[4:]], subject="ds-2001")[2] == []  # the owner
 
 
+def test_host_ownership_a_return_visit_hours_later_counts_again():
+    det = HostOwnership.configure({}, HOSTS)
+    stream = [ev("pc-1001", T0 - 7 * H + k * H, "logon", host_id="LT-2001") for k in (0, 1, 6)]  # 02:00, 03:00, 08:00
+    _, _, signals = run_all(det, [stream], subject="pc-1001")
+    assert [s.ts for s in signals] == [T0 - 7 * H, T0 - H]
+
+
 def test_host_ownership_learns_a_host_used_on_enough_days():
     det = HostOwnership.configure({"learned_days": 3}, HOSTS)
     stream = [ev("pc-1001", T0 + d * DAY, "logon", host_id="LT-2001") for d in range(5)]
