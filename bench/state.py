@@ -10,6 +10,12 @@ Each size runs in its own child process so peak RSS is its own.
 topic (500 events per message, each on its users' home partition), runs one real Custodes worker until
 it has consumed every event, and reports that process's peak RSS (VmHWM) and its RSS when ready,
 before any input. State bytes there are the worker's table values as written to the changelog.
+    python bench/state.py --generated synth60/   # a generated organisation (custodes generate --days 60)
+
+``--generated DIR`` replays a generated organisation (its events, device notifications and reference
+data, as ``custodes evaluate`` does) and reports the per-person state at the end of its period: the
+realistic "after 60 days" figure, with every detector's baseline (hour-of-week profiles, sketches,
+person risk) as long-lived as it gets.
 """
 
 from __future__ import annotations
@@ -163,6 +169,53 @@ def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool
         if started_broker is not None:
             started_broker.close()
         shutil.rmtree(work, ignore_errors=True)
+def measure_generated(directory: Path) -> dict:
+    from stream.evaluate import _merged_docs, period_end
+    from stream.gctune import tune_for_throughput
+    from stream.normalise.files import canonical_bytes
+    from stream.pipeline import Pipeline
+    from stream.reference import detectors_for
+    from stream.replay import CHUNK_EVENTS, ReplayResult
+    from stream.settings import load
+
+    tune_for_throughput()
+    as_of = period_end(directory)
+    settings = load().model_copy(update={"reference_dir": directory / "reference"})
+    pipeline = Pipeline(settings, detectors_for(settings)[1], lambda: as_of)
+    states: dict[str, bytes] = {}
+    lines: list[bytes] = []
+    offset = 0
+    started = time.perf_counter()
+
+    def flush() -> None:
+        nonlocal offset
+        split = pipeline.split(b"\n".join(lines), "bench", 0, offset)
+        for user, events in split.groups.items():
+            out = pipeline.apply(user, events, states.get(user), "e", 0, offset)
+            if out.state is None:
+                states.pop(user, None)
+            else:
+                states[user] = out.state
+        offset += 1
+        lines.clear()
+
+    n = 0
+    for _, doc in _merged_docs(directory, ReplayResult()):
+        lines.append(canonical_bytes(doc))
+        n += 1
+        if len(lines) >= CHUNK_EVENTS:
+            flush()
+    if lines:
+        flush()
+    sizes = sorted(len(v) for v in states.values())
+    return {
+        "directory": str(directory), "events": n, "users_with_state": len(states),
+        "state_bytes_per_user_mean": round(sum(sizes) / max(1, len(sizes))),
+        "state_bytes_per_user_p50": sizes[len(sizes) // 2] if sizes else 0,
+        "state_bytes_per_user_p99": sizes[int(len(sizes) * 0.99)] if sizes else 0,
+        "state_bytes_per_user_max": sizes[-1] if sizes else 0,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
 
 
 def main() -> None:
@@ -175,7 +228,13 @@ def main() -> None:
     ap.add_argument("--broker", help="with --worker: use this broker instead of starting Apache Kafka")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--generated", type=Path, help="a `custodes generate` directory: state at the end of its period")
     args = ap.parse_args()
+    if args.generated:
+        row = measure_generated(args.generated)
+        for k, v in row.items():
+            print(f"{k:>28}  {v:,}" if isinstance(v, int) else f"{k:>28}  {v}")
+        return
     if args.child:
         print(json.dumps(measure(args.users[0], args.events_per_user, args.uuid_ids)))
         return

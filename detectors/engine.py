@@ -32,6 +32,7 @@ import orjson
 from .alert import Alert
 from .base import Clock, Detector
 from .event import Event
+from .signal import Signal
 
 _UNSET: Any = object()
 
@@ -110,6 +111,9 @@ class Engine:
             plan.append((d, d.id, needs is not None, kinds, getters, _filter(kinds, getters),
                          _filter(None, getters), bool(d.watermark)))
         self._plan = tuple(plan)
+        self._risk = next((d for d in self.detectors if getattr(d, "accumulates", False)), None)
+        """The person-risk accumulator (detectors.person_risk), if enabled: it gets every batch's
+        signals and alerts after the other detectors have run; signals never reach the sink."""
         self._by_kind: dict[str, tuple[Any, ...]] = {}
         """Per event kind, the plan for a batch of one event of that kind: the detectors that may act
         on it, or (watermark detectors) whose watermark it moves."""
@@ -141,6 +145,7 @@ class Engine:
         bytes); it is called only when a detector fails. Without it the engine keeps its own copy."""
         st: dict[str, Any] = state if state is not None else {}
         alerts: list[Alert] = []
+        signals: list[Signal] = []
         failures: list[Failure] = []
         clock = self.clock
         observe = self.observe
@@ -220,11 +225,36 @@ class Engine:
             if observe is not None:
                 observe(det_id, time.perf_counter() - started)
             if got:
-                alerts.extend(got)
+                for a in got:
+                    if type(a) is Signal:
+                        signals.append(a)  # type: ignore[arg-type]
+                    else:
+                        alerts.append(a)
             if det_state is not None:
                 st[det_id] = det_state
             elif det_id in st:
                 del st[det_id]
+        risk = self._risk
+        if risk is not None and (signals or alerts or risk.id in st or (not n and st)):
+            rid = risk.id
+            try:
+                rstate, got = risk.accumulate(subject, signals, alerts, st.get(rid), clock, top)  # type: ignore[attr-defined]
+            except Exception as exc:  # noqa: BLE001 - the events were processed; keep the old score
+                if before is _UNSET:
+                    before = pristine() if pristine is not None else None
+                old = before.get(rid) if isinstance(before, dict) else None
+                if old is not None:
+                    st[rid] = _copy(old)
+                else:
+                    st.pop(rid, None)
+                if events:
+                    failures.append(Failure(events[-1], rid, f"{type(exc).__name__}: {exc}"[:500]))
+            else:
+                alerts.extend(got)
+                if rstate is not None:
+                    st[rid] = rstate
+                elif rid in st:
+                    del st[rid]
         return (st or None), alerts, failures
 
     def _one_by_one(

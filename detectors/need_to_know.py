@@ -9,6 +9,8 @@ look-up of a person's record and is not judged):
                   (judged only once a case register is loaded)
 ``not_assigned``  a case the user is not assigned to
 ``restricted``    a record id flagged (``restricted_flags``) in the restricted-records register
+``neighbour_in_case`` the same under a case the user is assigned to (``case_justifies_neighbour``):
+                  their job, so only a weak signal for the person's risk, never an alert
 ``neighbour``     the record's postcode area (proposed field ``custodes.record.postcode_area``) is the
                   user's own home postcode area or district (staff directory)
 
@@ -36,7 +38,7 @@ from .masking import masked, placeholder
 from .reference import Reference, same_area
 from .suppression import Folding, Hit, RuleDetector, duration
 
-REASONS = ("no_case", "unknown_case", "not_assigned", "restricted", "neighbour")
+REASONS = ("no_case", "unknown_case", "not_assigned", "restricted", "neighbour", "neighbour_in_case")
 RECORD_AREA_FIELD = "custodes.record.postcode_area"
 
 
@@ -53,6 +55,14 @@ class NeedToKnowConfig(DetectorConfig):
         "no_case": 45.0, "unknown_case": 50.0, "not_assigned": 60.0, "restricted": 70.0, "neighbour": 75.0})
     restricted_flags: tuple[str, ...] = ("vip", "colleague", "need_to_know")
     suppress_s: int = 86400
+    case_justifies_neighbour: bool = True
+    """A look-up in the user's home area under a case they are assigned to is their job (officers
+    who live in the area they police work cases there), not a neighbour look-up."""
+    signal_weights: dict[str, float] = field(default_factory=lambda: {
+        "no_case": 4.0, "unknown_case": 6.0, "not_assigned": 8.0, "restricted": 10.0, "neighbour": 10.0,
+        "neighbour_in_case": 0.0})
+    """A look-up at or under ``max_per_window`` for its reason is a weak signal of this weight for
+    the person's risk (detectors.person_risk) instead of nothing."""
 
 
 class NeedToKnow(RuleDetector):
@@ -86,9 +96,14 @@ class NeedToKnow(RuleDetector):
             if flags:
                 out.append(("restricted", f"opened a record flagged {', '.join(flags)}", {"flags": flags}))
         person = ref.staff.get(subject)
+        justified = ev.case_ref is not None and ref.cases and subject in ref.cases.get(ev.case_ref, ())
         if person is not None and person.home_postcode_area:
             area = doc_str(ev, RECORD_AREA_FIELD)
-            if area and same_area(area, person.home_postcode_area):
+            near = bool(area) and same_area(area, person.home_postcode_area)
+            if near and justified and self.config.case_justifies_neighbour:
+                out.append(("neighbour_in_case", "opened a record in the user's own home postcode area under a case "
+                            "they are assigned to", {"postcode_area": area}))
+            elif near:
                 out.append(("neighbour", "opened a record in the user's own home postcode area "
                             f"({placeholder('home_area')}, staff directory)",
                             masked(postcode_area=area, home_area=person.home_postcode_area)))
@@ -113,6 +128,7 @@ class NeedToKnow(RuleDetector):
         restricted = ref.restricted
         person = ref.staff.get(subject)
         home = person is not None and bool(person.home_postcode_area)
+        justifies = self.config.case_justifies_neighbour
         found: list[tuple[Hit, float]] | None = None
         for i, ev in enumerate(events):
             at = ev.ts if marks is None else marks[i]
@@ -121,8 +137,9 @@ class NeedToKnow(RuleDetector):
             if ev.kind not in kinds:
                 continue
             case = ev.case_ref
-            if (not home and case is not None and not (restricted and ev.record_ids)
-                    and (not cases or subject in cases.get(case, ()))):
+            if (case is not None and not (restricted and ev.record_ids)
+                    and (not cases or subject in cases.get(case, ()))
+                    and (not home or (cases and justifies))):
                 continue  # no reason
             for hit in self.hits(subject, ev, state, ref, newest):
                 if found is None:
@@ -147,7 +164,11 @@ class NeedToKnow(RuleDetector):
             window.add(buckets, ev.ts, cfg.bucket_s)
             n = int(window.peak(buckets, ev.ts, cfg.window_s, cfg.bucket_s))
             limit = cfg.max_per_window.get(reason, 0)
-            if n <= limit:
+            if n <= limit or reason not in cfg.scores:  # no score: a signal only
+                weight = cfg.signal_weights.get(reason, 0.0)
+                if weight > 0:
+                    out.append(Hit(key=reason, event=ev, score=0.0, title="",
+                                   explanation=f"look-up that {observed}"[:160], signal=weight))
                 continue
             span = duration(cfg.window_s)
             counted = (f" It is look-up number {n} for this reason within {span} (more than {limit} "

@@ -1,14 +1,18 @@
 """Reference data the detectors need from elsewhere: an immutable snapshot and a holder to swap it.
 
-A site maintains six kinds of reference records (``KINDS``); the record format of each is in
+A site maintains seven kinds of reference records (``KINDS``); the record format of each is in
 docs/detectors.md and in ``config/reference/*.jsonl``:
 
-``staff``       user id -> team, role, home postcode area, start date, leave date
+``staff``       user id -> team, role, home postcode area, start date, leave date, and the HR context
+                the behaviour indicators use: notice date, suspended, restricted duties, privileged,
+                primary hosts
 ``case``        case reference -> user ids assigned to it
 ``restricted``  record id -> flags (vip, colleague, need_to_know)
 ``sharing``     an approved third party (its domains and names) -> datasets it may receive
 ``app``         policy set -> sanctioned application ids
 ``peer``        peer group -> activity baseline (produced by :mod:`detectors.peers`)
+``destination`` web or mail domain -> risk category (job search, cloud storage, paste/leak, hacking,
+                personal webmail; see config/reference/destinations.jsonl)
 
 :class:`Reference` is a snapshot: updating it returns a new one (:meth:`Reference.apply`), so a
 detector processing a batch sees one consistent view. The runtime keeps one
@@ -36,7 +40,7 @@ import orjson
 from .identity import IdentityIndex
 from .identity import build as build_identities
 
-KINDS = ("staff", "case", "restricted", "sharing", "app", "peer")
+KINDS = ("staff", "case", "restricted", "sharing", "app", "peer", "destination")
 KEY_FIELDS = {
     "staff": "user_id",
     "case": "case_ref",
@@ -44,6 +48,7 @@ KEY_FIELDS = {
     "sharing": "party",
     "app": "policy_set",
     "peer": "group",
+    "destination": "domain",
 }
 """The field that identifies a record of each kind (also the Kafka message key on its topic)."""
 
@@ -76,6 +81,19 @@ class Staff:
     left_at: float | None = None
     """POSIX seconds from which the person is no longer staff: the midnight (UTC) after
     ``leave_date``, or ``leave_date`` itself when it is a date-time."""
+    notice_date: str | None = None
+    """The day the person resigned or was given notice (ISO date)."""
+    notice_at: float | None = None
+    """POSIX seconds: the start (midnight UTC) of ``notice_date``."""
+    suspended: bool = False
+    """Suspended from duty (``suspended``: true or the ISO date it began)."""
+    suspended_at: float | None = None
+    """When the suspension began, if a date was given (None with ``suspended`` true: always)."""
+    restricted_duties: bool = False
+    privileged: bool = False
+    """Holds privileged access (system administrator, vetting, professional standards)."""
+    primary_hosts: tuple[str, ...] = ()
+    """Hosts assigned to this person (asset register): a logon there by someone else is noticed."""
 
     @property
     def peer_group(self) -> str | None:
@@ -105,6 +123,23 @@ class PeerBaseline:
     """Mean events per member per hour, one per :func:`detectors.peers.bucket_of` bucket (48)."""
     std: tuple[float, ...]
     members: int = 0
+
+
+DESTINATION_CATEGORIES = ("job_search", "cloud_storage", "paste_leak", "hacking", "personal_webmail")
+"""Risk categories of web and mail destinations (reference kind ``destination``)."""
+
+
+def _flag(rec: Mapping[str, Any], name: str) -> tuple[bool, float | None]:
+    """A yes/no HR flag that may instead give the date it began: (set, POSIX start or None)."""
+    value = rec.get(name)
+    if value is None or value is False or value == "" or (
+            isinstance(value, str) and value.lower() in ("false", "no", "0")):
+        return False, None
+    if value is True or (isinstance(value, str) and value.lower() in ("true", "yes", "1")):
+        return True, None
+    if isinstance(value, str):
+        return True, _instant_at(value, name)
+    raise ReferenceError(f"{name} must be true/false or an ISO date")
 
 
 def _text(rec: Mapping[str, Any], name: str, required: bool = False) -> str | None:
@@ -159,6 +194,13 @@ def _instant_after(value: str, name: str) -> float:
     return moment.timestamp()
 
 
+def _instant_at(value: str, name: str) -> float:
+    """A date -> its start (midnight UTC); a date-time with offset -> itself."""
+    if "T" in value or " " in value.strip():
+        return _instant_after(value, name)
+    return _instant_after(value, name) - 86400
+
+
 _POSTCODE = re.compile(r"^([A-Z]{1,2})(\d[A-Z\d]?)?(?:\s*\d[A-Z]{2})?$")
 
 
@@ -203,10 +245,17 @@ def _parse(kind: str, rec: Mapping[str, Any]) -> tuple[str, Any]:
         area = _text(rec, "home_postcode_area")
         if area is not None and postcode_area(area) is None:
             raise ReferenceError("home_postcode_area is not a UK postcode area or district")
+        notice = _text(rec, "notice_date")
+        suspended, suspended_at = _flag(rec, "suspended")
         return key, Staff(
             user_id=key, aliases=tuple(_list(rec, "aliases")), team=_text(rec, "team"), role=_text(rec, "role"),
             home_postcode_area=postcode_area(area), start_date=start, leave_date=leave,
             left_at=_instant_after(leave, "leave_date") if leave else None,
+            notice_date=notice,
+            notice_at=_instant_at(notice, "notice_date") if notice else None,
+            suspended=suspended, suspended_at=suspended_at,
+            restricted_duties=_flag(rec, "restricted_duties")[0], privileged=_flag(rec, "privileged")[0],
+            primary_hosts=tuple(h.lower() for h in _list(rec, "primary_hosts")),
         )
     if kind == "case":
         return key, frozenset(_list(rec, "assigned"))
@@ -229,6 +278,11 @@ def _parse(kind: str, rec: Mapping[str, Any]) -> tuple[str, Any]:
         if isinstance(members, bool) or not isinstance(members, int) or members < 0:
             raise ReferenceError("members must be a non-negative integer")
         return key, PeerBaseline(group=key, mean=mean, std=std, members=members)
+    if kind == "destination":
+        category = _text(rec, "category", required=True)
+        if category not in DESTINATION_CATEGORIES:
+            raise ReferenceError(f"category must be one of {', '.join(DESTINATION_CATEGORIES)}")
+        return key.lower().strip("."), category
     raise ReferenceError(f"unknown reference kind {kind!r}; known: {', '.join(KINDS)}")
 
 
@@ -258,13 +312,16 @@ class Reference:
     sharing: Mapping[str, Party] = field(default_factory=lambda: _EMPTY)
     apps: Mapping[str, frozenset[str]] = field(default_factory=lambda: _EMPTY)
     peers: Mapping[str, PeerBaseline] = field(default_factory=lambda: _EMPTY)
+    destinations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """Domain -> risk category (reference kind ``destination``)."""
     version: int = 0
     """Incremented by every update (for metrics and logs)."""
     _by_domain: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
     _by_name: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
+    _host_owner: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
 
     _ATTR = {"staff": "staff", "case": "cases", "restricted": "restricted", "sharing": "sharing",
-             "app": "apps", "peer": "peers"}
+             "app": "apps", "peer": "peers", "destination": "destinations"}
 
     # -- updates (pure: a new snapshot) ----------------------------------------------------------
 
@@ -305,6 +362,9 @@ class Reference:
             by_domain, by_name = _index_parties(new.sharing)
             object.__setattr__(new, "_by_domain", by_domain)
             object.__setattr__(new, "_by_name", by_name)
+        if "staff" in frozen:
+            owners = {h: p.user_id for p in new.staff.values() for h in p.primary_hosts}
+            object.__setattr__(new, "_host_owner", MappingProxyType(owners))
         return new
 
     # -- queries ---------------------------------------------------------------------------------
@@ -330,6 +390,22 @@ class Reference:
     def parties_named(self, name: str) -> tuple[Party, ...]:
         keys = self._by_name.get(name.strip().lower(), ())
         return tuple(self.sharing[k] for k in keys)
+
+    def host_owner(self, host: str) -> str | None:
+        """The person a host is assigned to (staff ``primary_hosts``), if any."""
+        return self._host_owner.get(host.lower()) if self._host_owner else None
+
+    def category_of(self, domain: str | None) -> str | None:
+        """The risk category of ``domain`` or of a parent domain (``eu.dropbox.com`` -> ``dropbox.com``)."""
+        if not domain or not self.destinations:
+            return None
+        d = domain.lower().strip(".")
+        while d:
+            c = self.destinations.get(d)
+            if c is not None:
+                return c
+            d = d.partition(".")[2]
+        return None
 
     def sanctioned(self, policy_set: str, app_id: str) -> bool | None:
         """True/False, or None when the policy set is not in the register."""
@@ -375,7 +451,7 @@ def kind_of(file_name: str) -> tuple[str, str]:
     stem, _, fmt = base.rpartition(".")
     if fmt not in ("jsonl", "csv"):
         raise ReferenceError(f"{base}: reference files are .jsonl or .csv")
-    stem = {"cases": "case", "apps": "app", "peers": "peer"}.get(stem, stem)
+    stem = {"cases": "case", "apps": "app", "peers": "peer", "destinations": "destination"}.get(stem, stem)
     if stem not in KINDS:
         raise ReferenceError(f"{base}: the file name must be one of {', '.join(KINDS)} (+ .jsonl/.csv)")
     return stem, fmt

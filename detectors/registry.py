@@ -7,11 +7,18 @@ from typing import Any
 
 from .base import Detector
 from .bulk_export import BulkExport
+from .departing_user import DepartingUser
+from .first_use import FirstUse
+from .host_ownership import HostOwnership
 from .impossible_travel import ImpossibleTravel
 from .leaver_activity import LeaverActivity
+from .media_volume import MediaVolume
 from .need_to_know import NeedToKnow
+from .off_hours import OffHours
+from .person_risk import PersonRisk
 from .reference import Reference, ReferenceHolder, as_holder
 from .reviewer_watch import ReviewerWatch
+from .risky_destination import RiskyDestination
 from .small_cell_export import SmallCellExport
 from .third_party_transfer import ThirdPartyTransfer
 from .unsanctioned_messaging import UnsanctionedMessaging
@@ -27,6 +34,13 @@ CATALOG: tuple[type[Detector], ...] = (
     ImpossibleTravel,
     UnusualVolume,
     ReviewerWatch,
+    OffHours,
+    FirstUse,
+    RiskyDestination,
+    MediaVolume,
+    HostOwnership,
+    DepartingUser,
+    PersonRisk,
 )
 """Every detector Custodes ships, registered explicitly (no import-time magic)."""
 

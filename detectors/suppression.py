@@ -30,6 +30,7 @@ from .alert import EVIDENCE_EVENTS_MAX, Alert, alert_id
 from .base import Clock, Detector, snapshot
 from .event import Event
 from .reference import Reference
+from .signal import Signal
 
 MAX_OPEN = 64
 MAX_TAGS = 16
@@ -91,6 +92,9 @@ class Hit:
     label: str | None = None
     """The key as the alert's ``facts["key"]`` shows it, when the key holds a masked value (which
     the label replaces by its placeholder, :mod:`detectors.masking`); None: the key itself."""
+    signal: float = 0.0
+    """Above 0: not an alert but a weak signal of this weight for the person's risk
+    (:mod:`detectors.person_risk`); ``key`` is its reason, ``explanation`` its note."""
 
 
 Describe = Callable[[dict[str, Any], Hit], tuple[str, str]]
@@ -272,12 +276,18 @@ class RuleDetector(Detector):
         st: dict[str, Any] = state if state else {}
         newest: float | None = st.get("n")
         fold: Folding | None = None
+        signals: list[Any] = []
         ref = self.holder.current
         if events:
             newest, found = self.scan(subject, events, marks, st, ref, newest)
             if found:
-                fold = self.folding(st)
                 for hit, at in found:
+                    if hit.signal > 0:
+                        signals.append(Signal(self.id, hit.key, hit.event.ts, hit.event.id, hit.signal,
+                                              hit.explanation[:160]))
+                        continue
+                    if fold is None:
+                        fold = self.folding(st)
                     fold.add(hit, at)
         if top is not None:
             if newest is not None and top <= newest and not events:
@@ -289,6 +299,8 @@ class RuleDetector(Detector):
             expire_open(opened, newest, self._keep)
         more = self.tidy(subject, st, ref, newest, clock, fold) if self._tidies else False
         alerts = fold.alerts(subject, self.describe) if fold is not None else []
+        if signals:
+            alerts.extend(signals)
         if not opened:
             opened = st.get("o")
             if not opened and not more:

@@ -41,6 +41,11 @@ class UnsanctionedMessagingConfig(DetectorConfig):
     """Only the first this many characters of a message are scanned."""
     suppress_s: int = 86400
     grace_s: int = 3600
+    alert_min_score: float = 0.0
+    """Below this (config/custodes.toml: 40: an unsanctioned app, but no personal data recognised and
+    no image in a group) the message is a weak signal for the person's risk (``signal_weight``), not
+    a reviewer alert."""
+    signal_weight: float = 6.0
 
 
 def _has_image(ev: Event) -> bool:
@@ -68,6 +73,10 @@ class UnsanctionedMessaging(RuleDetector):
         kinds = personal_data.kinds_in(ev.content, cfg.scan_chars)
         group_image = bool(ev.group_id) and _has_image(ev)
         score = cfg.base_score + cfg.personal_data_score * len(kinds) + (cfg.group_image_score if group_image else 0)
+        if score < cfg.alert_min_score:
+            return (Hit(key="unsanctioned_app", event=ev, score=0.0, title="",
+                        explanation=f"message in {ev.app_id[:40]}, not sanctioned for policy set {policy[:40]}",
+                        signal=cfg.signal_weight),) if cfg.signal_weight > 0 else ()
         return (Hit(
             key=f"{policy}|{ev.app_id}",
             event=ev,

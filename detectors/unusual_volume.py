@@ -11,7 +11,8 @@ checked as its hour's count grows:
             ``z_threshold``; if a baseline for the user's peer group (``team/role``, reference kind
             ``peer``) is available, the count must also be at least ``peer_z_threshold`` standard
             deviations above the peer mean for that bucket (unusual for the user AND for the job)
-``hours``   count >= ``off_hours_min_events`` in a bucket whose mean is below ``off_hours_max_mean``
+``hours``   count >= ``off_hours_min_events`` in a bucket whose mean is below ``off_hours_max_mean``,
+            unless the peer group works that hour (``off_hours_peer_usual_mean``)
             (hours this user does not work)
 
 No alert during the first ``warmup_days`` after the user was first seen. Hits fold per rule per
@@ -60,6 +61,9 @@ class UnusualVolumeConfig(DetectorConfig):
     peer_z_threshold: float = 3.0
     off_hours_min_events: int = 10
     off_hours_max_mean: float = 0.05
+    off_hours_peer_usual_mean: float = 0.03
+    """No ``hours`` alert in an hour the user's peer group works (peer mean per member at least this;
+    0: ignore peers): a detective's first on-call night is the job, not misuse."""
     timezone: str = "Europe/London"
     forget_days: int = 90
     max_age_days: int = 730
@@ -314,7 +318,7 @@ class UnusualVolume(RuleDetector):
                     facts={"rule": "volume", "count": count, "mean": round(mean, 3), "z": round(z, 2),
                            "bucket": b, **peer_facts},
                 ))
-        if hours and mean < cfg.off_hours_max_mean:
+        if hours and mean < cfg.off_hours_max_mean and not self._job_works(subject, ref, b):
             out.append(Hit(
                 key="hours", event=ev, score=50.0,
                 title=f"Activity at unusual hours: {count} events",
@@ -326,6 +330,16 @@ class UnusualVolume(RuleDetector):
                 facts={"rule": "hours", "count": count, "mean": round(mean, 3), "bucket": b},
             ))
         return out
+
+    def _job_works(self, subject: str, ref: Reference, b: int) -> bool:
+        """Whether the user's peer group works that hour (on-call nights, rotas): peer mean per member
+        at least ``off_hours_peer_usual_mean`` (0: never asked)."""
+        least = self.config.off_hours_peer_usual_mean
+        if least <= 0 or not ref.peers:
+            return False
+        person = ref.person(subject)
+        peer = ref.peers.get(person.peer_group) if person is not None and person.peer_group else None
+        return peer is not None and b < len(peer.mean) and peer.mean[b] >= least
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
              clock: Clock, fold: Folding | None) -> bool:

@@ -140,26 +140,47 @@ def related(conn: Connection, account: Account, subject: str, exclude: str, pseu
     return [list_row(r, pseudo) for r in rows]
 
 
+PERSON_RISK = "person_risk"
+CONTRIBUTIONS_SHOWN = 5
+
+
 def subjects(conn: Connection, account: Account, now: datetime, risk: RiskConfig,
              pseudo: Pseudonymiser, limit: int = 200) -> list[dict[str, Any]]:
-    """People ranked by risk score (detectors.risk, knobs in [detectors.risk]) over their open alerts."""
+    """People ranked by risk: the accumulated person risk of their latest open ``person_risk`` alert
+    (detectors/person_risk.py: decayed sum of indicator signals and alerts, decayed further to ``now``),
+    or, if higher or there is none, their open alerts combined (detectors.risk, [detectors.risk])."""
     per: dict[str, dict[str, Any]] = {}
     rows = conn.execute(
         select(alerts.c.subject, alerts.c.score, alerts.c.ts, alerts.c.severity, alerts.c.count,
-               alerts.c.last_seen)
+               alerts.c.last_seen, alerts.c.detector, alerts.c.facts)
         .where(alerts.c.status != "closed", visible_to(account))
     )
     at = now.timestamp()
-    for subject, score, ts, severity, count, last_seen in rows:
-        p = per.setdefault(subject, {"alerts": [], "severities": set(), "total": 0.0})
+    for subject, score, ts, severity, count, last_seen, detector, facts in rows:
+        p = per.setdefault(subject, {"alerts": [], "severities": set(), "total": 0.0, "person": None})
         p["alerts"].append((score, utc(ts)))
         p["severities"].add(severity)
-        p["total"] += weighted(score, severity, count, utc(last_seen).timestamp(), at, risk)
+        seen = utc(last_seen).timestamp()
+        if detector == PERSON_RISK and isinstance(facts, dict) and "risk" in facts:
+            if p["person"] is None or seen > p["person"][0]:
+                p["person"] = (seen, facts)
+            continue
+        p["total"] += weighted(score, severity, count, seen, at, risk)
     ranked = []
     for subject, p in per.items():
+        person, contributions = 0.0, []
+        if p["person"] is not None:
+            seen, facts = p["person"]
+            half = float(facts.get("half_life_days") or risk.half_life_days) * 86400
+            person = round(float(facts["risk"]) * 0.5 ** (max(0.0, at - seen) / half), 1)
+            contributions = [
+                {"indicator": c.get("indicator"), "reason": c.get("reason"), "points": c.get("points"),
+                 "signals": c.get("signals")} for c in (facts.get("contributions") or [])[:CONTRIBUTIONS_SHOWN]]
         ranked.append({
             "pseudonym": pseudo(subject),
-            "risk": squash(p["total"], risk),
+            "risk": max(person, squash(p["total"], risk)),
+            "person_risk": person,
+            "contributions": contributions,
             "open_alerts": len(p["alerts"]),
             "last_ts": max(ts for _, ts in p["alerts"]),
             "top_severity": max(p["severities"], key=_severity_rank),

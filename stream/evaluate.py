@@ -38,6 +38,8 @@ class Insider:
     end: float
     event_ids: tuple[str, ...]
     detectors: tuple[str, ...]
+    accounts: tuple[str, ...] = ()
+    """Other accounts the insider used (a masquerader's colleague's): alerts on them count for the scenario."""
 
 
 def read_truth(directory: Path) -> list[Insider]:
@@ -49,7 +51,8 @@ def read_truth(directory: Path) -> list[Insider]:
             if line.strip():
                 rec = orjson.loads(line)
                 out.append(Insider(rec["scenario"], rec["user_id"], parse_timestamp(rec["start"]),
-                                   parse_timestamp(rec["end"]), tuple(rec["event_ids"]), tuple(rec["detectors"])))
+                                   parse_timestamp(rec["end"]), tuple(rec["event_ids"]), tuple(rec["detectors"]),
+                                   tuple(rec.get("accounts", ()))))
     return out
 
 
@@ -117,11 +120,13 @@ def run_detectors(settings: Settings, directory: Path, as_of: float):
     return run_messages(pipeline, (result, chunks()))
 
 
-def score(alerts: list[Alert], insiders: list[Insider], staff: int) -> dict[str, Any]:
+def score(alerts: list[Alert], insiders: list[Insider], staff: int, days: float = 30.0,
+          lookalikes: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """Figures per detector and overall (see the module docstring)."""
     by_user: dict[str, list[Insider]] = {}
     for ins in insiders:
-        by_user.setdefault(ins.user_id, []).append(ins)
+        for account in (ins.user_id, *ins.accounts):
+            by_user.setdefault(account, []).append(ins)
     benign_staff = max(0, staff - len(by_user))
 
     def matched(a: Alert) -> Insider | None:
@@ -168,11 +173,39 @@ def score(alerts: list[Alert], insiders: list[Insider], staff: int) -> dict[str,
         fp_all += fp
         flagged_all |= flagged
     delays = [max(0.0, first_alert[k] - insiders[k].start) for k in first_alert]
-    by_scenario: dict[str, dict[str, int]] = {}
+    by_scenario: dict[str, dict[str, Any]] = {}
     for k, ins in enumerate(insiders):
-        row = by_scenario.setdefault(ins.scenario, {"insiders": 0, "caught": 0})
+        row = by_scenario.setdefault(ins.scenario, {"insiders": 0, "caught": 0, "ttd": []})
         row["insiders"] += 1
         row["caught"] += k in first_alert
+        if k in first_alert:
+            row["ttd"].append(max(0.0, first_alert[k] - ins.start))
+    for row in by_scenario.values():
+        ttd = row.pop("ttd")
+        row["median_time_to_detect_s"] = statistics.median(ttd) if ttd else None
+    per_30 = 30.0 / days if days > 0 else 1.0
+    caught_people = len(first_alert)
+    people = {
+        "insiders": len(insiders), "caught": caught_people, "recall": _ratio(caught_people, len(insiders)),
+        "benign_flagged": len(flagged_all),
+        "precision": _ratio(caught_people, caught_people + len(flagged_all)),
+        "benign_flagged_per_1000_per_30_days": round(1000 * len(flagged_all) / benign_staff * per_30, 1)
+        if benign_staff else None,
+        "median_time_to_detect_s": statistics.median(delays) if delays else None,
+        "days": days,
+    }
+    indicators: dict[str, dict[str, int]] = {}
+    for a in alerts:
+        if a.detector != "person_risk":
+            continue
+        side = "insider_alerts" if matched(a) is not None else "benign_alerts"
+        for row in a.facts.get("contributions", ()):
+            r = indicators.setdefault(f"{row['indicator']}:{row['reason']}", {"insider_alerts": 0, "benign_alerts": 0})
+            r[side] += 1
+    looks: dict[str, dict[str, int]] = {}
+    for trait, users in sorted((lookalikes or {}).items()):
+        benign = [u for u in users if u not in by_user]
+        looks[trait] = {"staff": len(benign), "flagged": sum(1 for u in benign if u in flagged_all)}
     overall = {
         "staff": staff, "insiders": len(insiders), "insiders_caught": len(first_alert),
         "recall": _ratio(len(first_alert), len(insiders)),
@@ -182,7 +215,8 @@ def score(alerts: list[Alert], insiders: list[Insider], staff: int) -> dict[str,
         "benign_flagged_per_1000": round(1000 * len(flagged_all) / benign_staff, 1) if benign_staff else None,
         "median_time_to_detect_s": statistics.median(delays) if delays else None,
     }
-    return {"overall": overall, "detectors": rows, "scenarios": by_scenario}
+    return {"overall": overall, "detectors": rows, "scenarios": by_scenario, "people": people,
+            "indicators": dict(sorted(indicators.items())), "lookalikes": looks}
 
 
 def _ratio(a: int, b: int) -> float | None:
@@ -198,7 +232,10 @@ def evaluate(settings: Settings, directory: Path) -> dict[str, Any]:
     result = run_detectors(settings, directory, as_of)
     staff = sum(1 for line in (directory / "reference" / "staff.jsonl").read_bytes().splitlines()
                 if line.strip() and not line.lstrip().startswith(b"#"))
-    figures = score(list(result.alerts.values()), insiders, staff)
+    manifest = directory / "manifest.json"
+    meta = orjson.loads(manifest.read_bytes()) if manifest.is_file() else {}
+    figures = score(list(result.alerts.values()), insiders, staff, float(meta.get("days", 30)),
+                    meta.get("lookalikes"))
     figures["replay"] = {"as_of": iso(as_of), "consumed": result.consumed, "processed": result.processed,
                          "expired": result.expired, "dead_lettered": dict(result.dead_lettered)}
     return figures
@@ -241,8 +278,22 @@ def report(figures: dict[str, Any]) -> str:
         f"{_fmt(o['recall'], True):>8}{_fmt(o['benign_flagged_per_1000']):>11}"
         f"{_duration(o['median_time_to_detect_s']):>12}")
     lines.append("")
-    lines.append("scenario: caught/insiders  " + ", ".join(
-        f"{name} {r['caught']}/{r['insiders']}" for name, r in sorted(figures["scenarios"].items())))
+    lines.append("scenario: caught/insiders (median time to detect)  " + ", ".join(
+        f"{name} {r['caught']}/{r['insiders']} ({_duration(r.get('median_time_to_detect_s'))})"
+        for name, r in sorted(figures["scenarios"].items())))
+    pp = figures.get("people")
+    if pp:
+        lines.append(
+            f"people: {pp['caught']}/{pp['insiders']} insiders caught (recall {_fmt(pp['recall'], True)}), "
+            f"{pp['benign_flagged']} benign flagged (person precision {_fmt(pp['precision'], True)}, "
+            f"{_fmt(pp['benign_flagged_per_1000_per_30_days'])} per 1,000 staff per 30 days over {pp['days']:g} days), "
+            f"median time to detect {_duration(pp['median_time_to_detect_s'])}")
+    if figures.get("lookalikes"):
+        lines.append("benign look-alikes flagged: " + ", ".join(
+            f"{t} {r['flagged']}/{r['staff']}" for t, r in figures["lookalikes"].items()))
+    if figures.get("indicators"):
+        lines.append("person_risk contributions (insider/benign person alerts): " + ", ".join(
+            f"{k} {r['insider_alerts']}/{r['benign_alerts']}" for k, r in figures["indicators"].items()))
     rp = figures.get("replay")
     if rp:
         lines.append(f"replayed {rp['consumed']} events as of {rp['as_of']}: {rp['processed']} processed, "

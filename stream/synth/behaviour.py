@@ -7,7 +7,8 @@ up records of cases they are assigned to, message on sanctioned apps, e-mail col
 and partners, and download reports. Benign spikes are built in, so false positives are possible:
 month-end reporting (many large low-sensitivity downloads), on-call nights (bursts of look-ups at
 hours the person otherwise never works), the odd WhatsApp message on a managed phone, a look-up
-recorded without its case, a referral e-mailed to an unregistered school. Some days are spent
+recorded without its case, a referral e-mailed to a school outside the county's information-sharing
+agreement. Some days are spent
 elsewhere (legitimate travel: a day at the national training centre).
 """
 
@@ -44,6 +45,16 @@ ROLE_EXTRA = {"records officer": {"lookups": 30}, "analyst": {"exports": 2.5}}
 
 DATASETS = (("pnc-persons", "high"), ("niche-nominals", "medium"), ("niche-occurrences", "medium"),
             ("intelligence-logs", "high"))
+SITES = ("www.bbc.co.uk", "www.gov.uk", "www.college.police.uk", "www.legislation.gov.uk", "www.theguardian.com",
+         "www.met.police.uk", "www.nottinghampost.com", "www.ons.gov.uk", "www.google.co.uk", "www.nhs.uk")
+"""Ordinary browsing (uncategorised)."""
+OCCASIONAL_SITES = (("mail.google.com", 0.03), ("www.dropbox.com", 0.02), ("www.linkedin.com", 0.03),
+                    ("www.indeed.co.uk", 0.005), ("outlook.live.com", 0.02))
+"""Sites anyone visits now and then (per shift probability): personal webmail at lunch, a shared link."""
+JOB_SITES = ("www.indeed.co.uk", "www.reed.co.uk", "www.totaljobs.com", "www.civilservicejobs.service.gov.uk",
+             "www.policenow.org.uk", "www.glassdoor.co.uk")
+USB_FILES = (("briefing.pptx", "low"), ("court-bundle.pdf", "medium"), ("training-notes.docx", "low"),
+             ("minutes.docx", "low"))
 REPORTS = (("crime-performance-weekly", "low"), ("response-times", "low"), ("stop-search-monthly", "medium"),
            ("custody-throughput", "low"))
 
@@ -77,9 +88,11 @@ def shift(org: Organisation, person: Person, day: int) -> tuple[float, float] | 
     else:
         code = "D" if person.pattern == "detective" else "O"
     begin, length = SHIFT_HOURS[code]
-    start = org.day_start(day) + begin * HOUR + rng.uniform(-0.4, 0.4) * HOUR
     if person.leave_day is not None and day == person.leave_day:
         length = min(length, 6)
+        if code == "N":  # a leaver is not rostered on a final night: their last shift is a late
+            begin = SHIFT_HOURS["L"][0]
+    start = org.day_start(day) + begin * HOUR + rng.uniform(-0.4, 0.4) * HOUR
     return start, start + length * HOUR + rng.uniform(-0.3, 0.8) * HOUR
 
 
@@ -132,6 +145,12 @@ def plan_day(org: Organisation, person: Person, day: int, travel: bool = True) -
                                             **near(rng, place_lat, place_lon, 4)}))
         for _ in range(poisson(rng, n_mail)):
             plan.append((t(), "email", _email(rng, person)))
+        for _ in range(poisson(rng, 1.5)):
+            plan.append((t(), "visit", {"url": rng.choice(SITES)}))
+        for site, p_site in OCCASIONAL_SITES:
+            if rng.random() < p_site:
+                plan.append((t(), "visit", {"url": site}))
+        _traits(org, person, day, rng, plan, t)
         month_end = person.role == "analyst" and org.month_end(day)
         for _ in range(poisson(rng, n_exp + (6 if month_end else 0))):
             name, sensitivity = rng.choice(REPORTS)
@@ -155,15 +174,48 @@ def plan_day(org: Organisation, person: Person, day: int, travel: bool = True) -
     return plan
 
 
+def _traits(org: Organisation, person: Person, day: int, rng: random.Random, plan: Plan, t: Any) -> None:
+    """The benign look-alikes' habits, on a day they work (see organisation.TRAITS)."""
+    if not person.traits:
+        return
+    if "usb_weekly" in person.traits and org.weekday(day) == person.idx % 5:
+        for _ in range(rng.randint(2, 6)):
+            name, sensitivity = rng.choice(USB_FILES)
+            plan.append((t(), "removable", {"file": name, "dataset": "team-documents", "sensitivity": sensitivity}))
+    if "job_browser" in person.traits and rng.random() < 0.4:
+        for _ in range(rng.randint(1, 3)):
+            plan.append((t(), "visit", {"url": rng.choice(JOB_SITES)}))
+    if "partner_sharer" in person.traits and rng.random() < 0.3:
+        case = rng.choice(person.cases)
+        to = rng.choice((f"reviewing.lawyer{rng.randrange(40)}@cps.gov.uk",
+                         f"mash{rng.randrange(9)}@nottinghamcity.gov.uk"))
+        dataset = "case-files" if "cps" in to else "safeguarding-referrals"
+        plan.append((t(), "email", {"to": [to], "dataset": dataset, "sensitivity": "high", "count": rng.randint(1, 5),
+                                    "file": f"{case.ref}-bundle.pdf", "attachments": rng.randint(1, 4)}))
+    if "night_worker" in person.traits and org.weekday(day) in (1, 3):  # Tuesday and Thursday evenings, from home
+        begin = org.day_start(day) + rng.uniform(20.0, 21.0) * HOUR
+        home = near(rng, person.home_lat, person.home_lon, 0.2)
+        plan.append((begin, "logon", {**home, "host": person.laptop}))
+        for _ in range(rng.randint(3, 8)):
+            plan.append((begin + rng.uniform(60, 7000), "lookup", lookup(rng, person)))
+        if rng.random() < 0.3:
+            name, sensitivity = rng.choice(REPORTS)
+            report = {"dataset": name, "sensitivity": sensitivity, "count": rng.randint(20, 200),
+                      "file": f"{name}.xlsx"}
+            plan.append((begin + rng.uniform(600, 7000), "export", report))
+        plan.append((begin + 7200 + rng.uniform(0, 1800), "logoff", home))
+
+
 def _email(rng: random.Random, person: Person) -> dict[str, Any]:
     r = rng.random()
     if person.pattern == "detective" and r < 0.25:
         case = rng.choice(person.cases)
         return {"to": [f"reviewing.lawyer{rng.randrange(40)}@cps.gov.uk"], "dataset": "case-files",
-                "sensitivity": "high", "count": rng.randint(1, 6), "file": f"{case.ref}-mg5.pdf"}
+                "sensitivity": "high", "count": rng.randint(1, 6), "file": f"{case.ref}-mg5.pdf", "attachments": 1}
     if person.team == "Public Protection" and r < 0.45:
-        if rng.random() < 0.01:  # a referral to a school not in the sharing register (false positive)
-            return {"to": [f"dsl{rng.randrange(90)}@school{rng.randrange(90)}.example.sch.uk"],
+        if rng.random() < 0.01:  # a referral to a school's safeguarding lead (Operation Encompass)
+            area = "example" if rng.random() < 0.9 else "derbyshire.example"  # out of county: not registered
+            return {"to": [f"dsl{rng.randrange(90)}@school{rng.randrange(90)}.{area}.sch.uk"],
                     "dataset": "safeguarding-referrals", "sensitivity": "special", "count": 1}
         return {"to": [f"mash{rng.randrange(9)}@nottinghamcity.gov.uk"], "dataset": "safeguarding-referrals",
                 "sensitivity": "special", "count": rng.randint(1, 3)}

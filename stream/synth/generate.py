@@ -4,7 +4,9 @@ Output in ``DIR``:
 
 ``events.jsonl``                canonical audit events (one JSON object per line, sorted by event time)
 ``device_notifications.jsonl``  managed-phone notifications in the device export format, sorted
-``reference/``                  staff.jsonl, cases.jsonl, restricted.jsonl, sharing.jsonl, apps.jsonl
+``reference/``                  staff.jsonl, cases.jsonl, restricted.jsonl, sharing.jsonl, apps.jsonl,
+                                destinations.jsonl (risk categories), peers.jsonl (peer baselines
+                                from the ``PEER_HISTORY_DAYS`` of ordinary work before the period)
 ``truth.jsonl``                 one line per insider: scenario, user_id, start, end, event_ids, detectors
 ``manifest.json``               the parameters, the period (``start``/``end``) and the counts
 
@@ -26,9 +28,13 @@ from pathlib import Path
 import orjson
 
 from .behaviour import plan_day
-from .organisation import Organisation, Person, build
+from .organisation import TRAITS, Organisation, Person, build
 from .render import iso, render
 from .scenarios import Scenario, plan_scenarios, truth_record
+
+PEER_HISTORY_DAYS = 21
+"""Peer baselines (reference kind ``peer``) are built from this many days of the organisation's ordinary
+work before the period, as a site builds them from last month's archive (``custodes reference peers``)."""
 
 DEFAULT_START = date(2026, 3, 18)
 """A Wednesday; the fortnight from it ends with the month-end reporting days (30 and 31 March)."""
@@ -52,6 +58,44 @@ class Truth:
     def records(self) -> list[dict]:
         return [truth_record(s, self.ids[id(s)], self.times[id(s)]) for s in self.scenarios
                 if self.ids[id(s)]]
+
+
+def peer_records(org: Organisation, days: int = PEER_HISTORY_DAYS) -> list[dict]:
+    """Peer baselines from ``days`` of ordinary work (no scenarios) before the period: per group, each
+    hour's events per member (mean and mean square) folded into its bucket exactly as
+    :class:`detectors.peers.PeerAggregator` folds them (a plain average for the first 1/alpha hours of
+    a bucket, then an EWMA), computed from hourly counts at once rather than event by event."""
+    import math
+    from collections import Counter, defaultdict
+
+    from detectors.peers import BUCKETS, bucket_of
+
+    alpha = 0.05
+    members = Counter(f"{p.team}/{p.role}" for p in org.staff)
+    hourly: dict[str, dict[float, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for p in org.staff:
+        g = f"{p.team}/{p.role}"
+        for day in range(-days, 0):
+            for ts, _, _ in plan_day(org, p, day, travel=False):
+                if ts < org.day_start(0):
+                    hourly[g][math.floor(ts / 3600) * 3600.0][p.idx] += 1
+    first, last = org.day_start(-days), org.day_start(0)
+    out = []
+    for g in sorted(hourly):
+        n = max(members[g], 1)
+        m, q, k = [0.0] * BUCKETS, [0.0] * BUCKETS, [0] * BUCKETS
+        h = first
+        while h < last:
+            xs = hourly[g].get(h, {}).values()
+            b = bucket_of(h)
+            k[b] += 1
+            a = max(alpha, 1 / k[b])
+            m[b] += a * (sum(xs) / n - m[b])
+            q[b] += a * (sum(x * x for x in xs) / n - q[b])
+            h += 3600.0
+        std = [math.sqrt(max(qq - mm * mm, 0.0)) for mm, qq in zip(m, q, strict=True)]
+        out.append({"group": g, "mean": [round(x, 4) for x in m], "std": [round(s, 4) for s in std], "members": n})
+    return out
 
 
 def person_stream(org: Organisation, person: Person, scenario: Scenario | None, truth: Truth | None,
@@ -117,6 +161,12 @@ def generate(out: Path, staff: int, days: int, seed: int, start: date = DEFAULT_
     org = build(seed, staff, days, start)
     scenarios = plan_scenarios(org, insider_rate, seed)  # may set leave dates: before the reference
     org.write_reference(out / "reference")
+    shipped = Path(__file__).resolve().parents[2] / "config" / "reference" / "destinations.jsonl"
+    if shipped.is_file():
+        (out / "reference" / "destinations.jsonl").write_bytes(shipped.read_bytes())
+    with (out / "reference" / "peers.jsonl").open("wb") as f:
+        for rec in peer_records(org):
+            f.write(orjson.dumps(rec) + b"\n")
     truth = Truth(scenarios)
     n_events = n_device = 0
     with (out / "events.jsonl").open("wb", buffering=1 << 20) as events, \
@@ -136,6 +186,10 @@ def generate(out: Path, staff: int, days: int, seed: int, start: date = DEFAULT_
             f.write(orjson.dumps(rec) + b"\n")
     manifest = {"seed": seed, "staff": staff, "days": days, "start": iso(org.day_start(0)), "end": iso(org.end),
                 "insider_rate": insider_rate, "insiders": len(records), "events": n_events,
-                "device_notifications": n_device}
+                "device_notifications": n_device,
+                "lookalikes": {**{t: [p.user_id for p in org.staff if t in p.traits] for t in TRAITS},
+                               "new_starter": [p.user_id for p in org.staff if p.start_day is not None],
+                               "benign_leaver": [p.user_id for p in org.staff if p.leave_day is not None
+                                                 and p.notice_day is None]}}
     (out / "manifest.json").write_bytes(orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
     return Generated(n_events, n_device, len(records), time.perf_counter() - began)

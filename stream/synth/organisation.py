@@ -67,6 +67,8 @@ SHARING = (
      "datasets": ["firearm-certificates", "pnc-persons"]},
     {"party": "Nottingham City Council", "domains": ["nottinghamcity.gov.uk"], "names": ["NCC"],
      "datasets": ["safeguarding-referrals"]},
+    {"party": "Nottinghamshire schools (Operation Encompass)", "domains": ["example.sch.uk"],
+     "names": ["Operation Encompass"], "datasets": ["safeguarding-referrals"]},
     {"party": "Print Partner Ltd", "domains": ["printpartner.example"], "names": ["Print Partner"],
      "datasets": ["community-newsletter-subscribers"]},
 )
@@ -80,6 +82,18 @@ APPS = (
 )
 
 INTERNAL_DOMAIN = "notts.police.uk"
+NOTICE_DAYS = 28
+"""A leaver resigns this many days before their leave date (the staff directory's notice_date)."""
+TRAITS = {
+    # trait: (share of eligible staff, eligible shift patterns)
+    "night_worker": (0.08, ("office",)),
+    "usb_weekly": (0.06, ("office", "detective", "response")),
+    "job_browser": (0.05, ("office", "detective", "response")),
+    "partner_sharer": (0.25, ("detective",)),
+}
+"""Benign look-alikes: office staff who regularly work evenings from home, people who copy files to a
+USB stick every week, who browse job sites and stay, detectives who send case files with attachments
+to registered partners (CPS, the council) every week."""
 VIP_RECORDS = 25
 CASES_PER_PERSON = (4, 9)
 RECORDS_PER_CASE = (3, 12)
@@ -115,6 +129,12 @@ class Person:
     """Index of the last day of employment, when the person leaves during the period."""
     rota: int = 0
     cases: list[Case] = field(default_factory=list)
+    notice_day: int | None = None
+    """Index of the day the person resigned (may be before the period), when they are leaving."""
+    traits: tuple[str, ...] = ()
+    victim: str | None = None
+    """The colleague whose account a masquerader uses."""
+    """Benign look-alike habits (:data:`TRAITS`): night_worker, usb_weekly, job_browser, partner_sharer."""
 
     def employed(self, day: int) -> bool:
         return (self.start_day is None or day >= self.start_day) and (self.leave_day is None or day <= self.leave_day)
@@ -162,6 +182,11 @@ class Organisation:
                 rec["start_date"] = (self.start - timedelta(days=400 + (p.idx * 37) % 4000)).isoformat()
             if p.leave_day is not None:
                 rec["leave_date"] = self.date_of(p.leave_day)
+            notice = p.notice_day if p.notice_day is not None else (
+                p.leave_day - NOTICE_DAYS if p.leave_day is not None else None)
+            if notice is not None:
+                rec["notice_date"] = self.date_of(notice)
+            rec["primary_hosts"] = [p.laptop]
             staff.append(rec)
         cases = [{"case_ref": c.ref, "assigned": list(c.assigned)} for c in self.cases]
         restricted = [{"record_id": f"P-VIP-{i:04d}", "flags": ["vip"]} for i in range(VIP_RECORDS)]
@@ -192,7 +217,7 @@ FIRST = ("Alex", "Sam", "Jo", "Chris", "Pat", "Lee", "Kim", "Ali", "Robin", "Jam
 LAST = ("Smith", "Jones", "Taylor", "Brown", "Patel", "Khan", "Walker", "Wright", "Green", "Hall", "Wood", "Hughes")
 
 
-def build(seed: int, staff: int, days: int, start: date, joiner_rate: float = 0.01,
+def build(seed: int, staff: int, days: int, start: date, joiner_rate: float = 0.03,
           leaver_rate: float = 0.01, home_in_patch_rate: float = 0.02) -> Organisation:
     """An organisation of ``staff`` people. ``joiner_rate``/``leaver_rate``: share of staff who join or
     leave during the period; ``home_in_patch_rate``: share who live in a district their station polices
@@ -222,6 +247,10 @@ def build(seed: int, staff: int, days: int, start: date, joiner_rate: float = 0.
         elif days > 2 and rng.random() < leaver_rate:
             p.leave_day = rng.randrange(0, days - 1)
         people.append(p)
+    traits_rng = random.Random(f"custodes-traits-{seed}")  # its own stream: the rest is unchanged
+    for p in people:
+        p.traits = tuple(t for t, (share, patterns) in TRAITS.items()
+                         if p.pattern in patterns and traits_rng.random() < share)
     cases: list[Case] = []
     by_team: dict[str, list[Person]] = {}
     for p in people:

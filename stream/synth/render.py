@@ -37,7 +37,8 @@ def render(person: Person, kind: str, payload: dict[str, Any], ts: float, event_
 
 def _canonical(person: Person, kind: str, payload: dict[str, Any], ts: float, event_id: str) -> dict[str, Any]:
     custodes: dict[str, Any] = {"schema_version": 1}
-    doc: dict[str, Any] = {"@timestamp": iso(ts), "event": {"id": event_id}, "user": {"id": person.user_id}}
+    doc: dict[str, Any] = {"@timestamp": iso(ts), "event": {"id": event_id},
+                           "user": {"id": payload.get("as_user", person.user_id)}}
     host = payload.get("host", person.laptop)
     if host:
         doc["host"] = {"id": host}
@@ -70,12 +71,21 @@ def _canonical(person: Person, kind: str, payload: dict[str, Any], ts: float, ev
     elif kind == "email":
         doc["event"]["action"] = "email-sent"
         doc["email"] = {"to": {"address": payload["to"]}}
+        if payload.get("attachments"):
+            name = payload.get("file", "attachment.pdf")
+            doc["email"]["attachments"] = [{"file": {"name": name, "extension": name.rsplit(".", 1)[-1]}}
+                                           for _ in range(payload["attachments"])]
         custodes["activity"] = "message"
         custodes["policy_set"] = "managed-laptop"
         custodes["application"] = {"id": "com.microsoft.office.outlook"}
         if payload.get("file"):
             doc["file"] = {"name": payload["file"]}
         _data(custodes, payload)
+    elif kind == "visit":
+        doc["event"]["action"] = "web-visit"
+        doc["url"] = {"domain": payload["url"]}
+        custodes["activity"] = "other"
+        custodes["channel"] = "browser"
     elif kind in ("export", "upload", "removable"):
         doc["event"]["action"] = {"export": "report-download", "upload": "file-upload",
                                   "removable": "usb-copy"}[kind]

@@ -16,6 +16,16 @@ low_and_slow              e-mails a few dozen records a day to a personal webmai
 after_hours               starts working in the small hours, which they never did             unusual_volume
 impossible_travel         the account logs on abroad minutes after logging on at the station  impossible_travel
 small_cell_export         exports an "anonymised" aggregate whose smallest cell is a handful  small_cell_export
+departing_thief           resigns; over the next weeks browses job sites, copies more and     person_risk
+                          more files (and an archive) to USB, mails attachments to a
+                          personal webmail address — each step small and within policy limits
+after_hours_leaker        an office worker who never worked nights logs on from home at       person_risk
+                          01:00-03:00 on 2-3 nights, copies a few files to USB and uploads to
+                          a paste or file-sharing site (3-5 events a night)
+masquerader               logs on to a colleague's assigned laptop, copies a keylogger (an    person_risk
+                          .exe) there from USB after visiting its vendor's site; next day the
+                          colleague's account logs on at the insider's laptop and sends a
+                          mass e-mail (``accounts``: both)
 ========================  ==================================================================  ========================
 
 ``after_hours`` needs the baseline of unusual_volume to have warmed up (14 days by default), so it is
@@ -30,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .behaviour import HOUR, Plan, near, shift
-from .organisation import Organisation, Person, colleague_record
+from .organisation import INTERNAL_DOMAIN, Organisation, Person, colleague_record
 
 SCENARIOS: dict[str, tuple[str, ...]] = {
     "bulk_export_third_party": ("bulk_export", "third_party_transfer"),
@@ -41,6 +51,9 @@ SCENARIOS: dict[str, tuple[str, ...]] = {
     "after_hours": ("unusual_volume",),
     "impossible_travel": ("impossible_travel",),
     "small_cell_export": ("small_cell_export",),
+    "departing_thief": ("person_risk",),
+    "after_hours_leaker": ("person_risk",),
+    "masquerader": ("person_risk",),
 }
 """Scenario -> the detectors expected to catch it."""
 
@@ -57,6 +70,8 @@ class Scenario:
     name: str
     person: Person
     days: dict[int, Plan] = field(default_factory=dict)
+    accounts: tuple[str, ...] = ()
+    """Other accounts the insider used (their activity is part of the scenario, not a benign user's)."""
     """Day index -> the malicious activities planned for that day (times at or after its start)."""
 
     @property
@@ -221,6 +236,93 @@ def _small_cell(org: Organisation, p: Person, rng: random.Random) -> dict[int, P
                                  "min_group": rng.randint(1, 9), "file": f"{dataset}.csv"})]}
 
 
+WEBMAIL = ("gmail.com", "outlook.com", "proton.me", "yahoo.co.uk")
+LEAK_SITES = ("pastebin.com", "wetransfer.com", "mega.nz", "anonfiles.com", "justpaste.it", "gofile.io")
+THEFT_FILES = ("contacts.xlsx", "nominals-export.xlsx", "intel-summary.docx", "case-notes.pdf", "tasking.xlsx")
+JOB_SITES = ("www.indeed.co.uk", "www.reed.co.uk", "www.totaljobs.com", "www.cv-library.co.uk")
+
+
+def _departing(org: Organisation, p: Person, rng: random.Random) -> dict[int, Plan] | None:
+    if org.days < 10:
+        return None
+    notice = rng.randint(2, max(2, org.days - 8))
+    p.notice_day = notice
+    p.leave_day = None  # leaves after the period: the staff directory has the notice date and the leave date
+    mailbox = f"{p.name.split()[0].lower()}{rng.randrange(10, 99)}@{rng.choice(WEBMAIL)}"
+    out: dict[int, Plan] = {}
+    worked = [d for d in range(notice, min(org.days, notice + 21)) if shift(org, p, d) is not None]
+    for k, day in enumerate(worked):
+        plan = out.setdefault(day, [])
+        stage = min(2, 3 * k // max(1, len(worked)))  # early, middle, late in the notice period
+        if rng.random() < 0.6:
+            for _ in range(rng.randint(1, 3)):
+                plan.append((_at_work(org, p, day, rng), "visit", {"url": rng.choice(JOB_SITES)}))
+        if rng.random() < (0.3, 0.5, 0.8)[stage]:
+            t = _at_work(org, p, day, rng, 0.5, 0.9)
+            for i in range(rng.randint(*((1, 3), (3, 6), (6, 14))[stage])):
+                copy = {"file": rng.choice(THEFT_FILES), "dataset": "team-documents", "sensitivity": "medium"}
+                plan.append((t + i * rng.uniform(5, 40), "removable", copy))
+            if stage == 2 and rng.random() < 0.5:
+                plan.append((t + 600, "removable", {"file": "archive.zip", "dataset": "team-documents",
+                                                    "sensitivity": "medium"}))
+        if rng.random() < (0.05, 0.15, 0.3)[stage]:
+            plan.append((_at_work(org, p, day, rng), "email", {"to": [mailbox], "file": rng.choice(THEFT_FILES),
+                                                               "attachments": rng.randint(1, 3)}))
+    out = {d: plan for d, plan in out.items() if plan}
+    return out or None
+
+
+def _leaker(org: Organisation, p: Person, rng: random.Random) -> dict[int, Plan] | None:
+    if p.pattern != "office" or org.days < 14:
+        return None
+    first = rng.randint(10, org.days - 3)
+    site = rng.choice(LEAK_SITES)
+    out: dict[int, Plan] = {}
+    for day in range(first, min(org.days, first + rng.randint(2, 3))):
+        t = org.day_start(day) + rng.uniform(1.0, 3.0) * HOUR
+        here = near(rng, p.home_lat, p.home_lon, 0.2)
+        plan: Plan = [(t, "logon", {**here, "host": p.laptop})]
+        steps = rng.randint(2, 4)
+        for i in range(steps):
+            if i % 2 == 0:
+                copy = {"file": rng.choice(THEFT_FILES), "dataset": "team-documents", "sensitivity": "medium"}
+                plan.append((t + 120 + i * 300, "removable", copy))
+            else:
+                plan.append((t + 120 + i * 300, "upload", {"url": site, "file": rng.choice(THEFT_FILES)}))
+        plan.append((t + 120 + steps * 300 + 60, "logoff", here))
+        out[day] = plan
+    return out
+
+
+def _masquerader(org: Organisation, p: Person, rng: random.Random, everyone: list[Person]) -> dict[int, Plan] | None:
+    colleagues = [q for q in everyone if q.team == p.team and q.idx != p.idx and q.leave_day is None
+                  and q.start_day is None]
+    if not colleagues or org.days < 5:
+        return None
+    victim = rng.choice(sorted(colleagues, key=lambda q: (q.role not in ("sergeant", "detective sergeant"), q.idx))[:3])
+    day = _working_day(org, p, rng, 1, org.days - 2)
+    if day is None:
+        return None
+    t = _at_work(org, p, day, rng, 0.3, 0.6)
+    out: dict[int, Plan] = {
+        day - 1: [(org.day_start(day - 1) + rng.uniform(19, 22) * HOUR, "visit",
+                   {"url": rng.choice(("www.refog.com", "www.spyrix.com", "www.actualkeylogger.com"))})],
+        day: [(t, "logon", {"host": victim.laptop}),
+              (t + 300, "removable", {"file": "kl-setup.exe", "host": victim.laptop}),
+              (t + 600, "logoff", {"host": victim.laptop})],
+    }
+    nxt = day + 1
+    t2 = org.day_start(nxt) + rng.uniform(7.0, 9.0) * HOUR
+    everyone_in = [f"user{rng.randrange(5000)}@{INTERNAL_DOMAIN}" for _ in range(60)]
+    out[nxt] = [(t2 - 1800, "logon", {"host": victim.laptop}),  # back at the colleague's desk for the key logs
+                (t2 - 1700, "removable", {"file": "kl-log.dat", "host": victim.laptop}),
+                (t2, "logon", {"host": p.laptop, "as_user": victim.user_id}),
+                (t2 + 240, "email", {"to": everyone_in, "host": p.laptop, "as_user": victim.user_id}),
+                (t2 + 300, "logoff", {"host": p.laptop, "as_user": victim.user_id})]
+    p.victim = victim.user_id
+    return out
+
+
 def plan_scenarios(org: Organisation, rate: float, seed: int) -> list[Scenario]:
     """Choose ``round(staff * rate)`` insiders (at least one when rate > 0) and plan their scenarios,
     cycling through every scenario so that each appears once there are enough insiders."""
@@ -236,6 +338,8 @@ def plan_scenarios(org: Organisation, rate: float, seed: int) -> list[Scenario]:
         "bulk_export_third_party": _bulk, "group_chat_personal_data": _group_chat, "leaver_still_active": _leaver,
         "neighbour_lookups": lambda o, p, r: _neighbours(o, p, r, org.staff), "low_and_slow": _low_and_slow,
         "after_hours": _after_hours, "impossible_travel": _travel, "small_cell_export": _small_cell,
+        "departing_thief": _departing, "after_hours_leaker": _leaker,
+        "masquerader": lambda o, p, r: _masquerader(o, p, r, org.staff),
     }
     out: list[Scenario] = []
     used: set[int] = set()
@@ -248,20 +352,26 @@ def plan_scenarios(org: Organisation, rate: float, seed: int) -> list[Scenario]:
             days = planners[name](org, person, rng)
             if days:
                 used.add(person.idx)
-                out.append(Scenario(name=name, person=person, days=days))
+                victim = person.victim
+                if victim is not None:
+                    used.update(q.idx for q in org.staff if q.user_id == victim)
+                out.append(Scenario(name=name, person=person, days=days,
+                                    accounts=(victim,) if victim is not None else ()))
                 break
     return out
 
 
 def _suits(name: str, person: Person) -> bool:
-    if name in ("after_hours", "small_cell_export"):
-        return person.pattern == "office"
+    if name in ("after_hours", "small_cell_export", "after_hours_leaker"):
+        return person.pattern == "office" and not person.traits
+    if name == "departing_thief":
+        return "usb_weekly" not in person.traits
     return True
 
 
 def truth_record(scenario: Scenario, event_ids: list[str], times: list[float]) -> dict[str, Any]:
     from .render import iso
 
-    return {"scenario": scenario.name, "user_id": scenario.person.user_id,
+    return {"scenario": scenario.name, "user_id": scenario.person.user_id, "accounts": list(scenario.accounts),
             "start": iso(min(times)) if times else None, "end": iso(max(times)) if times else None,
             "event_ids": event_ids, "detectors": list(scenario.detectors)}

@@ -15,6 +15,7 @@ from detectors.alert import Alert
 from detectors.base import Detector
 from detectors.event import Event
 from detectors.reference import Reference, load
+from detectors.signal import Signal
 
 ROOT = Path(__file__).resolve().parents[2]
 REFERENCE_DIR = ROOT / "config" / "reference"
@@ -43,8 +44,17 @@ def roundtrip(state: Any) -> Any:
 
 def run(det: Detector, batches: Iterable[Sequence[Event]], state: Any = None, now: float | None = None,
         subject: str | None = None) -> tuple[Any, dict[str, Alert]]:
-    """Process batches in order; returns the final state and the latest version of each alert."""
+    """Process batches in order; returns the final state and the latest version of each alert
+    (signals, :class:`detectors.signal.Signal`, are left out: see :func:`run_all`)."""
+    state, alerts, _ = run_all(det, batches, state, now, subject)
+    return state, alerts
+
+
+def run_all(det: Detector, batches: Iterable[Sequence[Event]], state: Any = None, now: float | None = None,
+            subject: str | None = None) -> tuple[Any, dict[str, Alert], list[Signal]]:
+    """Like :func:`run`, also returning every signal in the order given."""
     alerts: dict[str, Alert] = {}
+    signals: list[Signal] = []
     state = roundtrip(state)  # never the caller's object
     for batch in batches:
         who = subject or (batch[0].user_id if batch else "nobody")
@@ -52,9 +62,11 @@ def run(det: Detector, batches: Iterable[Sequence[Event]], state: Any = None, no
         state, got = det.process(who, list(batch), state, lambda t=clock_now: t)
         state = roundtrip(state)
         for a in got:
-            if a.id not in alerts or a.count >= alerts[a.id].count:
+            if isinstance(a, Signal):
+                signals.append(a)
+            elif a.id not in alerts or a.count >= alerts[a.id].count:
                 alerts[a.id] = a
-    return state, alerts
+    return state, alerts, signals
 
 
 def one_by_one(events: Sequence[Event]) -> list[list[Event]]:

@@ -29,9 +29,10 @@ def reasons(alerts):
     (lookup(case="CASE-0002"), ["not_assigned"]),
     (lookup(ids=("P-VIP-0001",)), ["restricted"]),
     (lookup(ids=("P-000001", "P-COL-0002")), ["restricted"]),
-    (lookup(area="NG7"), ["neighbour"]),  # pc-1001 lives in NG7
-    (lookup(area="ng7 4fq"), ["neighbour"]),
-    (lookup(area="NG"), ["neighbour"]),  # an area-level field still matches
+    (lookup(area="NG7"), []),  # pc-1001 lives in NG7, but CASE-0001 is theirs: a signal, not an alert
+    (lookup(case=None, area="NG7"), ["neighbour", "no_case"]),
+    (lookup(case="CASE-0002", area="ng7 4fq"), ["neighbour", "not_assigned"]),
+    (lookup(case=None, area="NG"), ["neighbour", "no_case"]),  # an area-level field still matches
     (lookup(area="NG8"), []),
     (lookup(case="CASE-0002", ids=("P-VIP-0001",), area="NG7"), ["neighbour", "not_assigned", "restricted"]),
     (lookup(case=None, kind="export"), []),  # not a look-up
@@ -85,7 +86,8 @@ def test_batching_gives_the_same_alerts_and_state_expires():
 
 
 def test_explanations_do_not_hold_record_content():
-    (a,) = run(det(), [[lookup(area="NG7", ids=("P-123456",))]])[1].values()
+    (a,) = [a for a in run(det(), [[lookup(case="CASE-0002", area="NG7", ids=("P-123456",))]])[1].values()
+            if a.facts["reason"] == "neighbour"]
     assert "home postcode area ({home_area}" in a.explanation and "P-123456" not in a.explanation
     assert "NG7" not in a.explanation  # the home area is masked: a placeholder, the value in facts.masked
     assert a.facts["masked"] == {"postcode_area": "NG7", "home_area": "NG7"}
@@ -110,3 +112,16 @@ def test_a_document_view_is_not_a_record_lookup():
     assert not run(det, [views])[1]
     named = [ev("pc-1001", T0 + i, "record_access", object_id=f"drive:{i}", dataset="pnc-persons") for i in range(5)]
     assert run(det, [named])[1]
+
+
+def test_home_area_lookups_under_own_case_and_lookups_under_the_limit_are_signals():
+    from .helpers import run_all
+
+    d = det(max_per_window={"no_case": 2}, signal_weights={"neighbour_in_case": 2.0})
+    events = [lookup(T0, area="NG7"), lookup(T0 + 60, case=None), lookup(T0 + 120, case=None),
+              lookup(T0 + 180, case=None)]
+    _, alerts, signals = run_all(d, [events])
+    assert [(s.reason, s.weight) for s in signals] == [("neighbour_in_case", 2.0), ("no_case", 4.0), ("no_case", 4.0)]
+    assert reasons(alerts) == ["no_case"]  # the third uncased look-up within the day is over the limit
+    _, alerts, signals = run_all(det(case_justifies_neighbour=False), [[lookup(T0, area="NG7")]])
+    assert reasons(alerts) == ["neighbour"] and not signals

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from detectors.event import ACTIVITY_KINDS, SENSITIVITIES, Event
 from detectors.registry import CATALOG
 
-from .helpers import T0, cut, example_reference, run
+from .helpers import T0, cut, example_reference, run, run_all
 
 REF = example_reference()
 USERS = ["pc-1001", "pc-1051", "rv-4002", "st-3001"]
@@ -87,6 +87,9 @@ def test_state_is_json_bounded_and_batching_does_not_change_alerts(stream, cuts)
             assert len(encoded) < STATE_MAX_BYTES, det.id
         _, split = run(det, batches, subject="pc-1051")
         assert {a.id: a.count for a in whole.values()} == {a.id: a.count for a in split.values()}, det.id
+        signals_whole = run_all(det, [stream], subject="pc-1051")[2] if stream else []
+        signals_split = run_all(det, batches, subject="pc-1051")[2]
+        assert [(s.id, s.weight) for s in signals_whole] == [(s.id, s.weight) for s in signals_split], det.id
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -87,3 +87,15 @@ def test_one_alert_per_app_per_window_accumulating_kinds():
     (three,) = [a for a in whole.values() if a.count == 3]
     assert "a vehicle registration and a postcode" in three.explanation
     assert three.facts["tags"] == ["postcode", "vehicle_registration"]
+
+
+def test_under_alert_min_score_a_bare_message_is_a_signal_and_personal_data_still_alerts():
+    from .helpers import run_all
+
+    d = det(alert_min_score=40.0)
+    _, alerts, signals = run_all(d, [[msg()]])
+    assert not alerts and [(s.reason, s.weight) for s in signals] == [("unsanctioned_app", 6.0)]
+    _, alerts, signals = run_all(d, [[msg(content="DOB 01/02/1980 NG7 2RD")]])
+    assert len(alerts) == 1 and not signals
+    _, alerts, signals = run_all(det(alert_min_score=40.0, signal_weight=0.0), [[msg()]])
+    assert not alerts and not signals

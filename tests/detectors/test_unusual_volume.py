@@ -137,3 +137,13 @@ def test_a_baseline_older_than_the_retention_window_is_reset(baseline):
         assert (state["b"]["f"] == first) is not reset, age_days
         if reset:
             assert state["b"]["f"] == at and state["b"]["k"] == [0] * len(state["b"]["k"])
+
+
+@pytest.mark.parametrize("peer_mean, fires", [(0.0, True), (0.029, True), (0.03, False), (0.5, False)])
+def test_unusual_hours_not_alerted_when_the_peer_group_works_them(baseline, peer_mean, fires):
+    ref = Reference().apply("staff", {"user_id": "an-3002", "team": "Intelligence", "role": "analyst"}).apply(
+        "peer", {"group": "Intelligence/analyst", "mean": [peer_mean] * 48, "std": [0.1] * 48})
+    _, alerts = run(UnusualVolume(reference=ref), [burst(22, 3, 10)], baseline)
+    assert bool(alerts) is fires
+    _, alerts = run(UnusualVolume.configure({"off_hours_peer_usual_mean": 0}, ref), [burst(22, 3, 10)], baseline)
+    assert alerts  # 0: peers not asked

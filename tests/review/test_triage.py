@@ -199,3 +199,29 @@ def test_sigma_alert_page_shows_rule_level_tags_and_false_positives(client, revi
     assert "Sigma rule" in page and "8b1e5d40-7c2f-4e6a-b3d9-2f4a6c8e0d17" in page
     assert "attack.t1567.002" in page and "Known false positives" in page
     assert "Public material deliberately shared by link" in page
+
+
+def test_people_page_ranks_by_person_risk_and_shows_its_contributions(client, review_url):
+    import dataclasses
+
+    from detectors.alert import alert_id
+
+    contributions = [
+        {"indicator": "risky_destination", "reason": "paste_leak_upload", "points": 60.0, "signals": 1,
+         "event_ids": ["e-1"], "last_seen": T0, "note": "upload pastebin.com"},
+        {"indicator": "off_hours", "reason": "activity", "points": 30.0, "signals": 2, "event_ids": ["e-2"],
+         "last_seen": T0, "note": "activity at Sat 02:00"},
+    ]
+    person = dataclasses.replace(
+        make_alert("u-person", severity="critical", score=90.0), id=alert_id("person_risk", "u-person", "episode:1"),
+        detector="person_risk", facts={"risk": 90.0, "half_life_days": 7.0, "contributions": contributions})
+    seed(review_url, [person, make_alert("u-other", severity="high", score=70.0)])
+    login(client, "rob")
+    ranked = client.get("/api/subjects").json()
+    assert [r["open_alerts"] for r in ranked] == [1, 1]
+    top = ranked[0]
+    assert 80 < top["person_risk"] <= 90 and top["risk"] == top["person_risk"]  # decayed from last_seen to now
+    assert [c["reason"] for c in top["contributions"]] == ["paste_leak_upload", "activity"]
+    assert ranked[1]["person_risk"] == 0.0 and not ranked[1]["contributions"]
+    page = client.get("/subjects").text
+    assert "risky_destination paste leak upload (60)" in page and "off_hours activity (30)" in page

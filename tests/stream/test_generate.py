@@ -29,9 +29,9 @@ FILES = ("events.jsonl", "device_notifications.jsonl", "truth.jsonl", "manifest.
 
 @pytest.fixture(scope="module")
 def every_scenario(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Long enough for after_hours (past unusual_volume's warm-up), insiders enough for all eight."""
+    """Long enough for after_hours (past unusual_volume's warm-up), insiders enough for all eleven."""
     out = tmp_path_factory.mktemp("org")
-    generate(out, staff=100, days=21, seed=5, insider_rate=0.1)
+    generate(out, staff=100, days=21, seed=5, insider_rate=0.12)
     return out
 
 
@@ -87,7 +87,11 @@ def test_every_scenario_is_in_the_truth_and_its_events_exist(every_scenario: Pat
     staff = {s.user_id: s for s in load_dir(every_scenario / "reference").staff.values()}
     for t in truth:
         assert t["event_ids"] and t["detectors"] == list(SCENARIOS[t["scenario"]])
-        assert {seen[i] for i in t["event_ids"]} == {t["user_id"]}
+        assert {seen[i] for i in t["event_ids"]} == {t["user_id"], *t["accounts"]}  # a masquerader's colleague
+        if t["scenario"] == "masquerader":
+            assert len(t["accounts"]) == 1 and staff[t["accounts"][0]].primary_hosts
+        if t["scenario"] == "departing_thief":
+            assert staff[t["user_id"]].notice_at is not None
         assert parse_timestamp(t["start"]) <= parse_timestamp(t["end"])
         if t["scenario"] == "leaver_still_active":
             assert staff[t["user_id"]].left_at is not None

@@ -1,0 +1,183 @@
+"""off_hours: activity at hours the person (and their peers) do not work, at small counts.
+
+Per person, a profile of 168 local hours of the week (Monday 00:00 is 0): for each, on how many
+separate weeks the person was active in that hour (a byte each, at most 255). An hour of activity is
+*usual* when, in the profile, the person was active in that hour of the week or the hours either side
+on at least ``usual_weeks`` weeks, or in that hour of the day (any weekday) or the hours either side
+on at least ``usual_days`` days (shift rotas move around the week). Until the person has been active
+on ``min_history_days`` days, their own profile is not trusted: the peer group's baseline (reference
+kind ``peer``, ``team/role``: mean events per member in that hour) decides, and without one the
+site's ``working_hours`` (local, weekdays) do. A person with no history is compared, never skipped.
+
+Signals (weights in ``weights``):
+
+``activity``  the first event in an unusual hour, at most once per ``session_gap_s``
+``data``      an event that moves data out (removable media, upload, export, print, share, mail with
+              attachments outside) in an unusual hour, once per kind per hour: a single night logon
+              with a USB copy gives both
+Usual for the peers but not for the person: weights x ``peer_usual_factor``; judged by
+``working_hours`` alone (no history, no peer baseline): weights x ``no_baseline_factor``.
+
+State (about 150 bytes, bounded): the profile, zlib-compressed in base64 (at most 236 characters,
+typically 40-90), the previous generation's
+once the current one is ``RETENTION_S / 2`` old (so no baseline outlives the retention window, and
+at least a year of history is always kept), day counts, the current hour and what it signalled.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from .alert import Alert
+from .base import Clock, DetectorConfig, Needs
+from .event import Event
+from .peers import bucket_of
+from .signal import RETENTION_S, Indicator, data_out, day_of, local_hour_of_week
+
+HOURS = 168
+
+
+def pack(profile: bytes) -> str:
+    """A profile -> base64 of its zlib stream (most hours of a week are zero: ~40-90 characters)."""
+    return base64.b64encode(zlib.compress(profile, 9)).decode()
+
+
+def unpack(text: str) -> bytes:
+    return zlib.decompress(base64.b64decode(text))
+
+
+EMPTY = pack(bytes(HOURS))
+
+
+@dataclass(frozen=True)
+class OffHoursConfig(DetectorConfig):
+    timezone: str = "Europe/London"
+    min_history_days: int = 10
+    usual_weeks: int = 2
+    usual_days: int = 4
+    working_hours: tuple[int, ...] = (7, 19)
+    """Local weekday hours [start, end) that count as usual for someone with no history and no peers."""
+    peer_usual_mean: float = 0.02
+    """A peer bucket whose mean events per member per hour reaches this is an hour the job works."""
+    peer_usual_factor: float = 0.5
+    no_baseline_factor: float = 0.5
+    """Weight factor while neither the person's history nor a peer baseline exists (working_hours decide)."""
+    session_gap_s: int = 4 * 3600
+    internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")
+    weights: dict[str, float] = field(default_factory=lambda: {"activity": 6.0, "data": 14.0})
+
+
+def _window(profile: bytes | bytearray, how: int) -> int:
+    return profile[(how - 1) % HOURS] + profile[how] + profile[(how + 1) % HOURS]
+
+
+def _by_day(profile: bytes | bytearray, how: int) -> int:
+    hod = how % 24
+    return sum(profile[d * 24 + h % 24] for d in range(7) for h in (hod - 1, hod, hod + 1))
+
+
+class OffHours(Indicator):
+    id = "off_hours"
+    version = 1
+    summary = "Signals activity, and data leaving, at hours the person (or, without history, their peers) never work."
+    Config = OffHoursConfig
+    config: OffHoursConfig
+
+    def needs(self) -> Needs:
+        return Needs()  # every event is activity; nothing to do on a tick
+
+    def process(self, subject: str, events: Sequence[Event], state: Any | None, clock: Clock
+                ) -> tuple[Any | None, list[Alert]]:
+        if not events:
+            return state, []
+        cfg = self.config
+        st: dict[str, Any] = state if state is not None else {"g": events[0].ts, "p": EMPTY, "d": 0, "h": None}
+        profile = bytearray(unpack(st["p"]))
+        older = unpack(st["q"]) if "q" in st else None
+        ref = self.ref
+        person = ref.staff.get(subject)
+        peer = ref.peers.get(person.peer_group) if person is not None and person.peer_group else None
+        out: list[Any] = []
+        for ev in events:
+            ts = ev.ts
+            hour = math.floor(ts / 3600)
+            if ts - st["g"] >= RETENTION_S / 2:  # a new generation: the oldest one goes
+                st["q"], st["dq"] = pack(bytes(profile)), st["d"]
+                older = bytes(profile)
+                profile = bytearray(HOURS)
+                st["g"], st["d"] = ts, 0
+            last = st["h"]
+            if last is None or hour > last[0]:
+                how = local_hour_of_week(ts, cfg.timezone)
+                verdict = self._verdict(profile, older, st, how, ts, peer)
+                new_day = last is None or day_of(ts) > day_of(last[0] * 3600)
+                st["h"] = last = [hour, verdict, 0, last[3] if last is not None else None]
+                if profile[how] < 255:
+                    profile[how] += 1
+                if new_day:
+                    st["d"] += 1
+            verdict = last[1] if hour == last[0] else self._verdict(
+                profile, older, st, local_hour_of_week(ts, cfg.timezone), ts, peer)
+            if not verdict:
+                continue
+            factor = cfg.peer_usual_factor if verdict == 2 else cfg.no_baseline_factor if verdict == 3 else 1.0
+            if hour == last[0] and (last[3] is None or ts - last[3] >= cfg.session_gap_s) and not last[2] & 1:
+                last[2] |= 1
+                last[3] = ts
+                out.append(self.signal(ev, "activity", self.weight("activity") * factor,
+                                       self._note(ev, verdict, "activity")))
+            if data_out(ev, cfg.internal_domains, ref):
+                bit = 2 << _KIND_BITS.get(ev.kind, 5)
+                if hour != last[0] or not last[2] & bit:
+                    if hour == last[0]:
+                        last[2] |= bit
+                    out.append(self.signal(ev, "data", self.weight("data") * factor,
+                                           self._note(ev, verdict, "data")))
+        st["p"] = pack(bytes(profile))
+        return st, out
+
+    def _verdict(self, profile: bytearray, older: bytes | None, st: dict[str, Any], how: int, ts: float,
+                 peer: Any) -> int:
+        """0 usual, 1 unusual, 2 unusual for the person but usual for their peers, 3 unusual against
+        ``working_hours`` (no history, no peers)."""
+        cfg = self.config
+        days = st["d"] + st.get("dq", 0)
+        if days >= cfg.min_history_days:
+            own = _window(profile, how) + (_window(older, how) if older else 0)
+            if own >= cfg.usual_weeks:
+                return 0
+            if _by_day(profile, how) + (_by_day(older, how) if older else 0) >= cfg.usual_days:
+                return 0
+            if peer is not None and peer.mean[bucket_of(ts, cfg.timezone)] >= cfg.peer_usual_mean:
+                return 2
+            return 1
+        if peer is not None:
+            return 0 if peer.mean[bucket_of(ts, cfg.timezone)] >= cfg.peer_usual_mean else 1
+        start, end = self._hours
+        hod, dow = how % 24, how // 24
+        return 0 if dow < 5 and start <= hod < end else 3
+
+    @cached_property
+    def _hours(self) -> tuple[int, int]:
+        h = self.config.working_hours
+        return (int(h[0]), int(h[1])) if len(h) >= 2 else (7, 19)
+
+    def _note(self, ev: Event, verdict: int, what: str) -> str:
+        how = local_hour_of_week(ev.ts, self.config.timezone)
+        day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[how // 24]
+        seen = "an hour this person rarely or never works" if verdict else ""
+        if verdict == 2:
+            seen += " (their peers do)"
+        elif verdict == 3:
+            seen = "outside the usual working hours (no history or peer baseline yet)"
+        act = f"{ev.kind.replace('_', ' ')}" if what == "data" else "activity"
+        return f"{act} at {day} {how % 24:02d}:00 local, {seen}"
+
+
+_KIND_BITS = {"removable_media": 0, "web_upload": 1, "export": 2, "print": 3, "share": 4, "message": 5}

@@ -1,0 +1,299 @@
+"""person_risk: one alert per person and episode when their accumulated, decayed risk crosses a threshold.
+
+Indicators (:class:`detectors.signal.Indicator`) return weighted signals, not reviewer alerts; every
+other detector's alerts (bulk export, third-party transfer, ...) go to the reviewers as before and
+also count here, once per alert id, as ``alert_factor`` x their score. The engine hands this detector
+each batch's signals and alerts (:meth:`PersonRisk.accumulate`); it never sees events.
+
+Risk = sum over signals of ``weight x context multiplier x 0.5 ** (age / half_life)``. The context
+multiplier comes from the staff directory at the signal's time: inside the departure window (from
+``departing_before_days`` before the notice date to ``departing_after_days`` after the leave date)
+``departing_multiplier``; ``suspended_multiplier``, ``restricted_duties_multiplier`` and
+``privileged_multiplier`` while those hold. Multipliers multiply.
+
+Order does not matter within a grace: signals are held per hour of event time (``bucket_s``) and an
+hour is added to the sum only once the person's newest event is ``grace_s`` past its end, every
+signal of the hour as if at the hour's end. An episode opens at the first hour whose sum reaches
+``threshold``; its alert id is ``alert_id("person_risk", person, "episode:<hour end>")``, so each
+later hour that adds signals updates the same alert (the store upserts it). The episode closes when
+the decayed sum falls below ``close_ratio x threshold``; crossing again opens a new one.
+
+State (bounded): the sum and its reference time, at most ``max_contributions`` contributions (points,
+signal count, last 2 event ids, a 60-character note), pending hours (at most ``(grace_s + bucket_s) / bucket_s + 1`` of
+them in order, ``max_pending`` signal keys each), at most ``max_alerts`` direct alert ids remembered
+for ``alert_memory_s``, the open episode. It disappears once everything has decayed below 0.5 points.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .alert import EVIDENCE_EVENTS_MAX, Alert, alert_id
+from .base import Clock, Detector, DetectorConfig, Needs
+from .reference import Staff
+from .signal import DAY, Signal, departing
+from .suppression import duration, severity_for, when
+
+IDS_KEPT = 2
+NOTE_CHARS = 60
+FLOOR = 0.5
+"""Points below which a contribution (and a whole state) is forgotten."""
+
+
+@dataclass(frozen=True)
+class PersonRiskConfig(DetectorConfig):
+    half_life_days: float = 7.0
+    threshold: float = 50.0
+    close_ratio: float = 0.5
+    bucket_s: int = 3600
+    grace_s: int = 3600
+    alert_factor: float = 0.5
+    """Risk points per point of a direct alert's score (an alert of score 70 adds 35)."""
+    departing_before_days: float = 14.0
+    departing_after_days: float = 30.0
+    notice_days: float = 30.0
+    """Assumed notice period when only one of notice date and leave date is known."""
+    departing_multiplier: float = 2.0
+    suspended_multiplier: float = 2.0
+    restricted_duties_multiplier: float = 1.5
+    privileged_multiplier: float = 1.5
+    max_contributions: int = 16
+    max_pending: int = 24
+    max_alerts: int = 32
+    alert_memory_s: int = 7 * 86400
+
+
+def context(person: Staff | None, ts: float, cfg: PersonRiskConfig) -> tuple[float, list[str]]:
+    """The context multiplier at ``ts`` and the words for it."""
+    if person is None:
+        return 1.0, []
+    m, why = 1.0, []
+    if departing(person, ts, cfg.departing_before_days * DAY, cfg.departing_after_days * DAY, cfg.notice_days * DAY):
+        m *= cfg.departing_multiplier
+        why.append("departing (notice/leave date, staff directory)")
+    if person.suspended and (person.suspended_at is None or ts >= person.suspended_at):
+        m *= cfg.suspended_multiplier
+        why.append("suspended")
+    if person.restricted_duties:
+        m *= cfg.restricted_duties_multiplier
+        why.append("on restricted duties")
+    if person.privileged:
+        m *= cfg.privileged_multiplier
+        why.append("privileged access")
+    return m, why
+
+
+class PersonRisk(Detector):
+    id = "person_risk"
+    version = 1
+    summary = "One alert per person when the decayed sum of their indicators' signals and alerts crosses a threshold."
+    Config = PersonRiskConfig
+    config: PersonRiskConfig
+    accumulates = True
+    """The engine calls :meth:`accumulate` with each batch's signals and alerts, after the others."""
+
+    def needs(self) -> Needs:
+        return Needs(kinds=frozenset())  # no events: the engine feeds it signals and alerts
+
+    def process(self, subject: str, events: Sequence[Any], state: Any | None, clock: Clock
+                ) -> tuple[Any | None, list[Alert]]:
+        return state, []
+
+    # -- the accumulator --------------------------------------------------------------------------
+
+    def accumulate(self, subject: str, signals: Sequence[Signal], alerts: Sequence[Alert], state: Any | None,
+                   clock: Clock, top: float | None) -> tuple[Any | None, list[Alert]]:
+        cfg = self.config
+        if state is None and not signals and not alerts:
+            return None, []
+        st: dict[str, Any] = state if state is not None else {}
+        pending: dict[str, dict[str, list[Any]]] = st.setdefault("p", {})
+        for sig in signals:
+            self._hold(pending, sig.key, self._bucket(sig.ts), sig.weight, sig.event_id, sig.ts, sig.note)
+        if alerts:
+            known: dict[str, list[Any]] = st.setdefault("a", {})
+            for a in alerts:
+                if a.detector == self.id:
+                    continue
+                rec = known.get(a.id)
+                if rec is None:
+                    known[a.id] = [a.first_seen, a.score, a.detector, 0, list(a.evidence_event_ids[-IDS_KEPT:]),
+                                   a.title[:NOTE_CHARS]]
+                elif not rec[3]:  # not yet counted: it may still move (late hits within grace)
+                    rec[0] = min(rec[0], a.first_seen)
+                    rec[1] = max(rec[1], a.score)
+                    rec[4] = list(a.evidence_event_ids[-IDS_KEPT:])
+            if len(known) > cfg.max_alerts:
+                for k in sorted(known, key=lambda k: (known[k][3] == 0, known[k][0]))[: len(known) - cfg.max_alerts]:
+                    del known[k]
+        if top is not None and (st.get("n") is None or top > st["n"]):
+            st["n"] = top
+        newest = st.get("n")
+        if not signals and not alerts and top is None:  # a tick: the clock may settle what is due
+            now = clock()
+            if newest is None or now > newest:
+                newest = now
+        out: list[Alert] = []
+        if newest is not None:
+            self._settle(subject, st, newest, out)
+            if "r" in st:
+                left = st["s"] * math.pow(0.5, max(0.0, newest - st["r"]) / (cfg.half_life_days * DAY))
+                if "e" in st and left < cfg.close_ratio * cfg.threshold:
+                    del st["e"]
+                if left < FLOOR and "e" not in st and not st.get("p") and not any(
+                        not r[3] for r in (st.get("a") or {}).values()):
+                    return None, out  # everything has decayed away
+        return self._tidy(st), out
+
+    def _bucket(self, ts: float) -> float:
+        b = self.config.bucket_s
+        return float(math.floor(ts / b) * b)
+
+    def _hold(self, pending: dict[str, dict[str, list[Any]]], key: str, bucket: float, weight: float,
+              event_id: str, ts: float, note: str) -> None:
+        hour = pending.setdefault(repr(bucket), {})
+        rec = hour.get(key)
+        if rec is None:
+            if len(hour) >= self.config.max_pending:
+                key = "other"  # a flood of different signals in one hour: pooled, still counted
+                rec = hour.get(key)
+            if rec is None:
+                rec = hour[key] = [0.0, 0, [], ts, note[:NOTE_CHARS]]
+        rec[0] = round(rec[0] + weight, 4)
+        rec[1] += 1
+        ids: list[str] = rec[2]
+        if event_id not in ids:
+            ids.append(event_id)
+            ids.sort()
+            del ids[:-IDS_KEPT]
+        if ts >= rec[3]:
+            rec[3] = ts
+            rec[4] = note[:NOTE_CHARS]
+
+    def _settle(self, subject: str, st: dict[str, Any], newest: float, out: list[Alert]) -> None:
+        cfg = self.config
+        pending = st.get("p") or {}
+        known = st.get("a") or {}
+        due_before = newest - cfg.grace_s - cfg.bucket_s  # an hour is due once its end + grace has passed
+        hours = sorted(float(k) for k in pending if float(k) <= due_before)
+        waiting = sorted(self._bucket(r[0]) for r in known.values() if not r[3] and self._bucket(r[0]) <= due_before)
+        for b in sorted(set(hours) | set(waiting)):
+            items = pending.pop(repr(b), {})
+            for aid in sorted(known):
+                rec = known[aid]
+                if not rec[3] and self._bucket(rec[0]) <= b:
+                    rec[3] = 1
+                    items[f"{rec[2]}:alert"] = _merge(items.get(f"{rec[2]}:alert"), [
+                        round(rec[1] * cfg.alert_factor, 4), 1, rec[4], rec[0], f"alert: {rec[5]}"[:NOTE_CHARS]])
+            if items:
+                self._add_hour(subject, st, b + cfg.bucket_s, items, out)
+        expired = [k for k, r in known.items() if r[3] and r[0] + cfg.alert_memory_s <= newest]
+        for k in expired:
+            del known[k]
+
+    def _add_hour(self, subject: str, st: dict[str, Any], end: float, items: dict[str, list[Any]],
+                  out: list[Alert]) -> None:
+        cfg = self.config
+        half = cfg.half_life_days * DAY
+        total = st.get("s", 0.0)
+        ref = st.get("r", end)
+        factor = math.pow(0.5, (end - ref) / half) if end > ref else 1.0
+        late = math.pow(0.5, (ref - end) / half) if end < ref else 1.0  # an hour settled out of order
+        end = max(end, ref)
+        total *= factor
+        contrib: dict[str, list[Any]] = st.setdefault("c", {})
+        for rec in contrib.values():
+            rec[0] *= factor
+        episode = st.get("e")
+        if episode is not None and total < cfg.close_ratio * cfg.threshold:
+            episode = None
+            st.pop("e", None)
+        multiplier, why = context(self.ref.staff.get(subject), end, cfg)
+        added = 0
+        for key in sorted(items):
+            w, n, ids, last, note = items[key]
+            points = w * multiplier * late
+            total += points
+            added += n
+            rec = contrib.get(key)
+            if rec is None:
+                rec = contrib[key] = [0.0, 0, [], last, note]
+            rec[0] += points
+            rec[1] += n
+            merged = sorted(set(rec[2]) | set(ids))
+            rec[2] = merged[-IDS_KEPT:]
+            if last >= rec[3]:
+                rec[3], rec[4] = last, note
+        for key in [k for k, r in contrib.items() if r[0] < FLOOR]:
+            del contrib[key]
+        if len(contrib) > cfg.max_contributions:
+            for key in sorted(contrib, key=lambda k: contrib[k][0])[: len(contrib) - cfg.max_contributions]:
+                del contrib[key]
+        for rec in contrib.values():
+            rec[0] = round(rec[0], 4)
+        st["s"], st["r"] = round(total, 4), end
+        if episode is None and total >= cfg.threshold:
+            episode = st["e"] = [end, sum(r[1] for r in contrib.values()) - added, end]  # count: all signals
+        if episode is not None and added:
+            episode[1] += added
+            episode[2] = end
+            out.append(self._alert(subject, st, episode, multiplier, why))
+
+    def _alert(self, subject: str, st: dict[str, Any], episode: list[Any], multiplier: float,
+               why: list[str]) -> Alert:
+        cfg = self.config
+        total = st["s"]
+        contrib = st.get("c", {})
+        ranked = sorted(contrib.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        rows = [{"indicator": k.partition(":")[0], "reason": k.partition(":")[2], "points": round(r[0], 1),
+                 "signals": r[1], "event_ids": list(r[2]), "last_seen": r[3], "note": r[4]} for k, r in ranked]
+        ids: list[str] = []
+        for r in rows:
+            for i in r["event_ids"]:
+                if i not in ids and len(ids) < EVIDENCE_EVENTS_MAX:
+                    ids.append(i)
+        parts = [f"{r['indicator']} ({r['reason'].replace('_', ' ')}): {r['points']:.0f} points from "
+                 f"{r['signals']} signal{'s' if r['signals'] != 1 else ''}" for r in rows[:6]]
+        ctx = f" Context multiplier x{multiplier:g} ({', '.join(why)})." if why else ""
+        explanation = (
+            f"This person's risk reached {total:.0f} points (threshold {cfg.threshold:g}, half-life "
+            f"{duration(int(cfg.half_life_days * DAY))}) at {when(episode[2])}. Largest contributions: "
+            f"{'; '.join(parts)}.{ctx} Each contribution lists its evidence events; none of these "
+            f"alone raises an alert.")
+        score = round(min(100.0, total), 1)
+        return Alert(
+            id=alert_id(self.id, subject, f"episode:{episode[0]!r}"), detector=self.id,
+            detector_version=self.version, severity=severity_for(score), score=score, subject=subject,
+            title=f"Person risk {total:.0f}: {len(rows)} kinds of signal",
+            explanation=explanation, ts=episode[2], first_seen=episode[0] - cfg.bucket_s, last_seen=episode[2],
+            evidence_event_ids=tuple(ids), count=episode[1],
+            facts={"risk": total, "threshold": cfg.threshold, "half_life_days": cfg.half_life_days,
+                   "multiplier": multiplier, "context": why, "contributions": rows, "key": "episode"},
+        )
+
+    def _tidy(self, st: dict[str, Any]) -> dict[str, Any] | None:
+        if not st.get("p"):
+            st.pop("p", None)
+        if not st.get("a"):
+            st.pop("a", None)
+        if not st.get("c"):
+            st.pop("c", None)
+        if st.get("s", 0.0) < FLOOR and "e" not in st:
+            st.pop("s", None)
+            st.pop("r", None)
+            st.pop("c", None)
+        if not any(k in st for k in ("p", "a", "c", "s", "e")):
+            return None
+        return st
+
+
+def _merge(old: list[Any] | None, new: list[Any]) -> list[Any]:
+    """Two pending entries for the same key in one hour -> one."""
+    if old is None:
+        return new
+    ids = sorted(set(old[2]) | set(new[2]))[-IDS_KEPT:]
+    later = new if new[3] >= old[3] else old
+    return [old[0] + new[0], old[1] + new[1], ids, later[3], later[4]]

@@ -1,0 +1,274 @@
+"""Case tables for the behaviour indicators (detectors that emit signals, not alerts): what each
+counts, when it signals, and how its baseline learns and expires. Batching invariance of every
+indicator is in test_properties.py (every CATALOG detector, signals compared too)."""
+
+from __future__ import annotations
+
+import pytest
+
+from detectors.departing_user import DepartingUser
+from detectors.first_use import FirstUse
+from detectors.host_ownership import HostOwnership
+from detectors.media_volume import MediaVolume
+from detectors.off_hours import OffHours, unpack
+from detectors.reference import Reference
+from detectors.risky_destination import RiskyDestination
+from detectors.signal import DAY, RETENTION_S
+
+from .helpers import T0, ev, example_reference, run_all
+
+REF = example_reference()
+H = 3600.0
+MONDAY_9 = T0  # Monday 2 March 2026, 09:00 UTC (= local, GMT)
+
+
+def reasons(signals):
+    return [s.reason for s in signals]
+
+
+# -- off_hours ------------------------------------------------------------------------------------
+
+
+def office_weeks(user="st-3001", weeks=3):
+    """Weekday 09:00-16:00 activity for ``weeks`` weeks (15 active days)."""
+    out = []
+    for w in range(weeks):
+        for d in range(5):
+            for h in range(7):
+                out.append(ev(user, MONDAY_9 + (w * 7 + d) * DAY + h * H, "record_access"))
+    return out
+
+
+def test_off_hours_a_single_night_logon_with_removable_media_counts():
+    history = office_weeks()
+    night = MONDAY_9 + 21 * DAY + 17 * H  # Tuesday 02:00 of week 4
+    det = OffHours.configure({}, REF)
+    _, _, signals = run_all(
+        det, [history, [ev("st-3001", night, "logon"), ev("st-3001", night + 60, "removable_media")]]
+    )
+    assert [(s.reason, s.weight) for s in signals] == [("activity", 6.0), ("data", 14.0)]
+
+
+def test_off_hours_usual_hours_and_the_learned_evening_give_nothing():
+    history = office_weeks()
+    evenings = [ev("st-3001", MONDAY_9 + (w * 7 + 1) * DAY + 12 * H, "record_access") for w in (3, 4, 5)]  # Tue 21:00
+    det = OffHours.configure({}, REF)
+    state, _, signals = run_all(det, [history + evenings])
+    assert [s.ts for s in signals] == [e.ts for e in evenings[:2]]  # learned once seen on usual_weeks (2) weeks
+    _, _, later = run_all(
+        det,
+        [[ev("st-3001", MONDAY_9 + 43 * DAY + 12 * H, "logon"), ev("st-3001", MONDAY_9 + 44 * DAY, "logon")]],
+        state=state,
+    )
+    assert later == []  # Tuesday 21:00 (learned) and Wednesday 09:00
+
+
+def test_off_hours_counts_weeks_per_hour_of_week_once_per_hour():
+    det = OffHours.configure({}, REF)
+    state, _, _ = run_all(det, [[ev("st-3001", MONDAY_9 + i * 60, "record_access") for i in range(30)]])
+
+    profile = unpack(state["p"])
+    assert profile[9] == 1 and sum(profile) == 1 and state["d"] == 1  # Monday 09:00: one hour, one day
+
+
+def test_off_hours_no_history_person_is_compared_with_peers_or_working_hours():
+    det = OffHours.configure({}, REF)
+    night = MONDAY_9 + 17 * H  # Tuesday 02:00, no history
+    _, _, signals = run_all(det, [[ev("st-3001", night, "logon")]])
+    assert [(s.reason, s.weight) for s in signals] == [("activity", 3.0)]  # working_hours only: x no_baseline_factor
+    peers = REF.apply("peer", {"group": "Firearms Licensing/licensing officer", "mean": [0.5] * 48, "std": [1] * 48})
+    _, _, signals = run_all(OffHours.configure({}, peers), [[ev("st-3001", night, "logon")]])
+    assert signals == []  # the job works nights
+    quiet = REF.apply("peer", {"group": "Firearms Licensing/licensing officer", "mean": [0.0] * 48, "std": [0] * 48})
+    _, _, signals = run_all(OffHours.configure({}, quiet), [[ev("st-3001", night, "logon")]])
+    assert [(s.reason, s.weight) for s in signals] == [("activity", 6.0)]
+
+
+def test_off_hours_one_activity_signal_per_session_gap():
+    history = office_weeks()
+    night = MONDAY_9 + 21 * DAY + 17 * H
+    stream = [ev("st-3001", night + i * H, "logon") for i in range(6)]  # 02:00-07:00
+    _, _, signals = run_all(OffHours.configure({}, REF), [history, stream])
+    assert reasons(signals) == ["activity", "activity"]  # 02:00 and, 4 h later, 06:00
+
+
+def test_off_hours_baseline_expires_only_with_the_retention_window():
+    det = OffHours.configure({}, REF)
+    state, _, _ = run_all(det, [office_weeks()])
+    first = state["g"]
+    # half the retention window later the profile moves to the older generation and still counts
+    later = first + RETENTION_S / 2 + DAY
+    state, _, signals = run_all(det, [[ev("st-3001", later - later % DAY + 9 * H, "logon")]], state=state)
+    assert "q" in state and state["g"] > first and signals == []
+    # a full retention window after the older generation began, the oldest history is gone
+    state, _, _ = run_all(det, [[ev("st-3001", later + RETENTION_S / 2 + DAY, "logon")]], state=state)
+
+    assert sum(unpack(state["q"])) <= 2  # only the two hours since: the office weeks expired
+
+
+# -- first_use -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event, reason, weight",
+    [
+        (dict(kind="removable_media", file_name="a.docx"), "removable_media", 10.0),
+        (dict(kind="message", email_to=("x@newpartner.example",)), "email_domain", 2.0),
+        (dict(kind="message", email_to=("x@homeoffice.gov.uk",)), None, 0),  # a registered sharing partner
+        (dict(kind="message", email_to=("x@cps.police.uk",)), None, 0),  # internal domain
+        (dict(kind="web_upload", url_domain="upload.example"), "upload_destination", 8.0),
+        (dict(kind="logon", host_id="LT-9999"), "host", 6.0),
+        (dict(kind="record_access", dataset="firearm-certificates"), "dataset", 2.0),
+    ],
+)
+def test_first_use_after_learning(event, reason, weight):
+    det = FirstUse.configure({}, REF)
+    seen = ev("pc-1001", T0, "logon", host_id="LT-1")
+    later = ev("pc-1001", T0 + 15 * DAY, **event)
+    _, _, signals = run_all(det, [[seen], [later]])
+    assert [(s.reason, s.weight) for s in signals] == ([(reason, weight)] if reason else [])
+    again = ev("pc-1001", T0 + 16 * DAY, **event)
+    assert run_all(det, [[seen], [later], [again]])[2] == signals  # the second use is not new
+
+
+def test_first_use_nothing_during_learning_and_the_sketch_is_bounded():
+    det = FirstUse.configure({}, REF)
+    stream = [ev("pc-1001", T0 + i * 600, "logon", host_id=f"H-{i}") for i in range(300)]
+    state, _, signals = run_all(det, [stream])
+    assert signals == [] and len(state["b"]) == 88  # 512 bits in base64, however many hosts
+
+
+# -- risky_destination -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "event, reason",
+    [
+        (dict(kind="other", url_domain="www.indeed.co.uk"), "job_search_visit"),
+        (dict(kind="web_upload", url_domain="pastebin.com"), "paste_leak_upload"),
+        (dict(kind="message", email_to=("me@gmail.com",), file_name="a.xlsx"), "personal_webmail_mail_attachment"),
+        (dict(kind="message", email_to=("me@gmail.com",)), "personal_webmail_mail"),
+        (dict(kind="other", url_domain="www.exploit-db.com"), "hacking_visit"),
+        (dict(kind="other", url_domain="www.bbc.co.uk"), None),
+    ],
+)
+def test_risky_destination_categories(event, reason):
+    _, _, signals = run_all(RiskyDestination.configure({}, REF), [[ev("pc-1001", T0, **event)]])
+    assert reasons(signals) == ([reason] if reason else [])
+
+
+def test_risky_destination_once_per_reason_per_day():
+    det = RiskyDestination.configure({}, REF)
+    visits = [ev("pc-1001", T0 + i * H, "other", url_domain="www.reed.co.uk") for i in range(5)]
+    visits.append(ev("pc-1001", T0 + DAY, "other", url_domain="www.indeed.com"))
+    _, _, signals = run_all(det, [visits])
+    assert [(s.reason, s.ts) for s in signals] == [("job_search_visit", T0), ("job_search_visit", T0 + DAY)]
+
+
+def test_risky_destination_without_a_category_list_does_nothing():
+    _, _, signals = run_all(
+        RiskyDestination.configure({}, Reference()), [[ev("pc-1001", T0, "web_upload", url_domain="pastebin.com")]]
+    )
+    assert signals == []
+
+
+# -- media_volume ----------------------------------------------------------------------------------
+
+
+def usb(day, n, ext="docx", user="pc-1001"):
+    return [ev(user, T0 + day * DAY + i * 60, "removable_media", file_name=f"f{i}.{ext}") for i in range(n)]
+
+
+def test_media_volume_counts_a_day_against_the_usual_day():
+    det = MediaVolume.configure({}, REF)
+    assert run_all(det, [usb(0, 8)])[2] == []
+    _, _, signals = run_all(det, [usb(0, 9)])
+    assert [(s.reason, s.weight, s.ts) for s in signals] == [("removable_media_volume", 10.0, T0 + 8 * 60)]  # 3 x 3
+    weekly = [e for w in range(4) for e in usb(7 * w, 5)]  # five files a week: usual day 5
+    state, _, signals = run_all(det, [weekly])
+    assert signals == [] and state["u"][0] == [5.0, 3]  # three closed use days (the 4th is today)
+    _, _, signals = run_all(det, [usb(30, 14)], state=state)
+    assert reasons(signals) == []  # 14 < 3 x 5
+    _, _, signals = run_all(det, [usb(30, 15)], state=state)
+    assert [(s.reason, s.weight) for s in signals] == [("removable_media_volume", 10.0)]
+
+
+def test_media_volume_executables_and_archives_once_a_day():
+    det = MediaVolume.configure({}, REF)
+    stream = usb(0, 2, "exe") + usb(0, 1, "zip") + usb(1, 1, "exe")
+    _, _, signals = run_all(det, [stream])
+    assert reasons(signals) == ["executable_to_media", "archive_to_media", "executable_to_media"]
+
+
+def test_media_volume_attachments_outside_only():
+    det = MediaVolume.configure({}, REF)
+    inside = [ev("pc-1001", T0 + i, "message", email_to=("a@x.police.uk",), file_name="a.pdf") for i in range(12)]
+    outside = [ev("pc-1001", T0 + 100 + i, "message", email_to=("a@gmail.com",), file_name="a.pdf") for i in range(9)]
+    _, _, signals = run_all(det, [inside + outside])
+    assert reasons(signals) == ["attachments_volume"] and signals[0].ts == T0 + 108
+
+
+# -- host_ownership --------------------------------------------------------------------------------
+
+
+HOSTS = REF.apply("staff", {"user_id": "ds-2001", "team": "CID", "primary_hosts": ["LT-2001"]})
+
+
+def test_host_ownership_logon_and_mail_on_someone_elses_host():
+    det = HostOwnership.configure({}, HOSTS)
+    stream = [
+        ev("pc-1001", T0, "logon", host_id="LT-2001"),
+        ev("pc-1001", T0 + 60, "logon", host_id="LT-2001"),
+        ev("pc-1001", T0 + 120, "message", host_id="lt-2001", email_to=("a@b.police.uk",)),
+        ev("pc-1001", T0 + 180, "logon", host_id="LT-1001"),
+        ev("ds-2001", T0, "logon", host_id="LT-2001"),
+    ]
+    _, _, signals = run_all(det, [stream[:4]], subject="pc-1001")
+    assert [(s.reason, s.weight) for s in signals] == [("others_host_logon", 20.0), ("others_host_mail", 20.0)]
+    assert run_all(det, [stream[4:]], subject="ds-2001")[2] == []  # the owner
+
+
+def test_host_ownership_a_return_visit_hours_later_counts_again():
+    det = HostOwnership.configure({}, HOSTS)
+    stream = [ev("pc-1001", T0 - 7 * H + k * H, "logon", host_id="LT-2001") for k in (0, 1, 6)]  # 02:00, 03:00, 08:00
+    _, _, signals = run_all(det, [stream], subject="pc-1001")
+    assert [s.ts for s in signals] == [T0 - 7 * H, T0 - H]
+
+
+def test_host_ownership_learns_a_host_used_on_enough_days():
+    det = HostOwnership.configure({"learned_days": 3}, HOSTS)
+    stream = [ev("pc-1001", T0 + d * DAY, "logon", host_id="LT-2001") for d in range(5)]
+    _, _, signals = run_all(det, [stream], subject="pc-1001")
+    assert [s.ts for s in signals] == [T0, T0 + DAY]  # from the third day it is theirs too
+
+
+# -- departing_user --------------------------------------------------------------------------------
+
+
+DEPARTING = REF.apply(
+    "staff", {"user_id": "pc-1001", "team": "Response North", "notice_date": "2026-03-10", "leave_date": "2026-04-07"}
+)
+
+
+@pytest.mark.parametrize(
+    "day, kind, fires",
+    [
+        (-20, "removable_media", False),  # before the window (notice - 14 days = 24 Feb)
+        (-5, "removable_media", True),
+        (10, "web_upload", True),
+        (10, "record_access", False),  # not data leaving
+        (55, "web_upload", True),  # within 30 days after the leave date (7 April)
+        (55, "export", False),  # report downloads are everyday work
+        (70, "web_upload", False),
+    ],
+)
+def test_departing_user_window(day, kind, fires):
+    signals = run_all(DepartingUser.configure({}, DEPARTING), [[ev("pc-1001", T0 + 8 * DAY + day * DAY, kind)]])[2]
+    assert reasons(signals) == (["data_out_departing"] if fires else [])
+
+
+def test_departing_user_suspended_activity_once_a_day():
+    ref = REF.apply("staff", {"user_id": "pc-1001", "suspended": "2026-03-03"})
+    stream = [ev("pc-1001", T0 + i * H, "logon") for i in range(40)]
+    signals = run_all(DepartingUser.configure({}, ref), [stream])[2]
+    assert [s.ts for s in signals] == [T0 + 15 * H, T0 + 39 * H]  # from midnight 3 March, then the next day
