@@ -60,6 +60,8 @@ class Alert:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Alert:
         """From :meth:`to_dict`'s form; times may also be ISO 8601 strings (``custodes replay``'s output)."""
+        if not isinstance(d, dict):
+            raise TypeError(f"an alert is a JSON object, not {type(d).__name__}")
         times = {k: _seconds(d[k]) for k in ("ts", "first_seen", "last_seen") if isinstance(d.get(k), str)}
         return cls(
             **{

@@ -24,15 +24,23 @@ def rules() -> None:
 @click.argument("dirs", nargs=-1, type=click.Path(path_type=Path, file_okay=False, exists=True))
 @click.pass_context
 def rules_list(ctx: click.Context, dirs: tuple[Path, ...]) -> None:
-    """Every loaded rule: id, level, kind, title, file (DIRS: instead of [rules] dir/dirs)."""
+    """Every loaded rule: id, level, kind, title, file (DIRS: instead of [rules] dir/dirs); a rule the
+    site disabled ([rules] disabled) is listed too, marked so."""
     from .rules import load
 
-    loaded = load(_settings(ctx).rules, _dirs(dirs))
+    configured = _settings(ctx).rules
+    off = set(configured.disabled)
+    loaded = load(configured.model_copy(update={"disabled": ()}), _dirs(dirs))
+
+    def mark(info) -> str:
+        return "  (disabled)" if info.id in off or getattr(info, "name", None) in off else ""
+
     for r in loaded.rules.detections:
         kind = "detection" if r.alert else "detection (used by a correlation)"
-        click.echo(f"{r.info.id}  {r.info.level:<13} {kind:<34} {r.info.title}  [{r.info.file}]")
+        click.echo(f"{r.info.id}  {r.info.level:<13} {kind:<34} {r.info.title}  [{r.info.file}]{mark(r.info)}")
     for c in loaded.rules.correlations:
-        click.echo(f"{c.info.id}  {c.info.level:<13} {'correlation ' + c.type:<34} {c.info.title}  [{c.info.file}]")
+        click.echo(f"{c.info.id}  {c.info.level:<13} {'correlation ' + c.type:<34} {c.info.title}  "
+                   f"[{c.info.file}]{mark(c.info)}")
 
 
 @rules.command("check")

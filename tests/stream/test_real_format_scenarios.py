@@ -104,5 +104,10 @@ def test_replay_command_shows_unknown_identities(tmp_path):
     assert "user ids not in the staff directory (processed as given; add them as aliases), by source: " \
            "google_workspace.drive 1" in result.output
     alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    assert [(a["detector"], a["subject"]) for a in alerts] == [("third_party_transfer", "ds-2001")]
+    from stream.pseudonym import Pseudonymiser, load_key
+    from stream.settings import load
+
+    pseudo = Pseudonymiser(load_key(load(None, env={"CUSTODES_CONFIG": ""}, data_dir=tmp_path / "data")))
+    # pseudonymised (replay's default): the person the alias resolved to, never the raw id
+    assert [(a["detector"], a["pseudonym"]) for a in alerts] == [("third_party_transfer", pseudo("ds-2001"))]
     assert "contractor@gmail.com" not in result.output  # counted and shown, never named

@@ -249,7 +249,7 @@ def test_cli_check_and_test() -> None:
     assert result.exit_code == 0, result.output
     assert "12 passed, 0 failed" in result.output
     result = runner.invoke(main, ["rules", "list"])
-    assert "Document shared by anonymous link" in result.output
+    assert "Document shared by anonymous link  [config/rules/anonymous_link_share.yml]  (disabled)" in result.output
 
 
 def test_replay_runs_the_rules_on_the_same_micro_batches(tmp_path: Path) -> None:

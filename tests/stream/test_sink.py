@@ -224,3 +224,13 @@ def test_the_sink_on_kafka_dead_letters_a_poisoned_alert_and_commits_past_it(kaf
     finally:
         again.stopping.set()
         thread.join(30)
+
+
+def test_an_alert_message_that_is_not_an_object_is_undecodable_not_a_crash():
+    from stream.sink import decode_alert
+
+    for value in (b'"a string"', b"[1, 2]", b"3", b"null"):
+        with pytest.raises((TypeError, ValueError)):
+            decode_alert(value)
+    with pytest.raises(ValueError):  # replay's ISO times are accepted, nonsense in their place is not
+        decode_alert(b'{"ts": "yesterday"}')
