@@ -167,6 +167,11 @@ class Review:
             row["comments"] = queries.comments_for(a.conn, case_id=case_id)
         return row
 
+    def view_dead_letters(self, account: Account, reason: str | None) -> None:
+        """An admin read the dead-letter page (redacted excerpts of bad input): recorded like a view."""
+        with self.act(account) as a:
+            a.log("view", "dead_letters", reason or "all")
+
     def view_audit(self, account: Account, filters: dict[str, Any]) -> None:
         with self.act(account) as a:
             a.log("audit_view", "audit", "trail", **{k: str(v) for k, v in filters.items() if v})

@@ -19,6 +19,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -90,6 +91,30 @@ class State:
     css_hash: str
     head_file: Path
     """The signed audit head, outside the database (``data_dir/audit-head.json``)."""
+    dead_letters: DeadLetterReader | None = None
+    """Reads recent dead letters for the admin page; None without a broker."""
+
+
+DeadLetterReader = Callable[[int, "str | None"], "tuple[list[Any], Counter[str]]"]
+"""(how many to show, reason or None) -> (the newest dead letters, oldest first; count per reason of
+those read). The review app reads the last ``DEAD_LETTER_SCAN`` records of each partition."""
+
+DEAD_LETTER_SCAN = 500
+"""Records per partition of the dead-letter topic the admin page reads (newest)."""
+
+
+def kafka_dead_letters(settings: Settings) -> DeadLetterReader | None:
+    """The dead-letter topic of ``settings.broker``, read without a consumer group (commits nothing)."""
+    if not settings.broker:
+        return None
+
+    def read(limit: int, reason: str | None):
+        from stream.deadletters import read_topic
+
+        return read_topic(settings.broker, settings.topics.dead_letter, limit, reason, timeout_s=3.0,
+                          scan_last=DEAD_LETTER_SCAN)
+
+    return read
 
 
 def _templates(css: str) -> Jinja2Templates:
@@ -134,7 +159,8 @@ def verify_chain(state: State) -> audit.ChainReport:
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None,
                clock: Callable[[], float] = time.time, *, config: ReviewConfig | None = None,
-               emitter: Emitter | None = None, engine: Engine | None = None) -> FastAPI:
+               emitter: Emitter | None = None, engine: Engine | None = None,
+               dead_letters: DeadLetterReader | None = None) -> FastAPI:
     config = config or ReviewConfig.from_env()
     registry = registry if registry is not None else CollectorRegistry()
     engine = engine or engine_for(settings.db_url)
@@ -156,6 +182,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         throttle_account=Throttle(config.login_max_failures_per_account, config.login_window_s),
         throttle_client=Throttle(config.login_max_failures_per_client, config.login_window_s),
         css_hash=css_hash, head_file=Path(settings.data_dir) / audit_chain.HEAD_FILE,
+        dead_letters=dead_letters if dead_letters is not None else kafka_dead_letters(settings),
     )
 
     @asynccontextmanager

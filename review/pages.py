@@ -266,6 +266,32 @@ def audit_page(request: Request, account: AuditorPage) -> Response:
                   query=urlencode(params))
 
 
+@router.get("/admin/deadletters", response_class=HTMLResponse)
+def dead_letters_page(request: Request, account: AdminPage) -> Response:
+    """Recent dead letters by reason and source, with the field path and a redacted excerpt (the same
+    data as ``custodes deadletters``): for the operator fixing a source, not for reviewing people."""
+    from .app import DEAD_LETTER_SCAN
+
+    st = request.app.state.review
+    reason = (request.query_params.get("reason") or "").strip()[:64] or None
+    st.review.view_dead_letters(account, reason)
+    letters, counts, error = [], {}, None
+    if st.dead_letters is not None:
+        try:
+            letters, counts = st.dead_letters(200, reason)
+        except Exception as exc:  # noqa: BLE001 - a broker problem is shown, not a 500
+            error = f"could not read the dead-letter topic ({type(exc).__name__}); check the broker"
+    letters = list(reversed(letters))  # newest first
+    by_source: dict[tuple[str, str], int] = {}
+    for one in letters:
+        key = (one.reason, one.source.split(" ", 1)[0].rsplit(":", 1)[0])
+        by_source[key] = by_source.get(key, 0) + 1
+    return render(request, "deadletters.html", account, letters=letters, counts=sorted(counts.items()),
+                  by_source=sorted(by_source.items(), key=lambda kv: (-kv[1], kv[0])), reason=reason,
+                  error=error, configured=st.dead_letters is not None, topic=st.settings.topics.dead_letter,
+                  scan=DEAD_LETTER_SCAN)
+
+
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_page(request: Request, account: AdminPage) -> Response:
     from sqlalchemy import select

@@ -30,6 +30,8 @@ class Letter:
     field: str | None
     source: str
     excerpt: str
+    at: float | None = None
+    """When the dead letter was written (the record's timestamp, POSIX seconds), if known."""
 
     def line(self) -> str:
         where = f" at {self.field}" if self.field else ""
@@ -37,7 +39,8 @@ class Letter:
                 f"    {self.detail}\n    {self.excerpt}")
 
 
-def letter(partition: int, offset: int, value: bytes | None, headers: Iterable[tuple[str, bytes]]) -> Letter:
+def letter(partition: int, offset: int, value: bytes | None, headers: Iterable[tuple[str, bytes]],
+           at: float | None = None) -> Letter:
     h = {k: (v or b"").decode("utf-8", "replace") for k, v in headers}
     if "custodes.source.file" in h:
         source = f"{h['custodes.source.file']}:{h.get('custodes.source.line', '?')}"
@@ -50,7 +53,7 @@ def letter(partition: int, offset: int, value: bytes | None, headers: Iterable[t
     if "custodes.truncated" in h:
         excerpt += f"  [input was {h['custodes.truncated']} bytes, cut]"
     return Letter(partition, offset, h.get("custodes.reason", "?"), h.get("custodes.detail", ""),
-                  h.get("custodes.field") or None, source, excerpt)
+                  h.get("custodes.field") or None, source, excerpt, at)
 
 
 def redact(raw: bytes, limit: int = EXCERPT_CHARS) -> str:
@@ -81,9 +84,10 @@ def _shape(value: Any, depth: int = 0) -> Any:
 
 
 def read_topic(bootstrap: str, topic: str, limit: int, reason: str | None = None,
-               timeout_s: float = 3.0) -> tuple[list[Letter], Counter[str]]:
+               timeout_s: float = 3.0, scan_last: int | None = None) -> tuple[list[Letter], Counter[str]]:
     """The last ``limit`` dead letters (optionally of one reason) and the count of every reason, read
-    from the start of the topic to its end (a consumer without a group: commits nothing)."""
+    from the start of the topic to its end (a consumer without a group: commits nothing); with
+    ``scan_last``, only from each partition's last ``scan_last`` records (the counts are then of those)."""
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), group_id=None, enable_auto_commit=False,
@@ -95,6 +99,10 @@ def read_topic(bootstrap: str, topic: str, limit: int, reason: str | None = None
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
+        if scan_last is not None:
+            begin = consumer.beginning_offsets(partitions)
+            for tp in partitions:
+                consumer.seek(tp, max(begin[tp], end[tp] - scan_last))
         kept: deque[Letter] = deque(maxlen=max(limit, 0) or None)
         counts: Counter[str] = Counter()
         remaining = {tp for tp in partitions if end[tp] > 0}
@@ -104,7 +112,8 @@ def read_topic(bootstrap: str, topic: str, limit: int, reason: str | None = None
                 break
             for tp, records in batch.items():
                 for rec in records:
-                    one = letter(rec.partition, rec.offset, rec.value, rec.headers or [])
+                    one = letter(rec.partition, rec.offset, rec.value, rec.headers or [],
+                                 rec.timestamp / 1000 if rec.timestamp and rec.timestamp > 0 else None)
                     counts[one.reason] += 1
                     if reason is None or one.reason == reason:
                         kept.append(one)

@@ -79,6 +79,7 @@ TABLE: list[tuple[str, str, dict | None, dict[str, int]]] = [
     ("GET", "/cases/{case}/export", None, supervisor(200)),
     ("GET", "/audit", None, auditor(200)),
     ("GET", "/admin/users", None, admin(200)),
+    ("GET", "/admin/deadletters", None, admin(200)),
     ("POST", "/admin/users", {"name": "{newname}", "role": "reviewer", "password": "a long password 1"},
      admin(303)),
     ("POST", "/admin/users/{user}/disable", {}, admin(303)),

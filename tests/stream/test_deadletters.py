@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stream.deadletters import letter, redact
 
 
@@ -31,3 +33,30 @@ def test_letter_from_headers() -> None:
                                       ("custodes.truncated", b"999999")])
     assert ingest.source == "/logs/a.jsonl:4" and ingest.field is None
     assert ingest.excerpt == "xxxxxxxxxx  [input was 999999 bytes, cut]"
+
+
+@pytest.mark.kafka
+def test_reading_only_the_newest_records_of_each_partition(kafka_broker, topic_prefix) -> None:
+    """The review app's page reads the newest records of each partition (scan_last), not the whole topic."""
+    from kafka import KafkaAdminClient, KafkaProducer
+    from kafka.admin import NewTopic
+
+    from stream.deadletters import read_topic
+
+    topic = f"{topic_prefix}dead-letter"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_broker.bootstrap)
+    admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_broker.bootstrap, acks="all")
+    for i in range(30):
+        reason = b"invalid_json" if i < 20 else b"wrong_type"
+        producer.send(topic, b'{"n": %d}' % i, partition=i % 2,
+                      headers=[("custodes.reason", reason), ("custodes.source.file", b"a.jsonl"),
+                               ("custodes.source.line", str(i).encode())])
+    producer.flush()
+    producer.close()
+    everything, counts = read_topic(kafka_broker.bootstrap, topic, 100)
+    assert len(everything) == 30 and counts == {"invalid_json": 20, "wrong_type": 10}
+    newest, counts = read_topic(kafka_broker.bootstrap, topic, 100, scan_last=5)
+    assert sorted(int(d.source.rsplit(":", 1)[1]) for d in newest) == list(range(20, 30))
+    assert counts == {"wrong_type": 10} and all(d.at is not None for d in newest)
