@@ -35,6 +35,8 @@ class PipelineMetrics:
             "activity table matched (kept as kind other), by dataset: one the table names, 'other' or "
             "'unknown' (none given).", ["dataset"], registry=registry,
         )
+        for label in ("other", "unknown"):  # always present, so a dashboard shows 0 rather than no data
+            self.unclassified.labels(label)
         self.unknown_identities = Counter(
             "custodes_identities_unknown_total", "Events whose user id is neither a person id nor an alias in "
             "the loaded staff directory (processed under the id as given), by source: a dataset the activity "

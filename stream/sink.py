@@ -124,6 +124,8 @@ class Sink:
         self.settings = settings
         self.registry = registry if registry is not None else CollectorRegistry()
         self.metrics = SinkMetrics(self.registry)
+        for reason in SINK_REASONS:  # every reason at 0 from the start: a dashboard shows 0, not no data
+            self.metrics.dead_lettered.labels(reason)
         self.store = store
         self.stopping = threading.Event()
         self.assigned = False
