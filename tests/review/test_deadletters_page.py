@@ -4,8 +4,6 @@ excerpts; never the bad input's values; every view recorded."""
 from __future__ import annotations
 
 import html
-import threading
-import time
 from collections import Counter
 
 import pytest
@@ -110,23 +108,11 @@ def test_without_a_broker_or_with_a_broken_one_the_page_says_so(make_app):
 
 
 def test_the_dead_letter_page_in_chromium(make_app, browser):
-    import uvicorn
+    from tests.harness.browser import ARTIFACTS, served
 
-    from tests.harness.browser import ARTIFACTS
-    from tests.harness.ports import free_port
-
-    app = make_app(Reader())
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    try:
+    with served(make_app(Reader())) as base:
         page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(f"http://127.0.0.1:{port}/login")
+        page.goto(f"{base}/login")
         page.fill("input[name=username]", "adam")
         page.fill("input[name=password]", PASSWORD)
         page.click("button:has-text('Log in')")
@@ -140,6 +126,3 @@ def test_the_dead_letter_page_in_chromium(make_app, browser):
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "review-dead-letters.png"), full_page=True)
         page.close()
-    finally:
-        server.should_exit = True
-        thread.join(10)

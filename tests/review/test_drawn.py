@@ -3,12 +3,10 @@ masked in it, facts read as words, and pseudonyms and times never wrap."""
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 
 from tests.harness.browser import ARTIFACTS
+from tests.harness.browser import served as serve_app
 
 from .conftest import Clock, add_accounts, build
 from .seed import NOW, PASSWORD, T0, make_alert, seed
@@ -18,28 +16,14 @@ MARKER = "MARKER-CONTENT-7f3a"
 
 @pytest.fixture
 def served(tmp_path):
-    import uvicorn
-
-    from tests.harness.ports import free_port
-
     url = f"sqlite:///{tmp_path / 'drawn.db'}"
     add_accounts(url)
     alerts = [make_alert("u-bob", severity="critical", score=92, ts=T0 - 600, content=MARKER)]
     alerts += [make_alert("u-bob", ts=T0 - 3600 * i, title="Bulk export: a long title " + "x" * 60) for i in (2, 3)]
     seed(url, alerts)
     app, _, _ = build(url, tmp_path, Clock(NOW))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", alerts
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield base, alerts
     app.state.review.engine.dispose()
 
 

@@ -8,15 +8,13 @@ Screenshots of the queue and the alert page go to test-artifacts/. Chromium is D
 
 from __future__ import annotations
 
-import threading
-import time
-
 import pytest
 from sqlalchemy import select, update
 
 from review.tables import audit_log
 from stream.store import engine_for
 from tests.harness.browser import ARTIFACTS
+from tests.harness.browser import served as serve_app
 
 from .conftest import Clock, add_accounts, build
 from .seed import NOW, PASSWORD, T0, make_alert, seed
@@ -25,10 +23,6 @@ from .test_audit import run_verify
 
 @pytest.fixture
 def served(tmp_path):
-    import uvicorn
-
-    from tests.harness.ports import free_port
-
     url = f"sqlite:///{tmp_path / 'e2e.db'}"
     add_accounts(url)
     seed(url, [
@@ -44,18 +38,8 @@ def served(tmp_path):
         make_alert("u-rita", severity="high", score=80, ts=T0 - 60, title="Alert about the reviewer herself"),
     ])
     app, _, emitter = build(url, tmp_path, Clock(NOW))
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           access_log=False))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", url, app, emitter
-    server.should_exit = True
-    thread.join(10)
+    with serve_app(app) as base:
+        yield base, url, app, emitter
     app.state.review.engine.dispose()
 
 
