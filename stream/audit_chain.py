@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from .key_file import read_or_create
 from .review_tables import audit_checkpoints, audit_log
 from .settings import Settings
 
@@ -62,23 +62,10 @@ def load_key(settings: Settings, create: bool = True) -> bytes:
             raise ValueError("the audit key must have at least 32 characters")
         return key.encode()
     path = Path(settings.data_dir) / KEY_FILE
-    if not path.exists():
-        if not create:
-            raise KeyMissing(f"no audit key: set CUSTODES_AUDIT_KEY or provide {path}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its key
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
-    if path.stat().st_mode & 0o077:
-        os.chmod(path, 0o600)
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ValueError(f"{path} holds no usable audit key")
-    return key.encode()
+    key = read_or_create(path, "audit key", create)
+    if key is None:
+        raise KeyMissing(f"no audit key: set CUSTODES_AUDIT_KEY or provide {path}")
+    return key
 
 
 def as_utc(ts: datetime) -> datetime:

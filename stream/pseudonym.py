@@ -10,10 +10,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
-import secrets
 from pathlib import Path
 
+from .key_file import read_or_create
 from .settings import Settings
 
 KEY_FILE = "pseudonym.key"
@@ -23,23 +22,9 @@ PREFIX = "P-"
 def load_key(settings: Settings) -> bytes:
     if settings.pseudonym_key is not None:
         return settings.pseudonym_key.get_secret_value().encode()
-    path = Path(settings.data_dir) / KEY_FILE
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process won the race: use its key
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
-    mode = path.stat().st_mode & 0o777
-    if mode & 0o077:
-        os.chmod(path, 0o600)
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ValueError(f"{path} holds no usable pseudonym key")
-    return key.encode()
+    key = read_or_create(Path(settings.data_dir) / KEY_FILE, "pseudonym key")
+    assert key is not None
+    return key
 
 
 class Pseudonymiser:
