@@ -224,7 +224,7 @@ def audit_trail(request: Request, account: Auditor, actor: str | None = None, ac
 
 @router.get("/audit/verify")
 def audit_verify(request: Request, account: Auditor) -> Response:
-    from .app import verify_chain
+    from .state import verify_chain
 
     report = verify_chain(request.app.state.review)
     return j({"ok": report.ok, "records": report.records, "head_seq": report.head_seq,

@@ -19,11 +19,9 @@ import logging
 import secrets
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -42,7 +40,6 @@ from stream.contract.settings import Settings
 from stream.store import audit_chain
 from stream.store.alerts import engine_for, migrate
 
-from . import audit
 from .actions import ActionError, Review
 from .audit import AuditTrail
 from .auth import COOKIE, LOGIN_CSRF_COOKIE, Sessions, Throttle, csrf_ok
@@ -52,6 +49,7 @@ from .metrics import ReviewMetrics
 from .proxies import client_address, over_tls
 from .pseudonym import Pseudonymiser, load_key
 from .security import Denied, LoginRequired, current_account
+from .state import DeadLetterReader, State, kafka_dead_letters, verify_chain
 
 log = logging.getLogger("custodes.review")
 HERE = Path(__file__).resolve().parent
@@ -71,52 +69,6 @@ PERMISSIONS_POLICY = ", ".join(f"{feature}=()" for feature in (
 """Every powerful browser feature off: the app uses none of them (and has no JavaScript)."""
 
 
-@dataclass
-class State:
-    settings: Settings
-    config: ReviewConfig
-    risk: RiskConfig
-    engine: Engine
-    clock: Callable[[], float]
-    sessions: Sessions
-    trail: AuditTrail
-    review: Review
-    metrics: ReviewMetrics
-    registry: CollectorRegistry
-    templates: Jinja2Templates
-    pseudo: Pseudonymiser
-    emitter: Emitter
-    throttle_account: Throttle
-    throttle_client: Throttle
-    css_hash: str
-    head_file: Path
-    """The signed audit head, outside the database (``data_dir/audit-head.json``)."""
-    dead_letters: DeadLetterReader | None = None
-    """Reads recent dead letters for the admin page; None without a broker."""
-
-
-DeadLetterReader = Callable[[int, "str | None"], "tuple[list[Any], Counter[str]]"]
-"""(how many to show, reason or None) -> (the newest dead letters, oldest first; count per reason of
-those read). The review app reads the last ``DEAD_LETTER_SCAN`` records of each partition."""
-
-DEAD_LETTER_SCAN = 500
-"""Records per partition of the dead-letter topic the admin page reads (newest)."""
-
-
-def kafka_dead_letters(settings: Settings) -> DeadLetterReader | None:
-    """The dead-letter topic of ``settings.broker``, read without a consumer group (commits nothing)."""
-    if not settings.broker:
-        return None
-
-    def read(limit: int, reason: str | None):
-        from stream.worker.deadletters import read_topic
-
-        return read_topic(settings.broker, settings.topics.dead_letter, limit, reason, timeout_s=3.0,
-                          scan_last=DEAD_LETTER_SCAN)
-
-    return read
-
-
 def _templates(css: str) -> Jinja2Templates:
     env = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
                       trim_blocks=True, lstrip_blocks=True)
@@ -125,36 +77,6 @@ def _templates(css: str) -> Jinja2Templates:
     env.filters.update(views.FILTERS)
     env.globals["css"] = Markup(css)
     return Jinja2Templates(env=env)
-
-
-def remembered_head(state: State) -> tuple[int, str] | None:
-    """The newest head this process wrote or verified, or the signed head file, whichever is newer."""
-    heads = [h for h in (state.metrics.head, audit_chain.read_head(state.head_file, state.trail.key)) if h]
-    return max(heads) if heads else None
-
-
-def verify_chain(state: State) -> audit.ChainReport:
-    try:
-        report = audit.verify(state.engine, remembered_head(state), key=state.trail.key)
-    except audit_chain.HeadForged as exc:
-        report = audit.ChainReport(False, 0, problem=str(exc))
-    state.metrics.chain_valid.set(1 if report.ok else 0)
-    state.metrics.chain_verified.set(state.clock())
-    if report.ok:
-        state.metrics.note_head(report.head_seq, report.head_hash)
-        if report.head_seq:
-            # a signed head outside the database: `custodes audit verify` catches a removed tail with it
-            try:
-                written = audit_chain.write_head(state.head_file, state.trail.key, report.head_seq,
-                                                 report.head_hash, datetime.fromtimestamp(state.clock(), UTC))
-            except OSError as exc:  # the chain is fine; only the copy outside the database is not kept
-                log.warning("could not write the signed audit head (%s)", type(exc).__name__)
-                written = None
-            if written is not None:
-                log.info("audit head #%d %s signed %s", written["seq"], written["hash"], written["sig"])
-    else:
-        log.error("%s", report.describe())
-    return report
 
 
 def create_app(settings: Settings, registry: CollectorRegistry | None = None,

@@ -257,7 +257,7 @@ def audit_page(request: Request, account: AuditorPage) -> Response:
     st.review.view_audit(account, {**filters, "from": q.get("from"), "to": q.get("to")})
     rows, total = audit.query(st.engine, **filters, since=since, until=until, limit=size,
                               offset=(page_no - 1) * size)
-    from .app import verify_chain
+    from .state import verify_chain
 
     report = verify_chain(st)
     params = {k: v for k, v in q.items() if k != "page" and v}
@@ -270,7 +270,7 @@ def audit_page(request: Request, account: AuditorPage) -> Response:
 def dead_letters_page(request: Request, account: AdminPage) -> Response:
     """Recent dead letters by reason and source, with the field path and a redacted excerpt (the same
     data as ``custodes deadletters``): for the operator fixing a source, not for reviewing people."""
-    from .app import DEAD_LETTER_SCAN
+    from .state import DEAD_LETTER_SCAN
 
     st = request.app.state.review
     reason = (request.query_params.get("reason") or "").strip()[:64] or None

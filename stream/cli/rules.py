@@ -69,7 +69,7 @@ def rules_check(ctx: click.Context, dirs: tuple[Path, ...]) -> None:
 @click.pass_context
 def rules_test(ctx: click.Context, dirs: tuple[Path, ...]) -> None:
     """Run each rule file's examples (<rule>.test.yml) and compare the alerts raised; exit 1 on a failure."""
-    from stream.detection.rules import run_tests
+    from stream.detection.rule_tests import run_tests
 
     _, results = run_tests(_settings(ctx), _dirs(dirs))
     failed = 0

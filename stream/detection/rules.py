@@ -103,7 +103,7 @@ def parse_files(files: Sequence[Path], pipeline: Any, root: Path | None = None
     parsed: list[tuple[Any, str]] = []
     refused: list[Refusal] = []
     for path in files:
-        name = _display(path, root)
+        name = display_path(path, root)
         try:
             collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), resolve_references=False)
         except Exception as exc:  # noqa: BLE001 - pySigma's parse errors: the file is refused with them
@@ -133,7 +133,7 @@ def _parse_reason(exc: Exception) -> str:
     return "invalid rule"
 
 
-def _display(path: Path, root: Path | None) -> str:
+def display_path(path: Path, root: Path | None) -> str:
     if root is not None:
         try:
             return str(path.relative_to(root))
@@ -215,76 +215,3 @@ def rules_gauge(registry: Any, holder: RulesHolder) -> Any:
 
 
 # -- rule tests ---------------------------------------------------------------------------------------
-
-
-@dataclass
-class CaseResult:
-    file: str
-    case: str
-    expected: int
-    got: int
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None and self.expected == self.got
-
-
-def test_file_for(rule_file: Path) -> Path | None:
-    for suffix in TEST_SUFFIXES:
-        p = rule_file.with_name(rule_file.name.rsplit(".", 1)[0] + suffix)
-        if p.is_file():
-            return p
-    return None
-
-
-def run_tests(settings: Settings, directories: Sequence[Path] | None = None) -> tuple[Loaded, list[CaseResult]]:
-    """Each rule file's test cases: its events through the decode/validate path and a Sigma unit
-    holding every loaded rule; the alerts raised by the rules of that file are counted. A rule the site
-    disabled is tested all the same (its examples say what it would raise if enabled)."""
-    import orjson
-    import yaml
-
-    from detectors.reference import ReferenceHolder
-    from stream.contract.schema import Invalid, decode, validate
-    from stream.detection.reference import load_dir
-
-    loaded = load(settings.rules.model_copy(update={"disabled": ()}), directories)
-    reference = ReferenceHolder(load_dir(settings.reference_dir))
-    results: list[CaseResult] = []
-    root = Path.cwd()
-    for path in loaded.files:
-        tests = test_file_for(path)
-        if tests is None:
-            continue
-        name = _display(path, root)
-        ids = {r.info.id for r in loaded.rules.detections if r.info.file == name} | {
-            c.info.id for c in loaded.rules.correlations if c.info.file == name}
-        try:
-            spec = yaml.safe_load(tests.read_text(encoding="utf-8")) or {}
-            cases = spec.get("cases") or []
-        except Exception as exc:  # noqa: BLE001
-            results.append(CaseResult(name, "-", 0, 0, f"test file unreadable: {exc}"))
-            continue
-        for n, case in enumerate(cases, 1):
-            label = str(case.get("name") or n)
-            expected = int(case.get("alerts", 0))
-            unit = SigmaRules(RulesHolder(loaded.rules), sigma_config(settings.rules), reference)
-            try:
-                events = []
-                for doc in case.get("events") or []:
-                    raw = orjson.dumps(doc)
-                    events.append(validate(decode(raw), raw))
-            except Invalid as exc:
-                results.append(CaseResult(name, label, expected, 0, f"example event invalid: {exc}"))
-                continue
-            states: dict[str, Any] = {}
-            alerts: dict[str, Any] = {}
-            for ev in events:
-                st, got = unit.process(ev.user_id, [ev], states.get(ev.user_id), lambda t=ev.ts: t)
-                states[ev.user_id] = st
-                for a in got:
-                    if a.facts.get("rule_id") in ids:
-                        alerts[a.id] = a
-            results.append(CaseResult(name, label, expected, len(alerts)))
-    return loaded, results

@@ -171,7 +171,7 @@ def test_verify_needs_the_key_and_never_makes_one_up(app, client, review_url, tm
 
 
 def test_a_removed_tail_is_caught_offline_by_the_signed_head(app, client, review_url, tmp_path):
-    from review.app import verify_chain
+    from review.state import verify_chain
 
     a = seed(review_url, [make_alert("u-bob")])[0]
     csrf = login(client, "rob")

@@ -37,7 +37,8 @@ from stream.cli import main
 from stream.contract.schema import decode, validate
 from stream.contract.settings import Rules
 from stream.contract.settings import load as load_settings
-from stream.detection.rules import RulesReloader, load, run_tests
+from stream.detection.rule_tests import run_tests
+from stream.detection.rules import RulesReloader, load
 
 ROOT = Path(__file__).resolve().parents[3]
 SUITE = ROOT / "tests" / "data" / "sigma"
