@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 import click
 import orjson
@@ -51,13 +52,26 @@ def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, o
 
 
 @click.command()
+@click.option("--docs", "docs", type=click.Path(path_type=Path, dir_okay=False, exists=True),
+              help="Rewrite the generated parts of this Markdown file (docs/detectors.md) from the code.")
 @pass_ctx
-def detectors(ctx: Context) -> None:
+def detectors(ctx: Context, docs: Path | None) -> None:
     """List every detector: id, what it catches, enabled or not, and its knobs."""
     import dataclasses
 
     from detectors.registry import CATALOG
 
+    if docs is not None:
+        from stream.cli.detector_docs import missing, render
+
+        text = docs.read_text(encoding="utf-8")
+        new = render(text)
+        if new != text:
+            docs.write_text(new, encoding="utf-8")
+        click.echo(f"{docs}: {'rewritten' if new != text else 'up to date'}")
+        for id_ in missing(new):
+            click.echo(f"  no knobs part for {id_}: add <!-- generated: knobs {id_} --><!-- end generated -->")
+        return
     configured = ctx.settings().detectors
     for cls in CATALOG:
         det = cls.configure(configured.get(cls.id, {}))
