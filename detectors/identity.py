@@ -44,12 +44,12 @@ def other_forms(alias: str) -> tuple[str, ...]:
     ``@`` form only for a domain without a dot: ``sam@force.example`` is a UPN, not a down-level name)."""
     if "\\" in alias:
         domain, _, sam = alias.partition("\\")
-        if domain and sam and "\\" not in sam and "@" not in sam:
+        if domain and sam and "\\" not in sam and "@" not in sam + domain and "." not in domain:
             return (f"{sam}@{domain}",)
         return ()
     if alias.count("@") == 1:
         sam, _, domain = alias.partition("@")
-        if sam and domain and "." not in domain:
+        if sam and domain and "." not in domain and "\\" not in sam + domain:
             return (f"{domain}\\{sam}",)
     return ()
 
