@@ -61,7 +61,6 @@ from __future__ import annotations
 
 import copy
 import math
-import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -71,6 +70,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from stream.contract.schema import Invalid, validate
+from stream.sources.columns import FLOAT, Cast, cast_value, folded, get, mapped
 from stream.sources.ecs import PATH, put, stable_id, utc_iso
 
 FORMATS = ("csv", "jsonl")
@@ -83,18 +83,10 @@ _KEYS = {
     "timestamp": ("column", "format", "timezone"),
     "types": ("type", "separator"),
 }
-_INT = re.compile(r"^[+-]?[0-9]+$")
-_FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
 
 
 class MappingError(ValueError):
     """A mapping file that cannot be used; the message names the file and the key."""
-
-
-@dataclass(frozen=True)
-class Cast:
-    type: str
-    separator: str = ";"
 
 
 @dataclass(frozen=True)
@@ -108,7 +100,7 @@ class When:
 
     def holds(self, row: Mapping[str, Any], ignore_case: bool) -> bool:
         for column, accepted in self.conditions:
-            value = _get(row, column, ignore_case)
+            value = get(row, column, ignore_case)
             values = value if isinstance(value, list) else [value]
             texts = {str(v).lower() for v in values
                      if v is not None and v != "" and isinstance(v, str | int | float | bool)}
@@ -154,31 +146,31 @@ class FieldMapping:
         if not isinstance(row, Mapping):
             raise Invalid("not_an_object", f"record is a {type(row).__name__}, not an object")
         if self.ignore_case:
-            row = _folded(row)
-        doc: dict[str, Any] = {"@timestamp": utc_iso(self._timestamp(_get(row, self.ts_column, self.ignore_case)))}
+            row = folded(row)
+        doc: dict[str, Any] = {"@timestamp": utc_iso(self._timestamp(get(row, self.ts_column, self.ignore_case)))}
         kind = next((w for w in self.when if w.holds(row, self.ignore_case)), None)
         fields = self.fields if kind is None or not kind.fields else {**self.fields, **kind.fields}
         for column, path in fields.items():
-            value = _get(row, column, self.ignore_case)
+            value = get(row, column, self.ignore_case)
             if value is None:
                 continue
             cast = self.types.get(path)
             try:
-                value = _cast(value, cast, column) if cast else value
+                value = cast_value(value, cast, column) if cast else value
             except Invalid as exc:
                 raise Invalid(exc.reason, exc.detail, column) from None
             table = self.values.get(path)
             if table is not None:
-                value = _mapped(value, table)
+                value = mapped(value, table)
                 if value is None:
                     continue
             put(doc, path, value)
         constants = self.constants if kind is None else {**self.constants, **kind.constants}
         for path, value in constants.items():
             put(doc, path, copy.deepcopy(value))
-        if _get(doc, "custodes.schema_version") is None:
+        if get(doc, "custodes.schema_version") is None:
             put(doc, "custodes.schema_version", 1)
-        if not _get(doc, "event.id"):
+        if not get(doc, "event.id"):
             put(doc, "event.id", stable_id(doc))
         validate(doc)
         return doc
@@ -188,7 +180,7 @@ class FieldMapping:
         if value is None:
             raise Invalid("missing_timestamp", f"{column} (the timestamp column) is empty or missing", column)
         if self.ts_format in ("epoch", "epoch_ms"):
-            if isinstance(value, str) and _FLOAT.match(value.strip()):
+            if isinstance(value, str) and FLOAT.match(value.strip()):
                 value = float(value)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise Invalid("wrong_type", f"{column} must be a number of seconds since 1970")
@@ -398,111 +390,3 @@ def _plain(value: Any) -> bool:
     if isinstance(value, dict):
         return all(_plain(v) for v in value.values())
     return False  # TOML dates and times: write them as strings
-
-
-_STEP = re.compile(r"^([^.\[\]]+)((?:\[[^\]]*\])*)$")
-
-
-def _get(row: Mapping[str, Any], column: str, ignore_case: bool = False) -> Any:
-    """``row[column]``, or for a path into a JSON record (``a.b``, ``a[0].b``, ``a[*].b``,
-    ``Parameters[Name=ForwardTo].Value``) the value there; empty -> None. With ``ignore_case`` the row's
-    keys are already lower case (:func:`_folded`) and the column is lowered here."""
-    if ignore_case:
-        column = column.lower()
-    value = row.get(column)
-    if value is None and column not in row and ("." in column or "[" in column):
-        value = _walk_path(row, column, ignore_case)
-    if isinstance(value, list):
-        value = [v for v in value if v is not None and v != ""]
-        return value or None
-    return None if value is None or value == "" else value
-
-
-def _walk_path(row: Mapping[str, Any], column: str, ignore_case: bool) -> Any:
-    nodes: list[Any] = [row]
-    many = False
-    for part in column.split("."):
-        match = _STEP.match(part)
-        if match is None:
-            return None
-        key, selectors = match.group(1), match.group(2)
-        nodes = [n.get(key) for n in nodes if isinstance(n, Mapping)]
-        for selector in re.findall(r"\[([^\]]*)\]", selectors):
-            out: list[Any] = []
-            for node in nodes:
-                if not isinstance(node, list):
-                    continue
-                if selector in ("*", ""):
-                    out.extend(node)
-                    many = True
-                elif selector.lstrip("-").isdigit():
-                    index = int(selector)
-                    if -len(node) <= index < len(node):
-                        out.append(node[index])
-                elif "=" in selector:
-                    name, _, wanted = selector.partition("=")
-                    name = name.strip().lower() if ignore_case else name.strip()
-                    wanted = wanted.strip().strip("'\"").lower()
-                    out.extend(item for item in node if isinstance(item, Mapping)
-                               and isinstance(item.get(name), str | int) and str(item.get(name)).lower() == wanted)
-            nodes = out
-    nodes = [n for n in nodes if n is not None]
-    if many:
-        return nodes
-    return nodes[0] if nodes else None
-
-
-def _folded(value: Any, depth: int = 0) -> Any:
-    if depth > 32:
-        return value
-    if isinstance(value, Mapping):
-        return {str(k).lower(): _folded(v, depth + 1) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_folded(v, depth + 1) for v in value]
-    return value
-
-
-def _mapped(value: Any, table: dict[str, Any]) -> Any:
-    """A value through a value map (lists item by item); unlisted -> the "*" entry, else unchanged."""
-    if isinstance(value, list):
-        return [_mapped(v, table) for v in value]
-    if isinstance(value, str | int | float) and not isinstance(value, bool) or isinstance(value, bool):
-        key = str(value).lower()
-        if key in table:
-            return copy.deepcopy(table[key])
-        if "*" in table:
-            return copy.deepcopy(table["*"])
-    return value
-
-
-def _cast(value: Any, cast: Cast, column: str) -> Any:
-    if cast.type == "list":
-        if isinstance(value, list):
-            return value
-        if not isinstance(value, str):
-            raise Invalid("wrong_type", f"{column} must be text to split into a list")
-        return [item.strip() for item in value.split(cast.separator) if item.strip()]
-    if cast.type == "str":
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise Invalid("wrong_type", f"{column} must be text or a number")
-        return str(value)
-    if isinstance(value, str):
-        text = value.strip()
-        if len(text) > 40:
-            raise Invalid("bad_value", f"{column} is too long for a number")
-        if cast.type == "int" and _INT.match(text):
-            return int(text)
-        if cast.type == "float" and _FLOAT.match(text):
-            number = float(text)
-            if math.isfinite(number):
-                return number
-        raise Invalid("bad_value", f"{column} is not {'an integer' if cast.type == 'int' else 'a number'}")
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise Invalid("wrong_type", f"{column} must be {'an integer' if cast.type == 'int' else 'a number'}")
-    if cast.type == "int":
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise Invalid("bad_value", f"{column} is not an integer")
-            return int(value)
-        return value
-    return float(value)
