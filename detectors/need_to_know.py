@@ -35,7 +35,8 @@ from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .fields import doc_str
 from .masking import masked, placeholder
-from .reference import Reference, same_area
+from .postcode import same_area
+from .reference import Reference
 from .suppression import Folding, Hit, RuleDetector, duration
 
 REASONS = ("no_case", "unknown_case", "not_assigned", "restricted", "neighbour", "neighbour_in_case")

@@ -1,5 +1,6 @@
 import pytest
 
+from detectors.postcode import postcode_area, same_area
 from detectors.reference import (
     Reference,
     ReferenceError,
@@ -8,8 +9,6 @@ from detectors.reference import (
     kind_of,
     load,
     parse_records,
-    postcode_area,
-    same_area,
 )
 
 from .helpers import example_reference
