@@ -22,6 +22,21 @@ from detectors.registry import CATALOG
 MARKER = re.compile(r"<!-- generated: (catalogue|knobs [a-z_]+) -->\n.*?<!-- end generated -->", re.S)
 
 
+SHARED = {
+    "enabled": "Run this detector (false: it sees no events and keeps no state).",
+    "grace_s": "How late (event time, seconds) an event may arrive behind the newest one seen and still count.",
+    "suppress_s": "Hits within this many seconds of an alert's first fold into it (its count grows) instead of "
+                  "raising a new alert.",
+    "window_s": "The sliding window of event time the counts are taken over (seconds).",
+    "bucket_s": "Counts are kept in buckets of this many seconds; the window's edge is exact to one bucket.",
+    "kinds": "The activities (`custodes.activity`) this detector looks at.",
+    "internal_domains": "Mail and web domains inside the organisation (the site's `org_domains` are added).",
+    "timezone": "The IANA time zone hours of the day and days are read in.",
+    "weights": "Risk points of each signal reason for the person's risk (person_risk); 0 silences a reason.",
+}
+"""Meanings of knobs many detectors share, shown where a detector's Config gives no docstring of its own."""
+
+
 def field_docs(cls: type) -> dict[str, str]:
     """Attribute docstrings (a string literal right after a field) of a dataclass and its bases."""
     docs: dict[str, str] = {}
@@ -80,7 +95,8 @@ def knobs(cls: type[Detector]) -> str:
     rows = [f"Knobs of `{cls.id}` (v{cls.version}), `[detectors.{cls.id}]` in config/custodes.toml:", "",
             "| knob | default | meaning |", "|---|---|---|"]
     for f in dataclasses.fields(cls.Config):
-        rows.append(f"| `{f.name}` | `{_cell(_toml(_default(f)))}` | {_cell(docs.get(f.name, ''))} |")
+        meaning = docs.get(f.name) or SHARED.get(f.name, "")
+        rows.append(f"| `{f.name}` | `{_cell(_toml(_default(f)))}` | {_cell(meaning)} |")
     return "\n".join(rows)
 
 
