@@ -76,7 +76,10 @@ def chunks(lines: list[bytes], size: int = 500) -> list[bytes]:
     return [b"\n".join(lines[i:i + size]) for i in range(0, len(lines), size)]
 
 
-def run_pipeline(messages: list[bytes], now: float):
+def run_pipeline(messages: list[bytes], now: float, breakdown: dict[str, float] | None = None):
+    """``breakdown``: filled with CPU seconds (this thread's) per part: decode and validation
+    (``split``), each detector (the engine's ``observe`` hook), the engine's own dispatch, and the rest
+    (state codec, dedupe, replay's bookkeeping)."""
     from detectors import registry
     from stream.pipeline import Pipeline
     from stream.replay import ReplayResult, run_messages
@@ -84,10 +87,50 @@ def run_pipeline(messages: list[bytes], now: float):
 
     settings = load()
     pipeline = Pipeline(settings, registry.build(settings.detectors), lambda: now)
+    if breakdown is not None:
+        _instrument(pipeline, breakdown)
     started, cpu = time.perf_counter(), time.process_time()
     result = run_messages(pipeline, (ReplayResult(), iter(messages)))
     return (time.perf_counter() - started, time.process_time() - cpu, result,
             [d.id for d in pipeline.engine.detectors])
+
+
+def _instrument(pipeline, parts: dict[str, float]) -> None:
+    clock = time.thread_time
+    engine = pipeline.engine
+    detectors: dict[str, float] = {}
+
+    def observe(det_id: str, seconds: float) -> None:
+        detectors[det_id] = detectors.get(det_id, 0.0) + seconds
+
+    engine.observe, engine.timer = observe, clock
+
+    def timed(name, call):
+        def wrapper(*args, **kwargs):
+            t = clock()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                parts[name] = parts.get(name, 0.0) + clock() - t
+        return wrapper
+
+    pipeline.split = timed("split", pipeline.split)
+    engine.run = timed("engine", engine.run)
+    parts["detectors"] = detectors  # type: ignore[assignment]
+
+
+def print_breakdown(parts: dict, total_cpu_s: float, events: int) -> None:
+    detectors = parts.pop("detectors")
+    in_detectors = sum(detectors.values())
+    rows = [("decode + validate (Pipeline.split)", parts.get("split", 0.0)),
+            *sorted(((f"  {d}", s) for d, s in detectors.items()), key=lambda r: -r[1]),
+            ("engine dispatch (Engine.run minus detectors)", parts.get("engine", 0.0) - in_detectors),
+            ("rest (state codec, dedupe, replay bookkeeping)",
+             total_cpu_s - parts.get("split", 0.0) - parts.get("engine", 0.0))]
+    print(f"CPU seconds by part ({events:,} events, {total_cpu_s:.2f} s in all; the detectors' times include "
+          f"the timer's own cost, ~0.5 us per call):")
+    for name, s in rows:
+        print(f"  {name:<48} {s:7.3f} s  {100 * s / total_cpu_s:5.1f} %  {1e6 * s / events:6.2f} us/event")
 
 
 def decode_only(messages: list[bytes]) -> float:
@@ -232,6 +275,8 @@ def main() -> None:
     ap.add_argument("--against", type=Path, help="A/B: alternate rounds with the code of this tree")
     ap.add_argument("--rounds", type=int, default=5, help="--against: rounds (each tree once per round)")
     ap.add_argument("--code", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="CPU seconds per part: decode/validate, each detector, engine, the rest (one run)")
     args = ap.parse_args()
     if args.against is not None:
         out = against(args)
@@ -257,7 +302,11 @@ def main() -> None:
     lines = make_lines(args.events, args.users, now)
     messages = chunks(lines)
     decode_s = min(decode_only(messages) for _ in range(max(1, args.repeat)))
-    if args.profile:
+    if args.breakdown:
+        parts: dict[str, float] = {}
+        seconds, cpu_s, result, detectors = run_pipeline(messages, now, parts)
+        print_breakdown(parts, cpu_s, args.events)
+    elif args.profile:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.0005)
