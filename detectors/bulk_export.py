@@ -274,7 +274,7 @@ class BulkExport(Detector):
                 if records > 0:
                     total += records
                 for rid in ev.record_ids:  # each distinct id with the bucket it was last seen in
-                    h = _hash_id(rid)
+                    h = blake2b(rid.encode(), digest_size=6).hexdigest()  # _hash_id(rid), inlined
                     t = seen.get(h)
                     if t is None:
                         if len(seen) < cap:
