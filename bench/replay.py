@@ -6,6 +6,12 @@ lines. Generated workload: a day of activity of --users users, chunks of 500 lin
     python bench/replay.py --events 1000000 --json bench/results/replay.json
     python bench/replay.py --profile              # pyinstrument profile of the pipeline run
     python bench/replay.py --peers --events 200000 --users 5000   # beside bytewax and DuckDB
+    python bench/replay.py --events 100000 --against /tmp/base --rounds 5  # A/B against another tree
+
+``--against TREE``: this tree's code and TREE's (e.g. ``git archive <commit> | tar -x -C TREE``) run the
+same workload (same events, same fixed "now") in alternated rounds, each round in a fresh process per
+tree; every round's alerts (each alert's whole JSON, sorted by id) must be byte-equal between the trees
+or the run stops. Prints min/median/max events/s per tree and the per-round ratio.
 
 ``--peers``: the one-detector workload of bench/peers/ written to one file, read in --repeat alternated
 rounds by ``custodes replay`` (only bulk_export enabled, and with every detector), bytewax (FileSource +
@@ -24,7 +30,10 @@ from pathlib import Path
 
 import orjson
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+CODE = Path(__file__).resolve().parent.parent
+if "--code" in sys.argv:  # run the pipeline of another tree (the A/B child of --against)
+    CODE = Path(sys.argv[sys.argv.index("--code") + 1]).resolve()
+sys.path.insert(0, str(CODE))
 
 
 def make_lines(n: int, users: int, now: float, seed: int = 1, uuid_ids: bool = False, first_id: int = 0
@@ -67,7 +76,10 @@ def chunks(lines: list[bytes], size: int = 500) -> list[bytes]:
     return [b"\n".join(lines[i:i + size]) for i in range(0, len(lines), size)]
 
 
-def run_pipeline(messages: list[bytes], now: float):
+def run_pipeline(messages: list[bytes], now: float, breakdown: dict[str, float] | None = None):
+    """``breakdown``: filled with CPU seconds (this thread's) per part: decode and validation
+    (``split``), each detector (the engine's ``observe`` hook), the engine's own dispatch, and the rest
+    (state codec, dedupe, replay's bookkeeping)."""
     from detectors import registry
     from stream.contract.settings import load
     from stream.offline.replay import ReplayResult, run_messages
@@ -75,10 +87,50 @@ def run_pipeline(messages: list[bytes], now: float):
 
     settings = load()
     pipeline = Pipeline(settings, registry.build(settings.detectors), lambda: now)
+    if breakdown is not None:
+        _instrument(pipeline, breakdown)
     started, cpu = time.perf_counter(), time.process_time()
     result = run_messages(pipeline, (ReplayResult(), iter(messages)))
     return (time.perf_counter() - started, time.process_time() - cpu, result,
             [d.id for d in pipeline.engine.detectors])
+
+
+def _instrument(pipeline, parts: dict[str, float]) -> None:
+    clock = time.thread_time
+    engine = pipeline.engine
+    detectors: dict[str, float] = {}
+
+    def observe(det_id: str, seconds: float) -> None:
+        detectors[det_id] = detectors.get(det_id, 0.0) + seconds
+
+    engine.observe, engine.timer = observe, clock
+
+    def timed(name, call):
+        def wrapper(*args, **kwargs):
+            t = clock()
+            try:
+                return call(*args, **kwargs)
+            finally:
+                parts[name] = parts.get(name, 0.0) + clock() - t
+        return wrapper
+
+    pipeline.split = timed("split", pipeline.split)
+    engine.run = timed("engine", engine.run)
+    parts["detectors"] = detectors  # type: ignore[assignment]
+
+
+def print_breakdown(parts: dict, total_cpu_s: float, events: int) -> None:
+    detectors = parts.pop("detectors")
+    in_detectors = sum(detectors.values())
+    rows = [("decode + validate (Pipeline.split)", parts.get("split", 0.0)),
+            *sorted(((f"  {d}", s) for d, s in detectors.items()), key=lambda r: -r[1]),
+            ("engine dispatch (Engine.run minus detectors)", parts.get("engine", 0.0) - in_detectors),
+            ("rest (state codec, dedupe, replay bookkeeping)",
+             total_cpu_s - parts.get("split", 0.0) - parts.get("engine", 0.0))]
+    print(f"CPU seconds by part ({events:,} events, {total_cpu_s:.2f} s in all; the detectors' times include "
+          f"the timer's own cost, ~0.5 us per call):")
+    for name, s in rows:
+        print(f"  {name:<48} {s:7.3f} s  {100 * s / total_cpu_s:5.1f} %  {1e6 * s / events:6.2f} us/event")
 
 
 def decode_only(messages: list[bytes]) -> float:
@@ -152,6 +204,62 @@ def peers(args: argparse.Namespace) -> dict:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def alert_lines(alerts: dict) -> bytes:
+    """Every alert's whole JSON (sorted keys), one per line, sorted by id: equal bytes = equal alerts."""
+    return b"".join(orjson.dumps(alerts[k].to_dict(), option=orjson.OPT_SORT_KEYS) + b"\n"
+                    for k in sorted(alerts))
+
+
+def against(args: argparse.Namespace) -> dict:
+    """Alternated A/B rounds: this tree and ``args.against``, a fresh child process per run."""
+    import hashlib
+    import statistics
+    import subprocess
+    import tempfile
+
+    trees = {"this": CODE, "other": args.against.resolve()}
+    now = args.now if args.now is not None else float(int(time.time()))
+    rates: dict[str, list[float]] = {t: [] for t in trees}
+    cpu_rates: dict[str, list[float]] = {t: [] for t in trees}
+    digests: set[str] = set()
+    with tempfile.TemporaryDirectory(prefix="custodes-ab-") as tmp:
+        for r in range(args.rounds):
+            for name in (list(trees) if r % 2 == 0 else list(trees)[::-1]):
+                out_json, out_alerts = Path(tmp) / f"{name}.json", Path(tmp) / f"{name}.alerts"
+                cmd = [sys.executable, __file__, "--code", str(trees[name]), "--events", str(args.events),
+                       "--users", str(args.users), "--repeat", "1", "--now", repr(now),
+                       "--json", str(out_json), "--alerts", str(out_alerts)]
+                done = subprocess.run(cmd, capture_output=True, text=True)
+                if done.returncode:
+                    raise SystemExit(f"{name} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}")
+                got = orjson.loads(out_json.read_bytes())
+                digest = hashlib.sha256(out_alerts.read_bytes()).hexdigest()
+                digests.add(digest)
+                if len(digests) != 1:
+                    raise SystemExit(f"round {r + 1}: {name}'s alerts differ from the other tree's")
+                rates[name].append(got["pipeline_events_per_s_per_core"])
+                cpu_rates[name].append(args.events / got["pipeline_cpu_s"])
+                print(f"round {r + 1} {name:<5} {got['pipeline_events_per_s_per_core']:>9,} ev/s "
+                      f"({cpu_rates[name][-1]:>9,.0f} per CPU second)  "
+                      f"{got['alerts']:,} alerts  sha256 {digest[:12]}", flush=True)
+
+    def spread(values: list[float]) -> str:
+        return " / ".join(f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
+                          for v in (min(values), statistics.median(values), max(values)))
+
+    return {"events": args.events, "users": args.users, "rounds": args.rounds, "now": now,
+            "this_tree": str(trees["this"]), "other_tree": str(trees["other"]),
+            "this_events_per_s_min_median_max": spread(rates["this"]),
+            "other_events_per_s_min_median_max": spread(rates["other"]),
+            "this_to_other_min_median_max": spread([a / b for a, b in zip(rates["this"], rates["other"],
+                                                                           strict=True)]),
+            "this_events_per_cpu_s_min_median_max": spread(cpu_rates["this"]),
+            "other_events_per_cpu_s_min_median_max": spread(cpu_rates["other"]),
+            "this_to_other_cpu_min_median_max": spread([a / b for a, b in zip(cpu_rates["this"],
+                                                                               cpu_rates["other"], strict=True)]),
+            "alerts_identical": True, "alerts_sha256": digests.pop()}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200_000)
@@ -162,7 +270,22 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="profile the pipeline run with pyinstrument")
     ap.add_argument("--peers", action="store_true",
                     help="the one-detector workload in Custodes, bytewax and DuckDB (bench/peers/)")
+    ap.add_argument("--now", type=float, help="POSIX seconds the workload ends at (default: the clock)")
+    ap.add_argument("--alerts", type=Path, help="write every alert (sorted JSON lines) to this file")
+    ap.add_argument("--against", type=Path, help="A/B: alternate rounds with the code of this tree")
+    ap.add_argument("--rounds", type=int, default=5, help="--against: rounds (each tree once per round)")
+    ap.add_argument("--code", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--breakdown", action="store_true",
+                    help="CPU seconds per part: decode/validate, each detector, engine, the rest (one run)")
     args = ap.parse_args()
+    if args.against is not None:
+        out = against(args)
+        for k, v in out.items():
+            print(f"{k:<34}  {v:,}" if isinstance(v, int | float) else f"{k:<34}  {v}")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
+        return
     if args.peers:
         out = peers(args)
         width = max(map(len, out))
@@ -175,11 +298,15 @@ def main() -> None:
     from stream.worker.gctune import tune_for_throughput
 
     tune_for_throughput()
-    now = time.time()
+    now = args.now if args.now is not None else time.time()
     lines = make_lines(args.events, args.users, now)
     messages = chunks(lines)
     decode_s = min(decode_only(messages) for _ in range(max(1, args.repeat)))
-    if args.profile:
+    if args.breakdown:
+        parts: dict[str, float] = {}
+        seconds, cpu_s, result, detectors = run_pipeline(messages, now, parts)
+        print_breakdown(parts, cpu_s, args.events)
+    elif args.profile:
         from pyinstrument import Profiler
 
         profiler = Profiler(interval=0.0005)
@@ -196,7 +323,7 @@ def main() -> None:
     decode_rate = args.events / decode_s
     out = {
         "events": args.events, "users": args.users, "detectors": len(detectors), "runs": args.repeat,
-        "pipeline_s": round(seconds, 2), "pipeline_cpu_s": round(cpu_s, 2),
+        "pipeline_s": round(seconds, 3), "pipeline_cpu_s": round(cpu_s, 3),
         "pipeline_events_per_s_per_core": round(rate),
         "orjson_decode_events_per_s": round(decode_rate), "ratio_pipeline_to_decode": round(rate / decode_rate, 4),
         "alerts": len(result.alerts), "processed": result.processed,
@@ -209,6 +336,8 @@ def main() -> None:
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_bytes(orjson.dumps(out | {"detector_ids": detectors}, option=orjson.OPT_INDENT_2))
+    if args.alerts:
+        args.alerts.write_bytes(alert_lines(result.alerts))
 
 
 if __name__ == "__main__":

@@ -13,9 +13,9 @@ buckets covering twice the window plus grace (a late event's window reaches that
 of at most ``threshold + 1`` hashed record ids with the bucket last seen; the last few
 contributing event ids for evidence (events whose window holds at least ``evidence_from`` of a
 threshold, since the last in-order event whose window held less: most users, far below, hold none); an
-upper bound of the records in all its buckets (``t``: an event
-is only checked against the window when that bound or the number of ids held is over a threshold);
-plus the open alert windows (:mod:`detectors.suppression`). The window is measured in whole buckets,
+upper bound of the records in all its buckets (an event is only checked against the window when that
+bound or the number of ids held is over a threshold); plus the open alert windows
+(:mod:`detectors.suppression`). The window is measured in whole buckets,
 so its edge is exact to ``bucket_s``.
 
 Documents, not only records: a document download or export (a Drive or SharePoint file, an attachment
@@ -30,6 +30,22 @@ again: it is remembered with the time it was last seen. State
 per sensitivity: at most twice ``min_documents`` short hashes (6 bytes) with that time, the oldest
 making way when full (so an alert reports up to twice the threshold exactly, "at least" beyond), and
 the last few contributing event ids for evidence (as for records).
+
+State layout (version 3; :func:`upgrade` reads the layouts of earlier versions, so stored state
+written by any release still loads and counts on)::
+
+    {"newest": <newest counted event time>,
+     "records": {<sensitivity>: {"buckets": [[<bucket start>, <records>], ...],   # sorted
+                                 "record_ids": {<6-byte hash, hex>: <bucket last seen>},
+                                 "evidence": [<event id>, ...],
+                                 "records_at_most": <upper bound of the records in "buckets">}},
+     "documents": {<sensitivity>: {"document_ids": {<hash>: <last seen>}, "evidence": [...]}},
+     "open": {<key>: <open alert window (detectors.suppression.Folding's record)
+                      + "records", "distinct_records" or "documents": the most seen in it>}}
+
+Version 2 had the same content under one-letter keys (``n``, ``l`` with ``b``/``d``/``e``/``t``, ``m``
+with ``d``/``e``, ``o`` with ``r``/``u``/``m``); version 1 (the first release) only the record levels,
+keyed by sensitivity at the top.
 """
 
 from __future__ import annotations
@@ -83,6 +99,38 @@ class BulkExportConfig(DetectorConfig):
 
 _SENSITIVITIES = frozenset(SENSITIVITIES)
 _first = itemgetter(0)
+
+
+def upgrade(state: dict[str, Any]) -> dict[str, Any]:
+    """A state written by an earlier version in the layout of version 3 (see the module's docstring);
+    the content is unchanged, so counting goes on exactly where it was."""
+    if "open" in state:
+        return state
+    if "l" not in state and "n" not in state and "o" not in state and "m" not in state:
+        state = {"l": {k: v for k, v in state.items() if k in SENSITIVITIES}}  # version 1
+    out: dict[str, Any] = {}
+    newest = state.get("n")
+    if newest is not None:
+        out["newest"] = newest
+    records = {}
+    for sens, lvl in (state.get("l") or {}).items():
+        new = {"buckets": lvl.get("b", []), "record_ids": lvl.get("d", {}), "evidence": lvl.get("e", [])}
+        if lvl.get("t") is not None:
+            new["records_at_most"] = lvl["t"]
+        records[sens] = new
+    out["records"] = records
+    if state.get("m"):
+        out["documents"] = {sens: {"document_ids": lvl.get("d", {}), "evidence": lvl.get("e", [])}
+                            for sens, lvl in state["m"].items()}
+    opened = {}
+    for key, rec in (state.get("o") or {}).items():
+        rec = dict(rec)
+        for old, name in (("r", "records"), ("u", "distinct_records"), ("m", "documents")):
+            if old in rec:
+                rec[name] = rec.pop(old)
+        opened[key] = rec
+    out["open"] = opened
+    return out
 
 
 def _hash_id(record_id: str) -> str:
@@ -140,12 +188,12 @@ class BulkExport(Detector):
     ) -> tuple[Any | None, list[Alert]]:
         cfg = self.config
         st: dict[str, Any] = state if state else {}
-        if state and "l" not in st:  # state written by the first release: per-sensitivity levels only
-            st = {"l": {k: v for k, v in st.items() if k in SENSITIVITIES}}
-        levels: dict[str, Any] | None = st.get("l")
+        if state and "open" not in st:  # written by an earlier version: field names of version 3
+            st = upgrade(st)
+        levels: dict[str, Any] | None = st.get("records")
         if levels is None:
-            levels = st["l"] = {}
-        newest: float | None = st.get("n")
+            levels = st["records"] = {}
+        newest: float | None = st.get("newest")
         kinds = self._kinds
         counted = self._counted
         document_kinds = self._document_kinds
@@ -203,12 +251,12 @@ class BulkExport(Detector):
         for sens, group in groups.items():
             lvl = levels.get(sens)
             if lvl is None:
-                lvl = levels[sens] = {"b": [], "d": {}, "e": [], "t": 0}
-            buckets: list[list[Any]] = lvl["b"]
-            seen: dict[str, float] = lvl["d"]
-            ids: list[str] = lvl["e"]
-            total = lvl.get("t")
-            if total is None:  # a level written before "t"
+                lvl = levels[sens] = {"buckets": [], "record_ids": {}, "evidence": [], "records_at_most": 0}
+            buckets: list[list[Any]] = lvl["buckets"]
+            seen: dict[str, float] = lvl["record_ids"]
+            ids: list[str] = lvl["evidence"]
+            total = lvl.get("records_at_most")
+            if total is None:  # a level written before its upper bound was kept
                 total = sum([n for _, n in buckets if n > 0])
             most_records, most_ids, cap, note_records, note_ids = limits[sens]
             last = buckets[-1] if buckets else None
@@ -226,7 +274,7 @@ class BulkExport(Detector):
                 if records > 0:
                     total += records
                 for rid in ev.record_ids:  # each distinct id with the bucket it was last seen in
-                    h = _hash_id(rid)
+                    h = blake2b(rid.encode(), digest_size=6).hexdigest()  # _hash_id(rid), inlined
                     t = seen.get(h)
                     if t is None:
                         if len(seen) < cap:
@@ -254,34 +302,34 @@ class BulkExport(Detector):
                     found.append((i, self._hit(sens, ev, in_window, distinct), at, ids[-EVIDENCE_EVENTS_MAX:]))
             if len(ids) > EVIDENCE_EVENTS_MAX:
                 del ids[:-EVIDENCE_EVENTS_MAX]
-            lvl["t"] = total
-        document_levels: dict[str, Any] | None = st.get("m")
+            lvl["records_at_most"] = total
+        document_levels: dict[str, Any] | None = st.get("documents")
         if documents:
             if document_levels is None:
-                document_levels = st["m"] = {}
+                document_levels = st["documents"] = {}
             document_hits = self._count_documents(documents, document_levels)
             if document_hits:
                 found = document_hits if found is None else found + document_hits
         alerts: list[Alert] = []
-        opened = st.get("o")
+        opened = st.get("open")
         if found:
             found.sort(key=_first)  # fold in arrival order
             if opened is None:
-                opened = st["o"] = {}
+                opened = st["open"] = {}
             fold = Folding(self, opened, cfg.suppress_s, cfg.window_s + cfg.suppress_s + cfg.grace_s)
             for _, hit, at, evidence in found:
                 rec = fold.add(hit, at)
                 facts = hit.facts
                 if "documents" in facts:
-                    rec["m"] = max(rec.get("m", 0), facts["documents"])
+                    rec["documents"] = max(rec.get("documents", 0), facts["documents"])
                 else:
-                    rec["r"] = max(rec.get("r", 0), facts["records"])
-                    rec["u"] = max(rec.get("u", 0), facts["distinct_records"])
+                    rec["records"] = max(rec.get("records", 0), facts["records"])
+                    rec["distinct_records"] = max(rec.get("distinct_records", 0), facts["distinct_records"])
                 rec["e"] = evidence
         if newest is not None:
             horizon = newest - 2 * cfg.window_s - cfg.grace_s
             for sens, lvl in list(levels.items()):
-                buckets = lvl["b"]
+                buckets = lvl["buckets"]
                 if buckets:
                     if buckets[0][0] + bucket_s > horizon:
                         continue  # sorted: nothing to drop
@@ -295,13 +343,13 @@ class BulkExport(Detector):
             if document_levels:
                 self._expire_documents(document_levels, newest)
                 if not document_levels:
-                    del st["m"]
+                    del st["documents"]
         if found:
             alerts = fold.alerts(subject, self._describe)
         if not levels and not opened and not document_levels:
             return None, alerts
-        st["o"] = opened if opened is not None else {}
-        st["n"] = newest
+        st["open"] = opened if opened is not None else {}
+        st["newest"] = newest
         return st, alerts
 
     # -- state updates --------------------------------------------------------------------------
@@ -311,7 +359,7 @@ class BulkExport(Detector):
         to ``window_s + grace_s`` behind the newest, and its window reaches ``window_s`` further back.
         Every hashed id's bucket is one of the level's buckets, so when no bucket goes no id does."""
         bucket_s = self.config.bucket_s
-        buckets = lvl["b"]
+        buckets = lvl["buckets"]
         horizon = newest - 2 * self.config.window_s - self.config.grace_s
         size = len(buckets)
         # the first bucket to keep: b + bucket_s > horizon (monotone in b; bisect, then exact)
@@ -324,16 +372,16 @@ class BulkExport(Detector):
             return True
         if i:
             gone = buckets[i - 1][0]  # every id last seen in a dropped bucket, and no other
-            total = lvl.get("t")
+            total = lvl.get("records_at_most")
             if total is not None:  # still at least the sum of the positive counts left
                 for _, n in buckets[:i]:
                     if n > 0:
                         total -= n
-                lvl["t"] = total
+                lvl["records_at_most"] = total
             del buckets[:i]
-            seen = lvl["d"]
+            seen = lvl["record_ids"]
             if seen and min(seen.values()) <= gone:
-                lvl["d"] = {h: t for h, t in seen.items() if t > gone}
+                lvl["record_ids"] = {h: t for h, t in seen.items() if t > gone}
         return False
 
     # -- documents ------------------------------------------------------------------------------
@@ -341,7 +389,7 @@ class BulkExport(Detector):
     def _count_documents(self, documents: list[tuple[int, Event, str, float]], document_levels: dict[str, Any]
                          ) -> list[tuple[int, Hit, float, list[str]]] | None:
         """Count each document event (arrival order; ``at``: the newest time when it was seen) into its
-        sensitivity's level ``{"d": {hash: last seen}, "e": [evidence ids]}``; the hits of those whose
+        sensitivity's level ``{"document_ids": {hash: last seen}, "evidence": [ids]}``; the hits of those whose
         window holds ``min_documents`` or more distinct documents.
 
         At most ``2 * min_documents`` hashes are held: when full, those too old to count for any event
@@ -364,9 +412,9 @@ class BulkExport(Detector):
             cap = 2 * most
             lvl = document_levels.get(sens)
             if lvl is None:
-                lvl = document_levels[sens] = {"d": {}, "e": []}
-            seen: dict[str, float] = lvl["d"]
-            ids: list[str] = lvl["e"]
+                lvl = document_levels[sens] = {"document_ids": {}, "evidence": []}
+            seen: dict[str, float] = lvl["document_ids"]
+            ids: list[str] = lvl["evidence"]
             ts = ev.ts
             h = _hash_id(document)
             last = seen.get(h)
@@ -406,9 +454,9 @@ class BulkExport(Detector):
         """Drop the documents too old to count for any event still accepted, and empty levels."""
         horizon = newest - 2 * self.config.document_window_s - self.config.grace_s
         for sens, lvl in list(document_levels.items()):
-            seen = lvl["d"]
+            seen = lvl["document_ids"]
             if seen and min(seen.values()) <= horizon:
-                seen = lvl["d"] = {h: t for h, t in seen.items() if t > horizon}
+                seen = lvl["document_ids"] = {h: t for h, t in seen.items() if t > horizon}
             if not seen:
                 del document_levels[sens]
 
@@ -441,8 +489,8 @@ class BulkExport(Detector):
         bucket_s = cfg.bucket_s
         first = math.floor(at / bucket_s) * bucket_s
         start = first - cfg.window_s + bucket_s
-        buckets = lvl["b"]
-        seen = lvl["d"].values()
+        buckets = lvl["buckets"]
+        seen = lvl["record_ids"].values()
         total: float = 0
         for b, n in buckets:
             if b > at:
@@ -490,7 +538,7 @@ class BulkExport(Detector):
         cfg = self.config
         sens = hit.facts["sensitivity"]
         if "documents" in hit.facts:
-            documents = hit.facts["documents"] = rec.get("m", hit.facts["documents"])
+            documents = hit.facts["documents"] = rec.get("documents", hit.facts["documents"])
             most = hit.facts["min_documents"]
             how_many = f"at least {documents:,}" if documents >= 2 * most else f"{documents:,}"
             minutes = cfg.document_window_s // 60
@@ -502,7 +550,7 @@ class BulkExport(Detector):
                 f"latest via {hit.facts['channel']}). The same document again is not counted twice. The "
                 f"thresholds are set per sensitivity in config (detectors.bulk_export.min_documents).",
             )
-        records, distinct = rec.get("r", 0), rec.get("u", 0)
+        records, distinct = rec.get("records", 0), rec.get("distinct_records", 0)
         hit.facts["records"], hit.facts["distinct_records"] = records, distinct
         max_records = cfg.max_records.get(sens)
         max_distinct = cfg.max_distinct_records.get(sens)

@@ -103,6 +103,8 @@ class Engine:
         self.clock = clock
         self.observe = observe
         """Called with (detector id, seconds) after each detector call, e.g. to feed a histogram."""
+        self.timer: Callable[[], float] = time.perf_counter
+        """What ``observe``'s seconds are measured with (``bench/replay.py --breakdown``: CPU time)."""
         plan = []
         for d in self.detectors:
             needs = d.needs()
@@ -210,7 +212,7 @@ class Engine:
                         marks = _marks(events, sub)
                     if watermark:
                         upto = top
-            started = time.perf_counter() if observe is not None else 0.0
+            started = self.timer() if observe is not None else 0.0
             try:
                 if selective:
                     det_state, got = det.process_relevant(subject, sub, det_state, clock, marks, upto)
@@ -223,7 +225,7 @@ class Engine:
                 det_state, got = self._one_by_one(det, subject, sub, marks, upto, _copy(base), failures,
                                                   selective)
             if observe is not None:
-                observe(det_id, time.perf_counter() - started)
+                observe(det_id, self.timer() - started)
             if got:
                 for a in got:
                     if type(a) is Signal:
@@ -237,6 +239,7 @@ class Engine:
         risk = self._risk
         if risk is not None and (signals or alerts or risk.id in st or (not n and st)):
             rid = risk.id
+            started = self.timer() if observe is not None else 0.0
             try:
                 rstate, got = risk.accumulate(subject, signals, alerts, st.get(rid), clock, top)  # type: ignore[attr-defined]
             except Exception as exc:  # noqa: BLE001 - the events were processed; keep the old score
@@ -255,6 +258,8 @@ class Engine:
                     st[rid] = rstate
                 elif rid in st:
                     del st[rid]
+            if observe is not None:
+                observe(rid, self.timer() - started)
         return (st or None), alerts, failures
 
     def _one_by_one(

@@ -111,8 +111,14 @@ class PersonRisk(Detector):
             return None, []
         st: dict[str, Any] = state if state is not None else {}
         pending: dict[str, dict[str, list[Any]]] = st.setdefault("p", {})
-        for sig in signals:
-            self._hold(pending, sig.key, self._bucket(sig.ts), sig.weight, sig.event_id, sig.ts, sig.note)
+        if signals:
+            hold = self._hold
+            bucket_s = cfg.bucket_s
+            floor = math.floor
+            for sig in signals:
+                ts = sig.ts
+                hold(pending, f"{sig.indicator}:{sig.reason}", float(floor(ts / bucket_s) * bucket_s), sig.weight,
+                     sig.event_id, ts, sig.note)
         if alerts:
             known: dict[str, list[Any]] = st.setdefault("a", {})
             for a in alerts:
@@ -178,13 +184,24 @@ class PersonRisk(Detector):
         pending = st.get("p") or {}
         known = st.get("a") or {}
         due_before = newest - cfg.grace_s - cfg.bucket_s  # an hour is due once its end + grace has passed
-        hours = sorted(float(k) for k in pending if float(k) <= due_before)
-        waiting = sorted(self._bucket(r[0]) for r in known.values() if not r[3] and self._bucket(r[0]) <= due_before)
-        for b in sorted(set(hours) | set(waiting)):
+        due = {h for h in map(float, pending) if h <= due_before}
+        bucket = self._bucket
+        waiting = False  # direct alerts not yet counted, due
+        for r in known.values():
+            if not r[3]:
+                b = bucket(r[0])
+                if b <= due_before:
+                    due.add(b)
+                    waiting = True
+        for b in sorted(due):
             items = pending.pop(repr(b), {})
+            if not waiting:
+                if items:
+                    self._add_hour(subject, st, b + cfg.bucket_s, items, out)
+                continue
             for aid in sorted(known):
                 rec = known[aid]
-                if not rec[3] and self._bucket(rec[0]) <= b:
+                if not rec[3] and bucket(rec[0]) <= b:
                     rec[3] = 1
                     items[f"{rec[2]}:alert"] = _merge(items.get(f"{rec[2]}:alert"), [
                         round(rec[1] * cfg.alert_factor, 4), 1, rec[4], rec[0], f"alert: {rec[5]}"[:NOTE_CHARS]])
@@ -205,8 +222,9 @@ class PersonRisk(Detector):
         end = max(end, ref)
         total *= factor
         contrib: dict[str, list[Any]] = st.setdefault("c", {})
-        for rec in contrib.values():
-            rec[0] *= factor
+        if factor != 1.0:  # (x * 1.0 is x)
+            for rec in contrib.values():
+                rec[0] *= factor
         episode = st.get("e")
         if episode is not None and total < cfg.close_ratio * cfg.threshold:
             episode = None
@@ -248,8 +266,9 @@ class PersonRisk(Detector):
         total = st["s"]
         contrib = st.get("c", {})
         ranked = sorted(contrib.items(), key=lambda kv: (-kv[1][0], kv[0]))
-        rows = [{"indicator": k.partition(":")[0], "reason": k.partition(":")[2], "points": round(r[0], 1),
-                 "signals": r[1], "event_ids": list(r[2]), "last_seen": r[3], "note": r[4]} for k, r in ranked]
+        rows = [{"indicator": indicator, "reason": reason, "points": round(r[0], 1),
+                 "signals": r[1], "event_ids": list(r[2]), "last_seen": r[3], "note": r[4]}
+                for (indicator, _, reason), r in ((k.partition(":"), r) for k, r in ranked)]
         ids: list[str] = []
         for r in rows:
             for i in r["event_ids"]:

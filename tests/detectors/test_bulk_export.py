@@ -1,9 +1,12 @@
+from pathlib import Path
+
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detectors.alert import alert_id
-from detectors.bulk_export import BulkExport
+from detectors.bulk_export import BulkExport, upgrade
 
 from .helpers import T0, cut, ev, one_by_one, run
 
@@ -66,7 +69,7 @@ def test_batching_gives_the_same_ids_and_counts():
 def test_state_expires_and_old_state_is_accepted():
     state, _ = run(BulkExport(), [[export(T0, 250)]])
     state, _ = run(BulkExport(), [[export(T0 + 7200 + 600, 1, sensitivity="low")]], state)
-    assert set(state["l"]) == {"high", "low"}  # the high window may still matter to a late event
+    assert set(state["records"]) == {"high", "low"}  # the high window may still matter to a late event
     state, _ = run(BulkExport(), [[ev("st-3001", T0 + 20000, "export", record_count=0)]], state)
     assert state is None  # nothing counts any more, whatever sensitivity
     first_release = {"high": {"b": [[T0, 150]], "d": {}, "e": ["x"], "a": None, "n": T0}}
@@ -75,7 +78,7 @@ def test_state_expires_and_old_state_is_accepted():
 
 
 def _level(state, sensitivity="high"):
-    return state["l"][sensitivity]
+    return state["records"][sensitivity]
 
 
 def test_users_far_below_every_threshold_hold_no_event_ids():
@@ -83,7 +86,7 @@ def test_users_far_below_every_threshold_hold_no_event_ids():
     events = [export(T0 + 60 * i, 4, record_ids=[f"P{i}"]) for i in range(12)]  # 48 records, 12 ids
     state, got = run(BulkExport(), [events])
     assert not got
-    assert _level(state)["e"] == [] and _level(state)["t"] == 48
+    assert _level(state)["evidence"] == [] and _level(state)["records_at_most"] == 48
 
 
 @pytest.mark.parametrize("evidence_from, held", [
@@ -107,7 +110,7 @@ def test_distinct_ids_also_start_the_evidence():
                  record_ids=[f"P{i}-{k}" for k in range(5)]) for i in range(7)]
     state, got = run(BulkExport(), [events])
     assert not got
-    assert _level(state)["e"] == ["v4", "v5", "v6"]
+    assert _level(state)["evidence"] == ["v4", "v5", "v6"]
 
 
 def test_evidence_is_dropped_oldest_first_beyond_ten():
@@ -136,16 +139,16 @@ def test_evidence_and_facts_do_not_depend_on_batching(rows, cuts):
 def test_evidence_ends_when_the_window_falls_back_but_not_for_a_late_event():
     high = [ev("st-3001", T0 + 60 * i, "export", id=f"h{i}", record_count=30, sensitivity="high") for i in range(3)]
     state, _ = run(BulkExport(), [high])
-    assert _level(state)["e"] == ["h1", "h2"]  # 60 and 90 records in the window
+    assert _level(state)["evidence"] == ["h1", "h2"]  # 60 and 90 records in the window
     late = ev("st-3001", T0 - 4000, "export", id="late", record_count=1, sensitivity="high")  # any window: 1
     state, _ = run(BulkExport(), [[late]], state)
-    assert _level(state)["e"] == ["h1", "h2"]  # a late event says nothing about now
+    assert _level(state)["evidence"] == ["h1", "h2"]  # a late event says nothing about now
     inside = ev("st-3001", T0 - 1800, "export", id="inside", record_count=1, sensitivity="high")
     state, _ = run(BulkExport(), [[inside]], state)  # late, but part of the busy window: evidence
-    assert _level(state)["e"] == ["h1", "h2", "inside"]
+    assert _level(state)["evidence"] == ["h1", "h2", "inside"]
     quiet = ev("st-3001", T0 + 3600 + 200, "export", id="q", record_count=1, sensitivity="high")  # window: 1
     state, _ = run(BulkExport(), [[quiet]], state)
-    assert _level(state)["e"] == []
+    assert _level(state)["evidence"] == []
 
 
 # -- documents, not only records (issue 16): distinct documents downloaded or exported in 5 minutes ----
@@ -235,10 +238,11 @@ def test_documents_late_within_grace_count_beyond_it_do_not():
 def test_document_state_is_bounded_and_expires():
     det = BulkExport()
     state, _ = run(det, [downloads(1000, step=0.2)])  # 1,000 distinct documents in 200 s
-    assert len(state["m"]["medium"]["d"]) <= 40 and len(state["m"]["medium"]["e"]) <= 10
-    assert all(len(h) == 12 for h in state["m"]["medium"]["d"])  # short hashes, not the ids
+    medium = state["documents"]["medium"]
+    assert len(medium["document_ids"]) <= 40 and len(medium["evidence"]) <= 10
+    assert all(len(h) == 12 for h in medium["document_ids"])  # short hashes, not the ids
     state, _ = run(det, [[download(T0 + 5000, "later")]], state)
-    assert list(state["m"]["medium"]["d"]) and len(state["m"]["medium"]["d"]) == 1
+    assert list(state["documents"]["medium"]["document_ids"]) and len(state["documents"]["medium"]["document_ids"]) == 1
     state, _ = run(det, [[ev("rv-4002", T0 + 20000, "export", record_count=0)]], state)
     assert state is None
 
@@ -294,3 +298,101 @@ def test_records_arriving_out_of_order_are_judged_by_the_busiest_window_containi
     # ... but not a burst the late event is not part of: 150 records a window before 60 more
     apart = [export(T0 + 3600 + i * 60, 12) for i in range(5)] + [export(T0 + i * 60, 30) for i in range(5)]
     assert not run(BulkExport(), [apart])[1]
+
+
+# -- stored state of earlier versions (issue 15 item 5: readable field names, state version 3) ---------
+
+STATE_V2 = Path(__file__).with_name("bulk_export_state_v2.json")
+"""The state version 2 (one-letter keys) stored after :func:`_before`'s events: written by bulk_export as
+of commit dca1451 (``run(BulkExport(), [_before()])``, orjson with sorted keys)."""
+
+
+def _before():
+    """Records with ids over the high threshold, low records below it, and 22 documents in 5 minutes."""
+    out = [ev("st-3001", T0 + 60 * i, "export", id=f"r{i}", record_count=60, sensitivity="high",
+              record_ids=[f"P{i}", f"P{i + 1}"], dataset="firearm-certificates") for i in range(5)]
+    out += [ev("st-3001", T0 + 30 + 60 * i, "record_access", id=f"l{i}", sensitivity="low", record_ids=[f"L{i}"])
+            for i in range(3)]
+    out += [ev("st-3001", T0 + 400 + 10 * i, "export", id=f"d{i}", object_id=f"drive/{i}") for i in range(22)]
+    return out
+
+
+def _after():
+    """More of each, inside the open windows (folded into the same alerts) and past them."""
+    out = [ev("st-3001", T0 + 600 + 60 * i, "export", id=f"s{i}", record_count=30, sensitivity="high",
+              record_ids=[f"P{i + 3}"]) for i in range(4)]
+    out += [ev("st-3001", T0 + 640 + 5 * i, "export", id=f"f{i}", object_id=f"drive/{i + 20}") for i in range(6)]
+    out += [ev("st-3001", T0 + 9000, "export", id="late-low", record_count=5010, sensitivity="low")]
+    return out
+
+
+def _downgrade(state):
+    """Version 3 -> the version 2 layout (what releases before it stored), the inverse of ``upgrade``."""
+    out = {"l": {s: {"b": lvl["buckets"], "d": lvl["record_ids"], "e": lvl["evidence"],
+                     **({"t": lvl["records_at_most"]} if "records_at_most" in lvl else {})}
+                 for s, lvl in state["records"].items()},
+           "o": {k: {{"records": "r", "distinct_records": "u", "documents": "m"}.get(f, f): v for f, v in rec.items()}
+                 for k, rec in state["open"].items()},
+           "n": state["newest"]}
+    if "documents" in state:
+        out["m"] = {s: {"d": lvl["document_ids"], "e": lvl["evidence"]} for s, lvl in state["documents"].items()}
+    return out
+
+
+def _summary(alerts):
+    return {a.id: (a.count, a.title, a.explanation, a.evidence_event_ids, a.facts, a.first_seen, a.last_seen)
+            for a in alerts.values()}
+
+
+def test_stored_state_of_version_2_loads_and_counts_on():
+    old = orjson.loads(STATE_V2.read_bytes())
+    assert "l" in old and "o" in old  # really the old layout
+    state, got = run(BulkExport(), [_before()])
+    assert len(got) == 2  # records (high) and documents (medium): the open windows the old state holds
+    assert upgrade(old) == state
+    assert not [k for k in _keys(state) if len(k) == 1 and k not in "snflept"]  # only suppression's record keys
+    from_old, after_old = run(BulkExport(), [_after()], old)
+    from_new, after_new = run(BulkExport(), [_after()], state)
+    assert from_old == from_new and _summary(after_old) == _summary(after_new)
+    assert sorted(a.count for a in after_new.values()) == [1, 6, 9]  # folded into the open windows; a new one
+
+
+def test_state_of_the_first_release_still_loads():
+    first_release = {"high": {"b": [[T0, 150]], "d": {}, "e": ["x"], "a": None, "n": T0}}
+    up = upgrade(first_release)
+    assert up == {"records": {"high": {"buckets": [[T0, 150]], "record_ids": {}, "evidence": ["x"]}}, "open": {}}
+    _, got = run(BulkExport(), [[export(T0 + 60, 51)]], first_release)
+    assert len(got) == 1 and next(iter(got.values())).facts["records"] == 201
+
+
+def _keys(value):
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not (len(k) == 12 and all(c in "0123456789abcdef" for c in k)):  # hashed ids are data, not names
+                yield k
+            yield from _keys(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _keys(v)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(0, 9000), st.integers(0, 300), st.sampled_from(["low", "high", None]),
+                          st.integers(0, 3), st.sampled_from(["export", "record_access", "share"]),
+                          st.integers(-1, 25)), max_size=60),
+       st.integers(0, 60))
+def test_a_version_2_state_continues_exactly_like_the_version_3_state(rows, at):
+    """Whatever the state holds, storing it in the old layout and reading it back (``upgrade``) changes
+    nothing: the same state and the same alerts afterwards."""
+    events = [ev("st-3001", T0 + t, kind, id=f"h{i}", record_count=n or None, sensitivity=s,
+                 record_ids=[f"R{(i * 7 + k) % 40}" for k in range(ids)],
+                 object_id=f"doc-{d}" if d >= 0 else None)
+              for i, (t, n, s, ids, kind, d) in enumerate(rows)]
+    det = BulkExport.configure({"min_documents": {"medium": 6, "high": 4}})
+    state, _ = run(det, [events[:at]] if events[:at] else [])
+    if state is None:
+        return
+    assert upgrade(_downgrade(state)) == state
+    from_old, alerts_old = run(det, [events[at:]], _downgrade(state))
+    from_new, alerts_new = run(det, [events[at:]], state)
+    assert from_old == from_new and _summary(alerts_old) == _summary(alerts_new)
