@@ -52,7 +52,8 @@ def test_a_changed_default_or_summary_changes_the_docs():
     assert out.startswith("x\n") and out.endswith("y\n")
     assert "| [probe](#knobs-probe) | A \\| probe. | `window_s`, `kinds` |" in out
     assert "| `window_s` | `60` | How far back. |" in out
-    assert '| `kinds` | `["export"]` |  |' in out
+    assert '| `kinds` | `["export"]` | The activities (`custodes.activity`) this detector looks at. |' in out
+    assert "| `enabled` | `true` | Run this detector" in out  # the shared meaning where a field has none
     assert "old" not in out
     assert missing(out, [_Probe]) == []
     assert missing("nothing", [_Probe]) == ["probe"]
