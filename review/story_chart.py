@@ -15,7 +15,7 @@ from datetime import date
 from markupsafe import Markup, escape
 
 from .charts import INK, LINE, MUTED
-from .story import BASELINE_DAYS, Story
+from .story import BASELINE_DAYS, Marker, Story
 
 KIND_COLOURS = {
     "logon": "#9fb3c8", "logoff": "#c5d2df", "record_access": "#2f6fb3", "export": "#c05621",
@@ -25,6 +25,8 @@ KIND_COLOURS = {
 OTHER_COLOUR = "#cbd5e0"
 SEVERITY_COLOURS = {"low": "#718096", "medium": "#d69e2e", "high": "#c05621", "critical": "#9b2c2c"}
 OWN_COLOUR, PEER_COLOUR, SIGNAL_COLOUR, DEPARTING_COLOUR = "#1d2733", "#2c7a7b", "#6b46c1", "#fbd38d"
+ROW_H = 14
+"""Height of a row of alert or signal marks above the bars (one row per mark of the busiest day)."""
 MAX_KINDS = 8
 """Kinds drawn apart (the most frequent); the rest are drawn together as "other kinds"."""
 
@@ -37,7 +39,8 @@ def story_chart(s: Story, width: int = 920) -> Markup:
     days = s.days
     n = len(days)
     left, right, top_pad = 46, 12, 10
-    marks_h = 34 if (s.alerts or s.signals) else 0
+    alert_rows = _rows(s.alerts, days)
+    marks_h = (alert_rows + _rows(s.signals, days)) * ROW_H + 4 if (s.alerts or s.signals) else 0
     plot_h = 200
     plot_w = width - left - right
     step = plot_w / n
@@ -73,6 +76,7 @@ def story_chart(s: Story, width: int = 920) -> Markup:
             parts.append(f'<line class="hr-date" x1="{xm:.1f}" y1="{top}" x2="{xm:.1f}" y2="{bottom}" '
                          f'stroke="{INK}" stroke-width="1" stroke-dasharray="2 3">'
                          f'<title>{what} date {when.isoformat()}</title></line>')
+            parts.append(f'<text x="{xm + 3:.1f}" y="{bottom - 4}" font-size="10" fill="{INK}">{what}</text>')
     # axes and gridlines
     for i in range(5):
         v = scale * i / 4
@@ -110,17 +114,17 @@ def story_chart(s: Story, width: int = 920) -> Markup:
         path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
         parts.append(f'<polyline class="baseline {cls}" points="{path}" fill="none" stroke="{colour}" '
                      f'stroke-width="2" stroke-dasharray="{dash}"><title>{escape(words)}</title></polyline>')
-    # alerts and signals above the plot
-    for row, markers in ((0, s.alerts), (1, s.signals)):
+    # alerts and signals above the plot: one row per mark on the busiest day, alerts above signals
+    for first_row, markers in ((0, s.alerts), (alert_rows, s.signals)):
         stacked: dict[date, int] = {}
         for m in markers:
             if m.day not in index:
                 continue
             k = stacked[m.day] = stacked.get(m.day, -1) + 1
-            cx = x(m.day) + step / 2 + k * 3
-            cy = top_pad + 8 + row * 16
+            cx = x(m.day) + step / 2
+            cy = top_pad + 7 + (first_row + k) * ROW_H
             tip = escape(f"{m.day.isoformat()}: {m.label}")
-            if row == 0:
+            if markers is s.alerts:
                 fill = SEVERITY_COLOURS.get(m.severity or "", INK)
                 shape = (f'<circle class="alert" data-day="{m.day.isoformat()}" cx="{cx:.1f}" cy="{cy}" r="6" '
                          f'fill="{fill}" stroke="#fff"><title>{tip}</title></circle>')
@@ -131,8 +135,10 @@ def story_chart(s: Story, width: int = 920) -> Markup:
             if m.href:
                 shape = f'<a href="{escape(m.href)}">{shape}</a>'
             parts.append(shape)
-            parts.append(f'<line x1="{cx:.1f}" y1="{cy + 6}" x2="{cx:.1f}" y2="{top}" stroke="{LINE}" '
-                         'stroke-width="1"/>')
+        for day in stacked:
+            cx = x(day) + step / 2
+            parts.append(f'<line x1="{cx:.1f}" y1="{top_pad + 13 + (first_row + stacked[day]) * ROW_H}" '
+                         f'x2="{cx:.1f}" y2="{top}" stroke="{LINE}" stroke-width="1"/>')
     # the time axis: a label about every week
     every = max(1, round(n / 9))
     for i, day in enumerate(days):
@@ -176,6 +182,15 @@ def story_chart(s: Story, width: int = 920) -> Markup:
         f'<title id="story-title">{escape(title)}</title><desc id="story-desc">{escape(describe(s))}</desc>'
         + "".join(parts) + "</svg>"
     )
+
+
+def _rows(markers: list[Marker], days: list[date]) -> int:
+    shown = set(days)
+    per: dict[date, int] = {}
+    for m in markers:
+        if m.day in shown:
+            per[m.day] = per.get(m.day, 0) + 1
+    return max(per.values(), default=0)
 
 
 def describe(s: Story) -> str:
