@@ -11,7 +11,8 @@ Baselines, per day of the chart:
   (days without a row count as 0; days before their first recorded day are not counted; none until a
   first day is recorded);
 - **peer group**: that day's mean total per member of their team in the staff directory (the person
-  excluded; members not yet started or already left that day are not counted).
+  excluded; members not yet started or already left that day are not counted), from the first day any
+  of them has a recorded day on (before it, nothing was being counted).
 """
 
 from __future__ import annotations
@@ -159,7 +160,11 @@ def story(conn: Connection, account: Account, subject: str, pseudonym: str, refe
                     .where(activity_days.c.person.in_([p.user_id for p in peers]),
                            activity_days.c.day >= first_shown, activity_days.c.day <= last_shown)
                     .group_by(activity_days.c.day)).all())
-                s.peer = peer_baseline({d: int(n) for d, n in peer_totals.items()}, peers, shown)
+                ids = [p.user_id for p in peers]
+                since_peers = conn.execute(select(func.min(activity_days.c.day))
+                                           .where(activity_days.c.person.in_(ids))).scalar()
+                s.peer = peer_baseline({d: int(n) for d, n in peer_totals.items()}, peers,
+                                       [d for d in shown if since_peers is not None and d >= since_peers])
     start_ts = datetime(first_shown.year, first_shown.month, first_shown.day, tzinfo=UTC)
     end_ts = datetime(last_shown.year, last_shown.month, last_shown.day, tzinfo=UTC) + timedelta(days=1)
     seen_signals: set[tuple[str, str, float]] = set()

@@ -18,7 +18,7 @@ from review.tables import audit_log
 from stream.store import AlertStore
 
 from .seed import NOW, login
-from .story_seed import LEAVE, NOTICE, SPIKE, TODAY, build_story_app, seed_story
+from .story_seed import LEAVE, NOTICE, SPIKE, TODAY, build_story_app, day_counts, seed_story
 
 
 def test_own_baseline_is_the_mean_of_the_days_before_from_the_first_day_on():
@@ -118,10 +118,15 @@ def test_the_person_page_tells_the_story_pseudonymised(story_client):
     peer = re.search(r'class="baseline peer" points="([^"]+)"', svg).group(1)
     assert len(peer.split()) == 60
     assert '<td class="num">25.0</td>' in html and "401" not in html
+    # over 180 days, the peer line starts at the peers' first recorded day (nothing was counted before)
+    longer = client.get(f"/people/{pseudo}?days=180").text
+    first = min(date.fromisoformat(d.day) for d in day_counts() if d.person == "u-carol")
+    peer = re.search(r'class="baseline peer" points="([^"]+)"', longer).group(1)
+    assert len(peer.split()) == (TODAY - first).days + 1
     with app.state.review.engine.connect() as conn:
         views = conn.execute(select(audit_log.c.target_type, audit_log.c.target_id)
                              .where(audit_log.c.target_type == "person")).all()
-    assert views == [("person", pseudo)]  # the view is audited under the pseudonym
+    assert views == [("person", pseudo)] * 2  # each view is audited, under the pseudonym
 
 
 def test_unknown_people_and_ones_own_story_are_not_found(story_client):
