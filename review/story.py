@@ -168,8 +168,8 @@ def story(conn: Connection, account: Account, subject: str, pseudonym: str, refe
     start_ts = datetime(first_shown.year, first_shown.month, first_shown.day, tzinfo=UTC)
     end_ts = datetime(last_shown.year, last_shown.month, last_shown.day, tzinfo=UTC) + timedelta(days=1)
     seen_signals: set[tuple[str, str, float]] = set()
-    for alert_id, detector, severity, ts, facts in conn.execute(
-        select(alerts.c.id, alerts.c.detector, alerts.c.severity, alerts.c.ts, alerts.c.facts)
+    for alert_id, detector, severity, status, ts, facts in conn.execute(
+        select(alerts.c.id, alerts.c.detector, alerts.c.severity, alerts.c.status, alerts.c.ts, alerts.c.facts)
         .where(alerts.c.subject == subject, visible_to(account), alerts.c.ts >= start_ts - timedelta(days=31),
                alerts.c.ts < end_ts)
         .order_by(alerts.c.ts, alerts.c.id)
@@ -177,7 +177,8 @@ def story(conn: Connection, account: Account, subject: str, pseudonym: str, refe
         when = utc(ts)
         assert when is not None
         if when >= start_ts:
-            s.alerts.append(Marker(when.date(), f"{severity} alert: {detector}", severity, f"/alerts/{alert_id}"))
+            s.alerts.append(Marker(when.date(), f"{severity} alert: {detector} ({status})", severity,
+                                   f"/alerts/{alert_id}"))
         if detector == PERSON_RISK and isinstance(facts, dict):
             for c in facts.get("contributions") or ():
                 last = c.get("last_seen")

@@ -379,6 +379,9 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
         activity_out.write_bytes(b"".join(
             orjson.dumps({**d.to_dict(), "person": who(d.person)}) + b"\n"
             for _, d in sorted(result.days.items())))
+        click.echo(f"{len(result.days):,} person-days of activity written to {activity_out}"
+                   + (f" ({result.late_activity:,} events more than a day older than their person's newest day "
+                      "not counted)" if result.late_activity else ""), err=True)
     dead = sum(result.dead_lettered.values())
     rate = result.consumed / elapsed if elapsed > 0 else 0
     click.echo(f"{result.consumed:,} events: {result.processed:,} processed ({result.duplicates:,} duplicates "

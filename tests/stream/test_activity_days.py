@@ -3,6 +3,7 @@ upsert (SQLite and PostgreSQL: ``database_url``) and retention."""
 
 from __future__ import annotations
 
+import time
 from datetime import date
 
 import orjson
@@ -104,3 +105,37 @@ def test_retention_deletes_days_whose_newest_event_is_past_the_window(store):
                                         pause_s=0).run()}
     assert got["activity_days"].deleted == 1
     assert set(rows(store)) == {("alice", date(2026, 3, 3)), ("bob", date(2026, 3, 2))}
+
+
+def test_the_sink_dead_letters_a_day_the_store_refuses_and_stores_the_rest(store, settings):
+    sink = Sink(settings, registry=CollectorRegistry(), store=store)
+    topic = settings.topics.activity_days
+    good = [DayCounts(f"p{i}", "2026-03-02", {"logon": i + 1}, T0) for i in range(4)]
+    bad = DayCounts("p9", "2026-03-02", {"logon": 1}, 1e20)  # no datetime holds it
+    records = [*good[:2], bad, *good[2:]]
+    sink.write_days([Origin(orjson.dumps(r.to_dict()), topic, 0, n) for n, r in enumerate(records)])
+    assert {p for p, _ in rows(store)} == {"p0", "p1", "p2", "p3"}
+    assert [(x.reason, x.origin.offset) for x in sink.letters] == [("bad_value", 2)]
+
+
+@pytest.mark.parametrize("batch_max_events", [1, 7, 500])
+def test_replay_counts_the_same_days_however_the_stream_is_cut(settings, batch_max_events):
+    from stream.replay import ReplayResult, run_messages
+
+    docs = [export(f"u{i % 3}", T0 - 30 * 3600 + i * 1700, 1, event_id=f"e{i}",
+                   kind=("logon", "export", "share")[i % 5 % 3]) for i in range(60)]
+    docs += docs[:5]  # re-sent copies: not counted
+    messages = [lines(*docs[i:i + 4]) for i in range(0, len(docs), 4)]
+
+    def days(n):
+        s = settings.model_copy(update={"batch_max_events": n})
+        p = Pipeline(s, build(s.detectors), clock=lambda: NOW)
+        return {k: dict(v.counts) for k, v in run_messages(p, (ReplayResult(), iter(messages))).days.items()}
+
+    expected: dict = {}
+    for i in range(60):
+        key = (f"u{i % 3}", time.strftime("%Y-%m-%d", time.gmtime(T0 - 30 * 3600 + i * 1700)))
+        kind = ("logon", "export", "share")[i % 5 % 3]
+        expected.setdefault(key, {})
+        expected[key][kind] = expected[key].get(kind, 0) + 1
+    assert days(batch_max_events) == expected
