@@ -119,23 +119,15 @@ def subjects_page(request: Request, account: Triage) -> Response:
 def person_page(request: Request, pseudonym: str, account: Triage) -> Response:
     """A person's story: activity per day against their own and their peers' baselines, alerts, risk
     signals and the departure window, drawn (review/story.py, review/story_chart.py). Audited as a view."""
-    from .story import DEFAULT_DAYS, RANGES, reference_for, story, subject_for
+    from .story import DEFAULT_DAYS, MAX_DAYS, RANGES, viewed
     from .story_chart import describe, story_chart
 
-    st = request.app.state.review
     try:
         days = int(request.query_params.get("days", DEFAULT_DAYS))
     except ValueError:
         days = DEFAULT_DAYS
-    days = days if days in RANGES else DEFAULT_DAYS
-    pseudonym = pseudonym[:64]
-    with st.review.act(account) as a:
-        subject = subject_for(a.conn, account, st.pseudo, pseudonym)
-        if subject is None:
-            raise NotFound("no such person")
-        a.log("view", "person", pseudonym, about=subject, days=days)
-        s = story(a.conn, account, subject, pseudonym, reference_for(st.settings.reference_dir),
-                  st.settings.detectors.get("departing_user", {}), st.review.now().date(), days)
+    days = days if 1 <= days <= MAX_DAYS else DEFAULT_DAYS
+    s = viewed(request.app.state.review, account, pseudonym, days)
     return render(request, "person.html", account, s=s, chart=story_chart(s), summary=describe(s), days=days,
                   ranges=RANGES)
 

@@ -35,7 +35,8 @@ log = logging.getLogger("custodes.review")
 
 BASELINE_DAYS = 28
 RANGES = (30, 60, 90, 180, 365)
-"""Days the chart can show (``?days=``); the default is :data:`DEFAULT_DAYS`."""
+"""Days the page offers (``?days=``: any from 1 to :data:`MAX_DAYS`); the default is :data:`DEFAULT_DAYS`."""
+MAX_DAYS = 365
 DEFAULT_DAYS = 60
 PERSON_RISK = "person_risk"
 
@@ -194,6 +195,40 @@ def story(conn: Connection, account: Account, subject: str, pseudonym: str, refe
                 s.signals.append(Marker(_day(last), words, None, f"/alerts/{alert_id}"))
     s.signals.sort(key=lambda m: m.day)
     return s
+
+
+def viewed(state: Any, account: Account, pseudonym: str, days: int) -> Story:
+    """The story behind ``pseudonym`` as ``account`` may see it, the view recorded in the audit trail
+    (``view`` of ``person``, under the pseudonym). Raises NotFound for nobody, or the account's holder."""
+    from .actions import NotFound
+
+    days = days if 1 <= days <= MAX_DAYS else DEFAULT_DAYS
+    pseudonym = pseudonym.strip()[:64]
+    with state.review.act(account) as a:
+        subject = subject_for(a.conn, account, state.pseudo, pseudonym)
+        if subject is None:
+            raise NotFound("no such person")
+        a.log("view", "person", pseudonym, about=subject, days=days)
+        return story(a.conn, account, subject, pseudonym, reference_for(state.settings.reference_dir),
+                     state.settings.detectors.get("departing_user", {}), state.review.now().date(), days)
+
+
+def as_json(s: Story) -> dict[str, Any]:
+    """The story for the API: the same numbers the chart draws, pseudonymised."""
+    return {
+        "pseudonym": s.pseudonym, "team": s.team, "peers": s.peers, "in_directory": s.in_directory,
+        "baseline_days": BASELINE_DAYS,
+        "days": [{"day": d.isoformat(), "counts": s.counts.get(d, {}), "total": s.total(d),
+                  "own_baseline": s.own.get(d), "peer_baseline": s.peer.get(d)} for d in s.days],
+        "alerts": [{"day": m.day.isoformat(), "label": m.label, "severity": m.severity,
+                    "alert_id": (m.href or "").rpartition("/")[2] or None} for m in s.alerts],
+        "signals": [{"day": m.day.isoformat(), "label": m.label,
+                     "alert_id": (m.href or "").rpartition("/")[2] or None} for m in s.signals],
+        "departure_window": ({"first": s.departing[0].isoformat(), "last": s.departing[1].isoformat()}
+                             if s.departing else None),
+        "notice_date": s.notice.isoformat() if s.notice else None,
+        "leave_date": s.leave.isoformat() if s.leave else None,
+    }
 
 
 def subject_for(conn: Connection, account: Account, pseudo: Any, pseudonym: str) -> str | None:

@@ -95,6 +95,7 @@ TABLE: list[tuple[str, str, dict | None, dict[str, int]]] = [
     ("POST", "/api/alerts/{alert}/reveals", {"scope": "content", "reason": "checking the message"},
      triage(201, anon=401)),
     ("GET", "/api/subjects", None, triage(200, anon=401)),
+    ("GET", "/api/people/{person}/story", None, triage(200, anon=401)),
     ("GET", "/api/reveals", None, supervisor(200, anon=401)),
     ("POST", "/api/reveals/{reveal}/decision", {"approve": False}, supervisor(200, anon=401)),
     ("GET", "/api/cases", None, triage(200, anon=401)),

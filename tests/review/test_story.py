@@ -145,3 +145,18 @@ def test_someone_alone_in_their_team_has_no_peer_baseline(story_client):
     login(client, "rita")
     erin = client.get(f"/people/{app.state.review.pseudo('u-erin')}?days=30").text
     assert "Team: CID" in erin and "No peer group baseline" in erin and 'class="departing"' not in erin
+
+
+def test_the_api_gives_the_charts_numbers(story_client):
+    client, alerts, app, _ = story_client
+    login(client, "rita")
+    pseudo = app.state.review.pseudo("u-bob")
+    got = client.get(f"/api/people/{pseudo}/story?days=30").json()
+    assert got["pseudonym"] == pseudo and got["team"] == "Response North" and got["peers"] == 2
+    assert len(got["days"]) == 30 and got["days"][-1]["day"] == TODAY.isoformat()
+    spike = next(d for d in got["days"] if d["day"] == SPIKE.isoformat())
+    assert spike["counts"]["removable_media"] == 6 and spike["total"] > spike["own_baseline"] * 2
+    assert {a["alert_id"] for a in got["alerts"]} == {alerts[0].id, alerts[1].id}
+    assert len(got["signals"]) == 2 and got["departure_window"]["first"] == (NOTICE - timedelta(days=14)).isoformat()
+    assert "u-bob" not in str(got) and "bob.raw" not in str(got)
+    assert client.get("/api/people/P-NOBODY00/story").status_code == 404
