@@ -137,7 +137,7 @@ def count(person: str, state: list[Any] | None, events: Iterable[Event], now: fl
 
 def latest(records: Iterable[DayCounts]) -> dict[tuple[str, str], DayCounts]:
     """What a store holding ``records`` keeps: per (person, day) the copy with the largest total (the
-    later one on a tie), as :meth:`stream.store.AlertStore.upsert_activity_days` does."""
+    later one on a tie), as :meth:`stream.store.alerts.AlertStore.upsert_activity_days` does."""
     kept: dict[tuple[str, str], DayCounts] = {}
     for r in records:
         key = (r.person, r.day)

@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from detectors.reference import Reference, Staff
-from stream.tables import activity_days, alerts
+from stream.store.tables import activity_days, alerts
 
 from .auth import Account
 from .queries import utc, visible_to
@@ -249,7 +249,7 @@ _loaded: dict[str, tuple[tuple, Reference | None]] = {}
 def reference_for(directory: Any) -> Reference | None:
     """The staff reference from ``directory`` (settings.reference_dir), re-read when its files change;
     None when there is none or it cannot be read (the page then says so: no peers, no HR dates)."""
-    from stream.reference import load_dir, signature
+    from stream.detection.reference import load_dir, signature
 
     if directory is None:
         return None

@@ -1,4 +1,4 @@
-"""stream.logs: one JSON object per line, and fields that must never be logged are dropped or masked."""
+"""stream.telemetry.logs: one JSON object per line, and fields that must never be logged are dropped or masked."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from stream import logs
+from stream.telemetry import logs
 
 from .common import REPO
 

@@ -14,8 +14,8 @@ from detectors.alert import Alert, alert_id
 from review.app import create_app
 from review.config import ReviewConfig
 from review.events import MemoryEmitter
-from stream.settings import Settings
-from stream.store import AlertStore
+from stream.contract.settings import Settings
+from stream.store.alerts import AlertStore
 
 from .conftest import AUDIT_KEY
 from .seed import NOW, T0, make_alert

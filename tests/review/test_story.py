@@ -15,7 +15,7 @@ from detectors.reference import Staff
 from review.story import Marker, Story, departure_window, own_baseline, peer_baseline
 from review.story_chart import story_chart
 from review.tables import audit_log
-from stream.store import AlertStore
+from stream.store.alerts import AlertStore
 
 from .seed import NOW, login
 from .story_seed import LEAVE, NOTICE, SPIKE, TODAY, build_story_app, day_counts, seed_story

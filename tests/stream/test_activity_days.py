@@ -13,14 +13,13 @@ from sqlalchemy import select
 
 from detectors.activity_days import DayCounts
 from detectors.registry import build
-from stream.pipeline import Pipeline
-from stream.retention import Retention
-from stream.settings import load
-from stream.sink import Origin, Sink
-from stream.store import AlertStore
-from stream.tables import activity_days
-
-from .events import T0, export, lines
+from stream.contract.settings import load
+from stream.store.alerts import AlertStore
+from stream.store.retention import Retention
+from stream.store.sink import Origin, Sink
+from stream.store.tables import activity_days
+from stream.worker.pipeline import Pipeline
+from tests.stream.events import T0, export, lines
 
 NOW = T0 + 3600
 DAY = 86_400
@@ -120,7 +119,7 @@ def test_the_sink_dead_letters_a_day_the_store_refuses_and_stores_the_rest(store
 
 @pytest.mark.parametrize("batch_max_events", [1, 7, 500])
 def test_replay_counts_the_same_days_however_the_stream_is_cut(settings, batch_max_events):
-    from stream.replay import ReplayResult, run_messages
+    from stream.offline.replay import ReplayResult, run_messages
 
     docs = [export(f"u{i % 3}", T0 - 30 * 3600 + i * 1700, 1, event_id=f"e{i}",
                    kind=("logon", "export", "share")[i % 5 % 3]) for i in range(60)]

@@ -11,13 +11,12 @@ import orjson
 import pytest
 from sqlalchemy import select
 
-from stream.ingest import ingest
-from stream.replay import replay
-from stream.store import AlertStore
-from stream.tables import activity_days
-
-from .events import export
-from .processes import Custodes, wait_until
+from stream.offline.replay import replay
+from stream.sources.ingest import ingest
+from stream.store.alerts import AlertStore
+from stream.store.tables import activity_days
+from tests.stream.events import export
+from tests.stream.processes import Custodes, wait_until
 
 pytestmark = pytest.mark.kafka
 
