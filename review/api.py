@@ -147,6 +147,16 @@ def subjects(request: Request, account: Triage) -> Response:
                                   st.pseudo))
 
 
+@router.get("/people/{pseudonym}/story")
+def person_story(request: Request, pseudonym: str, account: Triage,
+                 days: Annotated[int, Query(ge=1, le=365)] = 60) -> Response:
+    """A person's activity per day by kind, own and peer baselines, alerts, risk signals and departure
+    window, for the ``days`` days up to today: the numbers of the person page's chart. Audited as a view."""
+    from .story import as_json, viewed
+
+    return j(as_json(viewed(request.app.state.review, account, pseudonym, days)))
+
+
 @router.get("/reveals")
 def pending_reveals(request: Request, account: Supervisor) -> Response:
     st = request.app.state.review

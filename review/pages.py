@@ -115,6 +115,23 @@ def subjects_page(request: Request, account: Triage) -> Response:
     return render(request, "subjects.html", account, ranked=ranked, half_life=st.risk.half_life_days)
 
 
+@router.get("/people/{pseudonym}", response_class=HTMLResponse)
+def person_page(request: Request, pseudonym: str, account: Triage) -> Response:
+    """A person's story: activity per day against their own and their peers' baselines, alerts, risk
+    signals and the departure window, drawn (review/story.py, review/story_chart.py). Audited as a view."""
+    from .story import DEFAULT_DAYS, MAX_DAYS, RANGES, viewed
+    from .story_chart import describe, story_chart
+
+    try:
+        days = int(request.query_params.get("days", DEFAULT_DAYS))
+    except ValueError:
+        days = DEFAULT_DAYS
+    days = days if 1 <= days <= MAX_DAYS else DEFAULT_DAYS
+    s = viewed(request.app.state.review, account, pseudonym, days)
+    return render(request, "person.html", account, s=s, chart=story_chart(s), summary=describe(s), days=days,
+                  ranges=RANGES)
+
+
 @router.get("/alerts/{alert_id}", response_class=HTMLResponse)
 def alert_page(request: Request, alert_id: str, account: Triage) -> Response:
     st = request.app.state.review

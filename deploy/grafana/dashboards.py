@@ -390,6 +390,20 @@ PIPELINE = Dashboard(
                 unit='ops',
                 stacked=True,
             ),
+            TimeSeries(
+                'Activity per day: records stored, events late',
+                (
+                    "The person story's counts (docs/review.md): activity-day records the sink stored or "
+                    'rejected, and events more than a day older than their person\'s newest day, which the '
+                    'counts leave out (a source delivering days late).'
+                ),
+                (
+                    *rate_by('custodes_sink_activity_days_total', 'outcome'),
+                    *rate_by('custodes_activity_late_events_total', legend='late events'),
+                ),
+                unit='ops',
+                w=24,
+            ),
         )),
     ),
 )

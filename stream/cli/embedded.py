@@ -92,8 +92,9 @@ class Embedded:
         self.broker = address
         return address
 
-    def spawn(self, name: str, *args: str) -> Child:
+    def spawn(self, name: str, *args: str, extra_env: dict[str, str] | None = None) -> Child:
         env = dict(os.environ)
+        env.update(extra_env or {})
         env["CUSTODES_BROKER"] = self.broker or ""
         env["CUSTODES_DATA_DIR"] = str(self.settings.data_dir.resolve())
         env.setdefault("CUSTODES_DATABASE_URL", self.settings.db_url)
@@ -108,7 +109,8 @@ class Embedded:
         self.children.append(child)
         return child
 
-    def start(self) -> None:
+    def start(self, review_env: dict[str, str] | None = None) -> None:
+        """``review_env``: more environment for the review app (``run --demo``: the demo's staff directory)."""
         from stream.contract.topics import ensure_topics
 
         self.settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -121,7 +123,7 @@ class Embedded:
         self.spawn("worker", "worker")
         self.spawn("sink", "sink")
         if _review_available():
-            self.spawn("review", "review")
+            self.spawn("review", "review", extra_env=review_env)
         bind = self.settings.web_bind
         wait_for_port(bind, self.settings.worker_port, 90, self.children[0].proc)
         wait_for_port(bind, self.settings.sink_port, 60, self.children[1].proc)

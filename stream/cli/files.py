@@ -59,9 +59,13 @@ def ingest(ctx: Context, files: tuple[Path, ...], fmt: str, mapping: Path | None
 @click.option("--reveal", is_flag=True, help="Write the alerts as the detectors made them (raw user ids, masked "
               "values); needs --reason and is recorded in the review audit trail. Default: pseudonymised and masked.")
 @click.option("--reason", help="Why the identities are needed (recorded with --reveal).")
+@click.option("--activity-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write each person's activity per day by kind (the person story's counts) as JSON lines "
+              "here (pseudonymised unless --reveal).")
 @pass_ctx
 def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: str,
-           mapping: Path | None, as_of: str | None, reveal: bool, reason: str | None) -> None:
+           mapping: Path | None, as_of: str | None, reveal: bool, reason: str | None,
+           activity_out: Path | None = None) -> None:
     """Run FILES through the normalisers and detectors offline (no broker)."""
     from stream.offline.replay import replay as do_replay
 
@@ -89,6 +93,16 @@ def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: 
         alerts_out.write_bytes(lines)
     else:
         sys.stdout.buffer.write(lines)
+    if activity_out is not None:
+        from stream.privacy.disclosure import pseudonymiser
+
+        who = (lambda person: person) if reveal else pseudonymiser(settings)
+        activity_out.write_bytes(b"".join(
+            orjson.dumps({**d.to_dict(), "person": who(d.person)}) + b"\n"
+            for _, d in sorted(result.days.items())))
+        click.echo(f"{len(result.days):,} person-days of activity written to {activity_out}"
+                   + (f" ({result.late_activity:,} events more than a day older than their person's newest day "
+                      "not counted)" if result.late_activity else ""), err=True)
     dead = sum(result.dead_lettered.values())
     rate = result.consumed / elapsed if elapsed > 0 else 0
     click.echo(f"{result.consumed:,} events: {result.processed:,} processed ({result.duplicates:,} duplicates "

@@ -35,7 +35,10 @@ def run(ctx: Context, demo: bool, alert_burst: int) -> None:
     failure: str | None = None
     try:
         click.echo("Starting Custodes…")
-        emb.start()
+        # with --demo the person pages read the demo organisation's staff directory (teams, leave dates),
+        # which run_demo writes there (the worker gets it through the reference topics)
+        emb.start(review_env={"CUSTODES_REFERENCE_DIR": str(settings.data_dir.resolve() / "demo" / "reference")}
+                  if demo else None)
         kind = "configured" if settings.broker else "embedded Tansu, in memory"
         bind = settings.web_bind
         review_up = any(c.name == "review" for c in emb.children)

@@ -29,6 +29,8 @@ class Topics(BaseModel):
     alerts: str = "custodes-alerts"
     alerts_dead_letter: str = "custodes-alerts-dead-letter"
     """Alerts the store refuses (a permanent error for that alert, not an outage), with the reason."""
+    activity_days: str = "custodes-activity-days"
+    """Per person per UTC day, absolute activity counts by kind (the person story chart), for the sink."""
 
 
 class Rules(BaseModel):

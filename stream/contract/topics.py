@@ -18,7 +18,7 @@ from stream.contract.settings import Settings
 
 def data_topics(settings: Settings) -> list[str]:
     t = settings.topics
-    return [t.events, t.rerouted, t.dead_letter, t.alerts, t.alerts_dead_letter]
+    return [t.events, t.rerouted, t.dead_letter, t.alerts, t.alerts_dead_letter, t.activity_days]
 
 
 def changelog_topics(settings: Settings) -> list[str]:

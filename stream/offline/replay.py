@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from detectors.activity_days import DayCounts
 from detectors.alert import Alert
 from stream.contract.settings import Settings
 from stream.sources.summary import Summary
@@ -34,6 +35,10 @@ class ReplayResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     """Events by source and activity, unclassified per dataset, first places of each dead-letter reason."""
+    days: dict[tuple[str, str], DayCounts] = field(default_factory=dict)
+    """(person, ISO day) -> that day's activity counts by kind, as the store would hold them."""
+    late_activity: int = 0
+    """Events more than a day older than their person's newest day: not in ``days``."""
     origins: dict[int, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
     """(file, line) of each event of the messages of the micro-batch being run, by message offset."""
 
@@ -133,6 +138,9 @@ def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], 
             states[user] = applied.state
         for alert in applied.alerts:
             result.keep(alert)
+        for day in applied.days:  # absolute counts: the latest record of a day is its count
+            result.days[(day.person, day.day)] = day
+        result.late_activity += applied.late_activity
         letters.extend(pipeline.segment_failure_letters(applied.failures, segments))
         result.processed += sum(len(seg.events) for seg in segments) - len(applied.failures)
         result.duplicates += applied.duplicates

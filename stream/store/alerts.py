@@ -13,7 +13,7 @@ never hold one (validation rejects control characters in them, ``control_charact
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,9 @@ from alembic.config import Config
 from sqlalchemy import Engine, and_, create_engine, event, func, or_, select
 from sqlalchemy.engine import make_url
 
+from detectors.activity_days import DayCounts, latest
 from detectors.alert import Alert
-from stream.store.tables import alerts
+from stream.store.tables import activity_days, alerts
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -140,6 +141,26 @@ class AlertStore:
         with self.engine.begin() as conn:
             # RETURNING lists the rows really inserted or updated (rowcount is unreliable for
             # multi-row upserts on some drivers)
+            return len(conn.execute(stmt, rows).all())
+
+    def upsert_activity_days(self, batch: Sequence[DayCounts], now: datetime | None = None) -> int:
+        """Store people's absolute activity counts per day (detectors/activity_days.py); returns how many
+        rows were inserted or updated. Idempotent: a (person, day) row is replaced only by a copy with at
+        least its total, so a resent or out-of-date record changes nothing."""
+        if not batch:
+            return 0
+        now = now or datetime.now(UTC)
+        best: dict[tuple[str, str], DayCounts] = latest(batch)
+        rows = [{"person": r.person, "day": date.fromisoformat(r.day), "counts": dict(r.counts), "total": r.total,
+                 "last_seen": utc(r.last_seen), "updated_at": now} for r in best.values()]
+        insert = _insert(self.engine)
+        stmt = insert(activity_days)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[activity_days.c.person, activity_days.c.day],
+            set_={c: stmt.excluded[c] for c in ("counts", "total", "last_seen", "updated_at")},
+            where=stmt.excluded.total >= activity_days.c.total,
+        ).returning(activity_days.c.person)
+        with self.engine.begin() as conn:
             return len(conn.execute(stmt, rows).all())
 
     def list_alerts(self, limit: int = 50, order: str = "event", **filters: Any) -> list[dict[str, Any]]:

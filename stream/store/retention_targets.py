@@ -22,6 +22,8 @@ audit_trail               records up to the last one dated before the window, as
                           chain; each batch moves the checkpoint and a keyed ``retention`` record
                           in the chain attests it
 retention_receipts        the run started before the window (receipts hold counts and times only)
+activity_days             the day's newest event (``last_seen``) is past the window (counts per
+                          person per day, the person story chart; no hold: they are not evidence)
 ========================  ====================================================================
 
 Not deleted: active accounts (current configuration), active holds, the single ``audit_checkpoints``
@@ -39,7 +41,7 @@ from sqlalchemy import Column, String, and_, case, cast, func, or_, select, text
 
 from stream.store import audit_chain
 from stream.store.review_tables import audit_log, case_alerts, cases, comments, reveals, sessions, users
-from stream.store.tables import alerts, holds, retention_receipts
+from stream.store.tables import activity_days, alerts, holds, retention_receipts
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,7 @@ def targets(audit_key: bytes) -> list[Target]:
             order=audit_log.c.seq,
         ),
         Target("retention_receipts", retention_receipts, retention_receipts.c.id, retention_receipts.c.started_at),
+        Target("activity_days", activity_days, activity_days.c.person, activity_days.c.last_seen),
     ]
 
 

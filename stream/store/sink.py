@@ -29,6 +29,7 @@ from kafka import KafkaConsumer, KafkaProducer
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError, StatementError
 
+from detectors.activity_days import DayCounts
 from detectors.alert import Alert
 from stream.contract.settings import Settings
 from stream.store.alerts import AlertStore
@@ -125,6 +126,8 @@ class Sink:
         self.metrics = SinkMetrics(self.registry)
         for reason in SINK_REASONS:  # every reason at 0 from the start: a dashboard shows 0, not no data
             self.metrics.dead_lettered.labels(reason)
+        for outcome in ("stored", "rejected"):
+            self.metrics.activity_days.labels(outcome)
         self.store = store
         self.stopping = threading.Event()
         self.assigned = False
@@ -198,6 +201,53 @@ class Sink:
                 self.metrics.stored.labels(batch[i].detector, batch[i].severity).inc()
             pending = pending[len(chunk):]
 
+    def write_days(self, messages: list[Origin], sleep: Callable[[float], None] = time.sleep) -> None:
+        """Store activity-day records (detectors/activity_days.py: one person's absolute counts of one
+        day) read from the activity-days topic. Like alerts: an outage is retried until it ends, a record
+        that is not a day record or that the store refuses is dead-lettered with its reason (the
+        alerts' dead-letter topic, its source topic in the headers) and the others are stored."""
+        days: list[DayCounts] = []
+        origins: list[Origin] = []
+        for origin in messages:
+            try:
+                days.append(DayCounts.from_dict(orjson.loads(origin.value)))
+                origins.append(origin)
+            except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
+                self.metrics.activity_days.labels("rejected").inc()
+                self._dead_letter(None, origin, "undecodable", f"not an activity-day record: {type(exc).__name__}")
+        delay = 0.5
+        pending = list(range(len(days)))
+        one_by_one = False
+        while pending:
+            chunk = pending[:1] if one_by_one else pending
+            try:
+                self._store().upsert_activity_days([days[i] for i in chunk])
+            except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
+                reason = permanent_reason(exc)
+                if reason is not None:
+                    self.metrics.db_up.set(1)
+                    if not one_by_one and len(chunk) > 1:
+                        one_by_one = True
+                        continue
+                    self.metrics.activity_days.labels("rejected").inc()
+                    self._dead_letter(None, origins[chunk[0]], reason, _error_detail(exc).replace("alert", "record"))
+                    pending, one_by_one = pending[1:], False
+                    continue
+                if not isinstance(exc, SQLAlchemyError):
+                    raise
+                self.metrics.db_errors.inc()
+                self.metrics.db_up.set(0)
+                log.warning("store unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
+                if self.stopping.is_set():
+                    raise
+                sleep(delay)
+                delay = min(delay * 2, 30.0)
+                continue
+            self.metrics.db_up.set(1)
+            delay = 0.5
+            self.metrics.activity_days.labels("stored").inc(len(chunk))
+            pending = pending[len(chunk):]
+
     def _dead_letter(self, alert: Alert | None, origin: Origin | None, reason: str, detail: str) -> None:
         value = origin.value if origin is not None else orjson.dumps(alert.to_dict()) if alert else b""
         value, cut = cut_for_dead_letter(value, self.settings.dead_letter_max_bytes)
@@ -231,6 +281,7 @@ class Sink:
         ensure_topics(s, s.broker or "")
         consumer = KafkaConsumer(
             s.topics.alerts,
+            s.topics.activity_days,
             bootstrap_servers=(s.broker or "").split(","),
             group_id=f"{s.app_id}-sink",
             enable_auto_commit=False,
@@ -250,11 +301,14 @@ class Sink:
                 self.assigned = bool(consumer.assignment())
                 if not polled:
                     continue
-                batch, origins = self.decode([
-                    Origin(record.value or b"", record.topic, record.partition, record.offset)
-                    for records in polled.values() for record in records])
+                read = [Origin(record.value or b"", record.topic, record.partition, record.offset)
+                        for records in polled.values() for record in records]
+                batch, origins = self.decode([o for o in read if o.topic != s.topics.activity_days])
                 if batch:
                     self.write(batch, origins=origins)
+                days = [o for o in read if o.topic == s.topics.activity_days]
+                if days:
+                    self.write_days(days)
                 self.send_letters(producer)
                 consumer.commit()
         finally:

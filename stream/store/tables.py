@@ -9,6 +9,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     Column,
+    Date,
     DateTime,
     Float,
     Index,
@@ -82,3 +83,18 @@ retention_receipts = Table(
     Column("finished_at", DateTime(timezone=True)),
     Index("ix_retention_receipts_started", "started_at"),
 )
+
+activity_days = Table(
+    "activity_days",
+    metadata,
+    Column("person", String(1024), primary_key=True),
+    Column("day", Date, primary_key=True),
+    Column("counts", JSON, nullable=False),  # activity kind -> events that UTC day
+    Column("total", Integer, nullable=False),
+    Column("last_seen", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    Index("ix_activity_days_last_seen", "last_seen"),
+    Index("ix_activity_days_day", "day"),
+)
+"""One person's activity counts of one UTC day (the person story chart): counts only, never events.
+``last_seen`` (the day's newest event) is what retention measures."""

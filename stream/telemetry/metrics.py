@@ -59,6 +59,11 @@ class PipelineMetrics:
             "canonical document: re-sent by a producer); counted as processed, dropped (not run through "
             "the detectors again).", registry=registry,
         )
+        self.activity_late = Counter(
+            "custodes_activity_late_events_total", "Events of a day more than one day before the newest day "
+            "seen for their person: processed by the detectors, but not in the activity-days counts "
+            "(detectors/activity_days.py).", registry=registry,
+        )
         self.alerts = Counter(
             "custodes_alerts_raised_total", "Alerts emitted by detectors.", ["detector", "severity"],
             registry=registry,
@@ -129,4 +134,9 @@ class SinkMetrics:
         self.write_seconds = Histogram(
             "custodes_sink_write_seconds", "Time to write one batch of alerts to the store.",
             buckets=LATENCY_BUCKETS, registry=registry,
+        )
+        self.activity_days = Counter(
+            "custodes_sink_activity_days_total", "Activity-day records (one person's counts of one day) "
+            "read, by outcome: stored (upserted) or rejected (not a day record; logged, skipped).",
+            ["outcome"], registry=registry,
         )

@@ -209,6 +209,7 @@ def create_app(
     rerouted = app.topic(t.rerouted, **raw)
     dead_letter = app.topic(t.dead_letter, **raw)
     alerts_out = app.topic(t.alerts, **raw)
+    days_out = app.topic(t.activity_days, **raw)
     state = app.Table(
         "detector-state",
         partitions=settings.partitions,
@@ -332,6 +333,7 @@ def create_app(
         letters = batch.dead
         writes: list[tuple[bytes, bytes | None, bytes | None]] = []
         redelivered = duplicates = 0
+        days: list[tuple[bytes, Any]] = []  # (key, DayCounts): the users' touched days, absolute counts
         data = state.data
         for user, segments in batch.users.items():
             key = user.encode()
@@ -341,6 +343,9 @@ def create_app(
                 writes.append((key, stored, result.state))
             if result.alerts:
                 await send_alerts(key, result.alerts, pending)
+            days.extend((key, day) for day in result.days)
+            if result.late_activity:
+                metrics.activity_late.inc(result.late_activity)
             failed: set[int] = set()
             if result.failures:
                 letters.extend(pipeline.segment_failure_letters(result.failures, segments))
@@ -355,6 +360,8 @@ def create_app(
             value, headers = letter.record(settings.dead_letter_max_bytes)
             pending.append(await produce(dead_letter, None, value, headers=headers))
             metrics.dead_lettered.labels(letter.reason).inc()
+        for key, day in days:  # idempotent absolute records: resent after a crash, they change nothing
+            pending.append(await produce(days_out, key, orjson.dumps(day.to_dict()), timestamp=day.last_seen))
         if pending:
             # no state is written, and nothing acknowledged, before what this batch produced is on the
             # broker: a state that survives a crash implies its alerts were delivered

@@ -30,6 +30,8 @@ from typing import Any
 
 import orjson
 
+from detectors.activity_days import DayCounts
+from detectors.activity_days import count as count_days
 from detectors.alert import Alert
 from detectors.base import Clock, Detector
 from detectors.engine import Engine, Failure
@@ -119,6 +121,11 @@ class Applied:
     redelivered: int = 0
     """Segments (messages) skipped because the state had already applied them."""
     duplicates: int = 0
+    days: list[DayCounts] = field(default_factory=list)
+    """The user's absolute activity counts of each day these events touched (detectors/activity_days.py),
+    for the activity-days topic."""
+    late_activity: int = 0
+    """Events of a day no longer counted (more than a day before the newest day seen)."""
 
 
 @dataclass(slots=True)
@@ -467,11 +474,17 @@ class Pipeline:
                 fresh.append(ev)
             events = fresh
             wrapper["y"] = binascii.b2a_base64(recent[-DIGEST_BYTES * keep:], newline=False).decode()
+        counted = count_days(user, wrapper.get("a"), events, self.clock(), self.settings.retention_s)
+        if counted.state is None:
+            wrapper.pop("a", None)
+        else:
+            wrapper["a"] = counted.state
         det_state, alerts, failures = self._run(user, events, wrapper.get("d"), stored)
         if det_state is None:
             # detector state expired (or never began): the position and recent ids only matter
             # together with it, so the user's entry is deleted
-            return Applied(None, alerts, failures, redelivered=redelivered, duplicates=duplicates)
+            return Applied(None, alerts, failures, redelivered=redelivered, duplicates=duplicates,
+                           days=counted.days, late_activity=counted.late)
         wrapper["o"] = positions
         wrapper["d"] = det_state
         if events:
@@ -479,7 +492,8 @@ class Pipeline:
             if newest > wrapper.get("t", 0.0):
                 wrapper["t"] = newest
         wrapper.pop("r", None)  # recent alerts were kept by an earlier version; no longer needed
-        return Applied(owned(orjson.dumps(wrapper)), alerts, failures, redelivered=redelivered, duplicates=duplicates)
+        return Applied(owned(orjson.dumps(wrapper)), alerts, failures, redelivered=redelivered, duplicates=duplicates,
+                       days=counted.days, late_activity=counted.late)
 
     def _run(self, user: str, events: list[Event], det_state: Any, stored: bytes | None
              ) -> tuple[Any, list[Alert], list[Failure]]:

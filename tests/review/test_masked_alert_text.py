@@ -269,7 +269,7 @@ def read_everything(app, clients: dict[str, TestClient], ids: dict[str, list[str
         role = next((r for r in ("reviewer", "supervisor", "auditor", "admin") if allowed[r] == 200), None)
         if role is None:
             continue
-        keys = [k for k in ("alert", "case", "reveal") if "{" + k + "}" in path]
+        keys = [k for k in ("alert", "case", "reveal", "person") if "{" + k + "}" in path]
         values = ids[keys[0]] if keys else [""]
         for v in values:
             url = path.format(**({keys[0]: v} if keys else {}))
@@ -325,7 +325,8 @@ def test_alert_text_facts_and_exports_never_show_masked_values_without_a_reveal(
                         ).inserted_primary_key[0]
                     )
                 )
-        ids = {"alert": [a.id for a in alerts], "case": case_ids, "reveal": reveal_ids}
+        ids = {"alert": [a.id for a in alerts], "case": case_ids, "reveal": reveal_ids,
+               "person": sorted({app.state.review.pseudo(a.subject) for a in alerts})}  # the person pages too
 
         texts = read_everything(app, clients, ids)
         assert any("/export" in url for url in texts) and any(url.startswith("/api/") for url in texts)

@@ -34,7 +34,7 @@ SELF_ACCOUNTS = {
 OBJECT_ROUTES = [
     (m, p, b, allowed)
     for m, p, b, allowed in TABLE
-    if any(k in p or k in str(b) for k in ("{alert}", "{alert2}", "{case}", "{reveal}"))
+    if any(k in p or k in str(b) for k in ("{alert}", "{alert2}", "{case}", "{reveal}", "{person}"))
 ]
 
 
@@ -78,6 +78,7 @@ def objects_about(app, url: str, subject: str) -> dict[str, str]:
         "user": "rob",
         "newname": "nobody-new",
         "pseudonym": review.pseudo(subject),
+        "person": review.pseudo(subject),  # their story (/people/…)
     }
 
 

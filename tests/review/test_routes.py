@@ -62,6 +62,7 @@ TABLE: list[tuple[str, str, dict | None, dict[str, int]]] = [
     ("POST", "/logout", {}, everyone(303)),
     ("GET", "/queue", None, triage(200)),
     ("GET", "/subjects", None, triage(200)),
+    ("GET", "/people/{person}", None, triage(200)),
     ("GET", "/alerts/{alert}", None, triage(200)),
     ("POST", "/alerts/{alert}/assign", {"assignee": "rob"}, triage(303)),
     ("POST", "/alerts/{alert}/status", {"status": "investigating"}, triage(303)),
@@ -94,6 +95,7 @@ TABLE: list[tuple[str, str, dict | None, dict[str, int]]] = [
     ("POST", "/api/alerts/{alert}/reveals", {"scope": "content", "reason": "checking the message"},
      triage(201, anon=401)),
     ("GET", "/api/subjects", None, triage(200, anon=401)),
+    ("GET", "/api/people/{person}/story", None, triage(200, anon=401)),
     ("GET", "/api/reveals", None, supervisor(200, anon=401)),
     ("POST", "/api/reveals/{reveal}/decision", {"approve": False}, supervisor(200, anon=401)),
     ("GET", "/api/cases", None, triage(200, anon=401)),
@@ -152,7 +154,8 @@ class World:
             act.conn.execute(users.insert().values(
                 name=f"victim{n}", role="reviewer", password_hash=None, disabled=False,
                 created_at=datetime.now(UTC), updated_at=datetime.now(UTC)))
-        return {"alert": a1.id, "alert2": a2.id, "case": str(case_id), "reveal": str(reveal_id),
+        return {"person": self.app.state.review.pseudo(a1.subject),
+                "alert": a1.id, "alert2": a2.id, "case": str(case_id), "reveal": str(reveal_id),
                 "user": f"victim{n}", "newname": f"new{n}"}
 
     def _ids(self, name: str) -> tuple[int, str, str, str | None]:
@@ -215,6 +218,7 @@ def test_the_table_covers_every_route(world: World):
     all_routes = [*world.app.routes, *pages_router.routes, *api_router.routes]
     routes = {(m, r.path) for r in all_routes if isinstance(r, APIRoute) for m in r.methods - {"HEAD"}}
     covered = {(m, p.replace("{alert}", "{alert_id}").replace("{case}", "{case_id}")
-                .replace("{reveal}", "{reveal_id}").replace("{user}", "{name}")) for m, p, _, _ in TABLE}
+                .replace("{reveal}", "{reveal_id}").replace("{user}", "{name}")
+                .replace("{person}", "{pseudonym}")) for m, p, _, _ in TABLE}
     assert routes - covered == set(), "routes missing from the role table"
     assert covered - routes == set(), "table rows for routes that do not exist"

@@ -185,3 +185,19 @@ def test_alerts_orders_by_stored_time_and_prints_iso_json(run, tmp_path):
     assert "late" not in run("alerts", "--limit", "1", "--order", "event").output
     row = orjson.loads(run("alerts", "--json", "--limit", "1").output.splitlines()[0])
     assert row["created_at"] == "2026-01-02T00:00:00+00:00"
+
+
+def test_replay_writes_each_persons_activity_per_day_pseudonymised(run, tmp_path, pseudo):
+    docs = [export("alice", T0 + i * 3600, 5, event_id=f"a{i}") for i in range(20)]  # 09:00 to 04:00 next day
+    docs += [export("alice", T0 + 120, 1, event_id="s1", kind="share"), export("bob", T0, 1, event_id="b1")]
+    events = tmp_path / "days.jsonl"
+    events.write_bytes(b"\n".join(orjson.dumps(d) for d in docs) + b"\n")
+    out = tmp_path / "activity.jsonl"
+    run("replay", str(events), "--alerts-out", str(tmp_path / "a.jsonl"), "--activity-out", str(out),
+        "--as-of", iso(T0 + 86400))
+    days = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    assert b"alice" not in out.read_bytes() and b"bob" not in out.read_bytes()
+    got = {(d["person"], d["day"]): d["counts"] for d in days}
+    assert got == {(pseudo("alice"), "2026-03-02"): {"export": 15, "share": 1},
+                   (pseudo("alice"), "2026-03-03"): {"export": 5},
+                   (pseudo("bob"), "2026-03-02"): {"export": 1}}

@@ -145,6 +145,13 @@ def test_a_newcomer_runs_the_demo_and_reaches_an_alert_page_in_chromium(tmp_path
         assert page.locator("h1").count() >= 1
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "newcomer-alert.png"), full_page=True)
+        # the pseudonym leads to the person's story: their activity per day, drawn, with their team from
+        # the demo's staff directory
+        page.locator("p.sub a.pseudo").first.click()
+        page.wait_for_url("**/people/**")
+        assert page.locator("figure.story-chart svg rect.bar").count() >= 1
+        assert "Team: " in page.locator("p.sub").first.inner_text()
+        page.screenshot(path=str(ARTIFACTS / "newcomer-person.png"), full_page=True)
         page.close()
 
         run.send_signal(signal.SIGINT)
