@@ -40,7 +40,7 @@ def main() -> None:
 
     from detectors import registry
     from stream.pipeline import Pipeline
-    from stream.settings import load
+    from stream.contract.settings import load
     from stream.sink import Sink
     from stream.store import AlertStore
     from tests.resilience.fuzzgen import alert_records, per_record, records

@@ -71,7 +71,7 @@ def run_pipeline(messages: list[bytes], now: float):
     from detectors import registry
     from stream.pipeline import Pipeline
     from stream.replay import ReplayResult, run_messages
-    from stream.settings import load
+    from stream.contract.settings import load
 
     settings = load()
     pipeline = Pipeline(settings, registry.build(settings.detectors), lambda: now)

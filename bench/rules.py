@@ -105,7 +105,7 @@ def run(messages: list[bytes], now: float, rules: Path | None, placeholders: dic
     from stream.pipeline import Pipeline
     from stream.replay import ReplayResult, run_messages
     from stream.rules import detector_for
-    from stream.settings import Rules, load
+    from stream.contract.settings import Rules, load
 
     settings = load()
     if rules is None:

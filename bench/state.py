@@ -36,7 +36,7 @@ def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
     from detectors import registry
     from stream.gctune import tune_for_throughput
     from stream.pipeline import Pipeline
-    from stream.settings import load
+    from stream.contract.settings import load
 
     tune_for_throughput()
     now = time.time()
@@ -176,7 +176,7 @@ def measure_generated(directory: Path) -> dict:
     from stream.pipeline import Pipeline
     from stream.reference import detectors_for
     from stream.replay import CHUNK_EVENTS, ReplayResult
-    from stream.settings import load
+    from stream.contract.settings import load
 
     tune_for_throughput()
     as_of = period_end(directory)

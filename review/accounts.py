@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from stream.settings import Settings
+from stream.contract.settings import Settings
 
 
 def count_accounts(settings: Settings) -> int:

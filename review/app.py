@@ -39,7 +39,7 @@ from sqlalchemy import Engine, text
 
 from detectors.risk import RiskConfig
 from stream import audit_chain
-from stream.settings import Settings
+from stream.contract.settings import Settings
 from stream.store import engine_for, migrate
 
 from . import audit

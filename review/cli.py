@@ -3,7 +3,7 @@
 (:func:`record_disclosure`, which ``stream.cli`` passes to ``stream.disclosure.record``).
 
 ``stream.cli`` imports ``COMMANDS`` from here; this module does not import ``stream.cli`` back (the
-settings come from the root click context's object, or from ``stream.settings.load``).
+settings come from the root click context's object, or from ``stream.contract.settings.load``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from stream.settings import Settings, SettingsError, load
+from stream.contract.settings import Settings, SettingsError, load
 
 
 def _settings() -> Settings:

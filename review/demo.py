@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 
-from stream.settings import Settings
+from stream.contract.settings import Settings
 
 DEMO_ACCOUNT = "demo-reviewer"
 DEMO_ROLE = "reviewer"

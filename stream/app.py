@@ -38,7 +38,7 @@ from .handoff import QuickHandOff
 from .metrics import PipelineMetrics
 from .partitioning import home_partition
 from .pipeline import DeadLetter, MicroBatch, Pipeline
-from .settings import Settings
+from .contract.settings import Settings
 
 
 def set_fetch_max_wait(consumer: Any, seconds: float) -> None:

@@ -38,7 +38,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from .key_file import read_or_create
 from .review_tables import audit_checkpoints, audit_log
-from .settings import Settings
+from .contract.settings import Settings
 
 GENESIS = "0" * 64
 PLAIN, KEYED = 1, 2

@@ -13,7 +13,7 @@ import click
 import orjson
 
 from .console import plural
-from .settings import Settings, SettingsError, load
+from .contract.settings import Settings, SettingsError, load
 
 
 def _formats() -> click.Choice:
@@ -316,7 +316,7 @@ def _iso_times(alert: dict) -> dict:
 def _as_of(value: str | None) -> float | None:
     if value is None:
         return None
-    from .schema import Invalid, parse_timestamp
+    from .contract.codec import Invalid, parse_timestamp
 
     try:
         return parse_timestamp(value, "--as-of")

@@ -20,7 +20,7 @@ from typing import Any
 from detectors.masking import shown_alert
 
 from .pseudonym import Pseudonymiser, load_key
-from .settings import Settings
+from .contract.settings import Settings
 
 
 @dataclass(frozen=True)

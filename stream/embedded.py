@@ -19,7 +19,7 @@ from pathlib import Path
 
 import orjson
 
-from .settings import Settings
+from .contract.settings import Settings
 
 
 def free_port(bind: str = "127.0.0.1") -> int:

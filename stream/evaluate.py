@@ -27,7 +27,7 @@ import orjson
 
 from detectors.alert import Alert
 
-from .settings import Settings
+from .contract.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -43,7 +43,7 @@ class Insider:
 
 
 def read_truth(directory: Path) -> list[Insider]:
-    from .schema import parse_timestamp
+    from .contract.codec import parse_timestamp
 
     out = []
     with (directory / "truth.jsonl").open("rb") as f:
@@ -58,7 +58,7 @@ def read_truth(directory: Path) -> list[Insider]:
 
 def period_end(directory: Path) -> float:
     """The end of the simulated period (``manifest.json``), else the newest event's time."""
-    from .schema import parse_timestamp
+    from .contract.codec import parse_timestamp
 
     manifest = directory / "manifest.json"
     if manifest.is_file():
@@ -71,7 +71,7 @@ def period_end(directory: Path) -> float:
 
 def _docs(path: Path, result: Any) -> Iterator[tuple[float, dict]]:
     from .normalise.files import read
-    from .schema import parse_timestamp
+    from .contract.codec import parse_timestamp
 
     for record in read(path):
         if record.error is not None:

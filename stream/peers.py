@@ -19,8 +19,8 @@ from typing import Any
 from detectors.peers import PeerAggregator
 
 from .reference import load_dir
-from .schema import Invalid, validate
-from .settings import Settings
+from .contract.codec import Invalid, validate
+from .contract.settings import Settings
 
 
 def build_peer_baselines(settings: Settings, paths: Iterable[Path], fmt: str = "auto",

@@ -37,8 +37,8 @@ from detectors.event import Event
 from detectors.reference import ReferenceHolder
 
 from .metrics import PipelineMetrics
-from .schema import Invalid, Limits, decode, validate
-from .settings import Settings
+from .contract.codec import Invalid, Limits, decode, validate
+from .contract.settings import Settings
 
 
 @dataclass(slots=True)

@@ -13,7 +13,7 @@ import hmac
 from pathlib import Path
 
 from .key_file import read_or_create
-from .settings import Settings
+from .contract.settings import Settings
 
 KEY_FILE = "pseudonym.key"
 PREFIX = "P-"

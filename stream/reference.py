@@ -20,7 +20,7 @@ import orjson
 
 from detectors.reference import KEY_FIELDS, KINDS, Reference, ReferenceHolder, decode_update, kind_of, load
 
-from .settings import Settings
+from .contract.settings import Settings
 
 log = logging.getLogger("custodes.reference")
 

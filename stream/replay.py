@@ -16,7 +16,7 @@ from pathlib import Path
 from detectors.alert import Alert
 
 from .pipeline import DeadLetter, MicroBatch, Pipeline
-from .settings import Settings
+from .contract.settings import Settings
 from .summary import Summary
 
 CHUNK_EVENTS = 500

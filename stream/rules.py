@@ -33,7 +33,7 @@ from typing import Any
 from detectors.sigma import REFERENCE_PLACEHOLDERS, RulesHolder, SigmaConfig, SigmaRules
 from detectors.sigma.ruleset import Refusal, RuleSet, compile_rules
 
-from .settings import Rules, Settings
+from .contract.settings import Rules, Settings
 
 log = logging.getLogger("custodes.rules")
 
@@ -249,7 +249,7 @@ def run_tests(settings: Settings, directories: Sequence[Path] | None = None) -> 
     from detectors.reference import ReferenceHolder
 
     from .reference import load_dir
-    from .schema import Invalid, decode, validate
+    from .contract.codec import Invalid, decode, validate
 
     loaded = load(settings.rules.model_copy(update={"disabled": ()}), directories)
     reference = ReferenceHolder(load_dir(settings.reference_dir))

@@ -34,7 +34,7 @@ from detectors.alert import Alert
 from .endpoints import serve
 from .metrics import SinkMetrics
 from .pipeline import cut_for_dead_letter
-from .settings import Settings
+from .contract.settings import Settings
 from .store import AlertStore
 
 log = logging.getLogger("custodes.sink")

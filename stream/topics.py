@@ -13,7 +13,7 @@ from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 from kafka.errors import TopicAlreadyExistsError
 
-from .settings import Settings
+from .contract.settings import Settings
 
 
 def data_topics(settings: Settings) -> list[str]:

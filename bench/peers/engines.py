@@ -152,7 +152,7 @@ def custodes_file(path: Path, all_detectors: bool, reference: Path | None) -> di
     from bench.peers.workload import only_bulk_export
     from detectors.registry import CATALOG, index
     from stream.replay import replay
-    from stream.settings import load
+    from stream.contract.settings import load
 
     settings = load()
     update: dict[str, Any] = {} if reference is None else {"reference_dir": reference}

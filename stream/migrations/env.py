@@ -14,7 +14,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    from stream.settings import load
+    from stream.contract.settings import load
 
     engine = create_engine(load().db_url)
     with engine.connect() as conn:

@@ -27,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from stream.schema import Invalid, validate
+from stream.contract.codec import Invalid, validate
 
 from .ecs import put
 from .records import domain_of, emails, extension, ip, is_internal, items, obj, record, text, timestamp

@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from stream.schema import Invalid, validate
+from stream.contract.codec import Invalid, validate
 
 from .ecs import put, stable_id
 from .records import domain_of, emails, extension, ip, is_internal, items, record, text, timestamp

@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from stream.schema import Invalid
+from stream.contract.codec import Invalid
 
 from .ecs import utc_iso
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from stream.schema import lookup
+from stream.contract.codec import lookup
 
 from .activities import ActivityTable
 from .files import read

@@ -11,7 +11,7 @@ import orjson
 
 def _settings():
     """The settings of the enclosing ``custodes`` group (its --config etc.), else the defaults."""
-    from stream.settings import SettingsError, load
+    from stream.contract.settings import SettingsError, load
 
     ctx = click.get_current_context()
     obj = ctx.find_root().obj

@@ -25,7 +25,7 @@ from typing import Any
 import orjson
 
 from stream.normalise import device
-from stream.settings import Settings
+from stream.contract.settings import Settings
 
 from .behaviour import near
 from .generate import merged

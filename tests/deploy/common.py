@@ -13,7 +13,7 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from stream.metrics import PipelineMetrics, SinkMetrics
-from stream.settings import Settings
+from stream.contract.settings import Settings
 
 from ..harness.services import service_unavailable
 

@@ -16,7 +16,7 @@ import pytest
 
 from detectors import registry
 from stream.pipeline import Pipeline
-from stream.settings import load
+from stream.contract.settings import load
 from stream.store import AlertStore
 from tests.stream.events import export
 from tests.stream.processes import wait_until

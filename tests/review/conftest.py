@@ -16,7 +16,7 @@ from review.auth import add_user, hash_password
 from review.config import ReviewConfig
 from review.events import MemoryEmitter
 from review.tables import users
-from stream.settings import Settings
+from stream.contract.settings import Settings
 from stream.store import engine_for, migrate
 
 from .seed import NOW, PASSWORD

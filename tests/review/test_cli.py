@@ -75,7 +75,7 @@ def test_alerts_reveal_is_recorded_in_the_audit_trail_before_anything_is_shown(d
     assert records[0]["detail"] == {"scope": "identity+content", "reason": "PSD referral 2026/14",
                                     "via": "custodes alerts"}
     from stream.audit_chain import load_key
-    from stream.settings import load
+    from stream.contract.settings import load
 
     key = load_key(load(None, env={"CUSTODES_CONFIG": ""}, data_dir=tmp_path), create=False)
     assert verify(engine, key=key).ok  # the CLI's records are links of the keyed chain

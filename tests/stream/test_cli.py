@@ -30,7 +30,7 @@ def run(tmp_path):
 def pseudo(tmp_path):
     """The review app's pseudonyms for the data directory the commands use."""
     from stream.pseudonym import Pseudonymiser, load_key
-    from stream.settings import Settings
+    from stream.contract.settings import Settings
 
     return Pseudonymiser(load_key(Settings(data_dir=tmp_path / "data")))
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from detectors.alert import Alert
 from stream.evaluate import Insider, evaluate, report, score
-from stream.settings import load
+from stream.contract.settings import load
 from stream.synth.cli import evaluate as evaluate_command
 from stream.synth.generate import generate
 

@@ -9,7 +9,7 @@ import pytest
 from kafka import KafkaConsumer
 
 from stream.ingest import ingest
-from stream.settings import load
+from stream.contract.settings import load
 
 from .events import export
 from .processes import write_config

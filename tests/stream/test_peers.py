@@ -11,8 +11,8 @@ from click.testing import CliRunner
 from detectors.reference import load
 from stream.cli import main
 from stream.replay import replay
-from stream.settings import REPO_CONFIG
-from stream.settings import load as load_settings
+from stream.contract.settings import REPO_CONFIG
+from stream.contract.settings import load as load_settings
 
 from .events import iso
 

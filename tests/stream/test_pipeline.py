@@ -8,9 +8,9 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from detectors.registry import build
-from stream import schema
+from stream.contract import codec as schema
 from stream.pipeline import Pipeline
-from stream.settings import load
+from stream.contract.settings import load
 
 from .events import T0, export, iso, lines
 

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from stream.cli import main
 from stream.replay import replay
-from stream.settings import load
+from stream.contract.settings import load
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
 AS_OF = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
@@ -105,7 +105,7 @@ def test_replay_command_shows_unknown_identities(tmp_path):
            "google_workspace.drive 1" in result.output
     alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
     from stream.pseudonym import Pseudonymiser, load_key
-    from stream.settings import load
+    from stream.contract.settings import load
 
     pseudo = Pseudonymiser(load_key(load(None, env={"CUSTODES_CONFIG": ""}, data_dir=tmp_path / "data")))
     # pseudonymised (replay's default): the person the alias resolved to, never the raw id

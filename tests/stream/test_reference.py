@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from stream.reference import detectors_for
-from stream.settings import load
+from stream.contract.settings import load
 
 
 def _internal(settings):

@@ -35,9 +35,9 @@ from sigma.types import (
 from detectors.sigma import RulesHolder, SigmaConfig, SigmaRules
 from stream.cli import main
 from stream.rules import RulesReloader, load, run_tests
-from stream.schema import decode, validate
-from stream.settings import Rules
-from stream.settings import load as load_settings
+from stream.contract.codec import decode, validate
+from stream.contract.settings import Rules
+from stream.contract.settings import load as load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "tests" / "data" / "sigma"

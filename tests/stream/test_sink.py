@@ -4,7 +4,7 @@ import time
 from prometheus_client import CollectorRegistry
 from sqlalchemy.exc import OperationalError
 
-from stream.settings import load
+from stream.contract.settings import load
 from stream.sink import Sink
 
 from .test_store import make_alert

@@ -9,8 +9,8 @@ from click.testing import CliRunner
 
 from stream.cli import main
 from stream.replay import replay
-from stream.schema import parse_timestamp
-from stream.settings import load
+from stream.contract.codec import parse_timestamp
+from stream.contract.settings import load
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "tests" / "data" / "sources"

@@ -11,7 +11,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from stream.cli import main
 from stream.ingest import ingest
-from stream.settings import load
+from stream.contract.settings import load
 from stream.topics import check_topics, data_topics, ensure_topics
 
 from .events import export

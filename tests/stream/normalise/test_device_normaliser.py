@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from stream.normalise import device, read
-from stream.schema import REASONS, Invalid, validate
+from stream.contract.codec import REASONS, Invalid, validate
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

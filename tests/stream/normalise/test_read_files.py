@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from stream.normalise import FormatError, canonical_bytes, read
-from stream.schema import Limits, parse
+from stream.contract.codec import Limits, parse
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 T = "2024-03-05T14:03:22Z"

@@ -1,4 +1,4 @@
-"""stream/schemas/audit-event-1.json documents exactly what stream.schema.validate accepts: the two
+"""stream/schemas/audit-event-1.json documents exactly what stream.contract.codec.validate accepts: the two
 agree on sample documents (and generated ones), and the schema lists every field validate reads
 with the same limits and enums. The known divergences (what JSON Schema cannot express) are tested
 as such, so a change on either side shows up here."""
@@ -16,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import stream.schema
+import stream.contract.codec
 from detectors.event import ACTIVITY_KINDS, SENSITIVITIES
-from stream.schema import DEFAULT_LIMITS, Invalid, validate
+from stream.contract.codec import DEFAULT_LIMITS, Invalid, validate
 
 from .test_schema import KINDS, PATHS, json_scalars, json_values, place, timestamps
 
@@ -262,7 +262,7 @@ def documented_paths(schema: dict[str, Any]) -> set[str]:
 
 def test_schema_documents_every_field_validate_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    assert set(stream.schema.FIELD_PATHS) == set(PATHS)
+    assert set(stream.contract.codec.FIELD_PATHS) == set(PATHS)
     documented = documented_paths(SCHEMA)
     assert set(PATHS) <= documented
     unchecked = documented - set(PATHS)
@@ -284,7 +284,7 @@ def test_schema_limits_and_enums_match_the_code() -> None:
     assert lists["maxItems"] == limits.max_list_items
     assert lists["items"]["anyOf"][0]["maxLength"] == limits.max_string_chars
     assert f"depth.{limits.max_depth + 1}" in DEFS and f"depth.{limits.max_depth + 2}" not in DEFS
-    assert DEFS["schema_version"] == {"const": stream.schema.SCHEMA_VERSION}
+    assert DEFS["schema_version"] == {"const": stream.contract.codec.SCHEMA_VERSION}
     assert SCHEMA["required"] == ["@timestamp"]
 
 

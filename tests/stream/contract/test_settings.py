@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from stream.settings import SettingsError, load
+from stream.contract.settings import SettingsError, load
 
 
 def test_defaults_come_from_the_shipped_config():

@@ -14,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from .schema import Limits
+from .limits import Limits
 
-REPO_CONFIG = Path(__file__).resolve().parent.parent / "config" / "custodes.toml"
+REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "custodes.toml"
 ENV_PREFIX = "CUSTODES_"
 
 
