@@ -39,8 +39,8 @@ def main() -> None:
     from prometheus_client import CollectorRegistry
 
     from detectors import registry
-    from stream.pipeline import Pipeline
     from stream.contract.settings import load
+    from stream.pipeline import Pipeline
     from stream.sink import Sink
     from stream.store import AlertStore
     from tests.resilience.fuzzgen import alert_records, per_record, records

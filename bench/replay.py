@@ -69,9 +69,9 @@ def chunks(lines: list[bytes], size: int = 500) -> list[bytes]:
 
 def run_pipeline(messages: list[bytes], now: float):
     from detectors import registry
+    from stream.contract.settings import load
     from stream.pipeline import Pipeline
     from stream.replay import ReplayResult, run_messages
-    from stream.contract.settings import load
 
     settings = load()
     pipeline = Pipeline(settings, registry.build(settings.detectors), lambda: now)

@@ -34,11 +34,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from detectors.base import Clock
 
+from .contract.settings import Settings
 from .handoff import QuickHandOff
 from .metrics import PipelineMetrics
 from .partitioning import home_partition
 from .pipeline import DeadLetter, MicroBatch, Pipeline
-from .contract.settings import Settings
 
 
 def set_fetch_max_wait(consumer: Any, seconds: float) -> None:

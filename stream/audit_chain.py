@@ -36,9 +36,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from .contract.settings import Settings
 from .key_file import read_or_create
 from .review_tables import audit_checkpoints, audit_log
-from .contract.settings import Settings
 
 GENESIS = "0" * 64
 PLAIN, KEYED = 1, 2

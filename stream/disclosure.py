@@ -19,8 +19,8 @@ from typing import Any
 
 from detectors.masking import shown_alert
 
-from .pseudonym import Pseudonymiser, load_key
 from .contract.settings import Settings
+from .pseudonym import Pseudonymiser, load_key
 
 
 @dataclass(frozen=True)

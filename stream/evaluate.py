@@ -70,8 +70,8 @@ def period_end(directory: Path) -> float:
 
 
 def _docs(path: Path, result: Any) -> Iterator[tuple[float, dict]]:
-    from .normalise.files import read
     from .contract.codec import parse_timestamp
+    from .normalise.files import read
 
     for record in read(path):
         if record.error is not None:

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from kafka import KafkaProducer
 
+from .contract.settings import Settings
 from .partitioning import home_partition
 from .pipeline import cut_for_dead_letter
-from .contract.settings import Settings
 from .summary import Summary
 from .topics import ensure_topics
 

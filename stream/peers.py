@@ -18,9 +18,9 @@ from typing import Any
 
 from detectors.peers import PeerAggregator
 
-from .reference import load_dir
 from .contract.codec import Invalid, validate
 from .contract.settings import Settings
+from .reference import load_dir
 
 
 def build_peer_baselines(settings: Settings, paths: Iterable[Path], fmt: str = "auto",

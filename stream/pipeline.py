@@ -36,9 +36,9 @@ from detectors.engine import Engine, Failure
 from detectors.event import Event
 from detectors.reference import ReferenceHolder
 
-from .metrics import PipelineMetrics
 from .contract.codec import Invalid, Limits, decode, validate
 from .contract.settings import Settings
+from .metrics import PipelineMetrics
 
 
 @dataclass(slots=True)

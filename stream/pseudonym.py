@@ -12,8 +12,8 @@ import hashlib
 import hmac
 from pathlib import Path
 
-from .key_file import read_or_create
 from .contract.settings import Settings
+from .key_file import read_or_create
 
 KEY_FILE = "pseudonym.key"
 PREFIX = "P-"

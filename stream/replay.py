@@ -15,8 +15,8 @@ from pathlib import Path
 
 from detectors.alert import Alert
 
-from .pipeline import DeadLetter, MicroBatch, Pipeline
 from .contract.settings import Settings
+from .pipeline import DeadLetter, MicroBatch, Pipeline
 from .summary import Summary
 
 CHUNK_EVENTS = 500

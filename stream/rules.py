@@ -248,8 +248,8 @@ def run_tests(settings: Settings, directories: Sequence[Path] | None = None) -> 
 
     from detectors.reference import ReferenceHolder
 
-    from .reference import load_dir
     from .contract.codec import Invalid, decode, validate
+    from .reference import load_dir
 
     loaded = load(settings.rules.model_copy(update={"disabled": ()}), directories)
     reference = ReferenceHolder(load_dir(settings.reference_dir))

@@ -31,10 +31,10 @@ from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyErro
 
 from detectors.alert import Alert
 
+from .contract.settings import Settings
 from .endpoints import serve
 from .metrics import SinkMetrics
 from .pipeline import cut_for_dead_letter
-from .contract.settings import Settings
 from .store import AlertStore
 
 log = logging.getLogger("custodes.sink")

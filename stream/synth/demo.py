@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from stream.normalise import device
 from stream.contract.settings import Settings
+from stream.normalise import device
 
 from .behaviour import near
 from .generate import merged

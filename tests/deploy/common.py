@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from stream.metrics import PipelineMetrics, SinkMetrics
 from stream.contract.settings import Settings
+from stream.metrics import PipelineMetrics, SinkMetrics
 
 from ..harness.services import service_unavailable
 

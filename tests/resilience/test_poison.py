@@ -15,8 +15,8 @@ import orjson
 import pytest
 
 from detectors import registry
-from stream.pipeline import Pipeline
 from stream.contract.settings import load
+from stream.pipeline import Pipeline
 from stream.store import AlertStore
 from tests.stream.events import export
 from tests.stream.processes import wait_until

@@ -29,8 +29,8 @@ def run(tmp_path):
 @pytest.fixture
 def pseudo(tmp_path):
     """The review app's pseudonyms for the data directory the commands use."""
-    from stream.pseudonym import Pseudonymiser, load_key
     from stream.contract.settings import Settings
+    from stream.pseudonym import Pseudonymiser, load_key
 
     return Pseudonymiser(load_key(Settings(data_dir=tmp_path / "data")))
 

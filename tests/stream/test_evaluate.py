@@ -9,8 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from detectors.alert import Alert
-from stream.evaluate import Insider, evaluate, report, score
 from stream.contract.settings import load
+from stream.evaluate import Insider, evaluate, report, score
 from stream.synth.cli import evaluate as evaluate_command
 from stream.synth.generate import generate
 

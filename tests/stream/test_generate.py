@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stream.contract.codec import parse, parse_timestamp
 from stream.normalise import device
 from stream.reference import load_dir
-from stream.contract.codec import parse, parse_timestamp
 from stream.synth.cli import COMMANDS
 from stream.synth.cli import generate as generate_command
 from stream.synth.generate import generate
@@ -150,8 +150,8 @@ def test_demo_scenarios_raise_their_expected_alerts(tmp_path: Path) -> None:
     import random
     import time
 
-    from stream.evaluate import run_detectors
     from stream.contract.settings import load
+    from stream.evaluate import run_detectors
     from stream.synth.demo import DEMO_SCENARIOS, demo_organisation, ordinary, scenario_burst
 
     org, leavers = demo_organisation(seed=7, staff=60)
@@ -187,8 +187,8 @@ def test_run_demo_streams_batches_per_home_partition(tmp_path: Path, monkeypatch
 
     import stream.reference
     import stream.topics
-    from stream.partitioning import home_partition
     from stream.contract.settings import load
+    from stream.partitioning import home_partition
 
     sent: list[tuple[int, bytes]] = []
     pushed: list[Path] = []

@@ -8,8 +8,8 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from stream.ingest import ingest
 from stream.contract.settings import load
+from stream.ingest import ingest
 
 from .events import export
 from .processes import write_config

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from detectors.reference import load
 from stream.cli import main
-from stream.replay import replay
 from stream.contract.settings import REPO_CONFIG
 from stream.contract.settings import load as load_settings
+from stream.replay import replay
 
 from .events import iso
 

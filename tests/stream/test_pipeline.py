@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from detectors.registry import build
 from stream.contract import codec as schema
-from stream.pipeline import Pipeline
 from stream.contract.settings import load
+from stream.pipeline import Pipeline
 
 from .events import T0, export, iso, lines
 

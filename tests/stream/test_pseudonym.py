@@ -3,8 +3,8 @@ import stat
 
 from pydantic import SecretStr
 
-from stream.pseudonym import KEY_FILE, Pseudonymiser, load_key
 from stream.contract.settings import Settings
+from stream.pseudonym import KEY_FILE, Pseudonymiser, load_key
 
 
 def test_generated_key_is_kept_private_and_stable(tmp_path):

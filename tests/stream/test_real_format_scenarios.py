@@ -15,8 +15,8 @@ import pytest
 from click.testing import CliRunner
 
 from stream.cli import main
-from stream.replay import replay
 from stream.contract.settings import load
+from stream.replay import replay
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"
 AS_OF = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
@@ -104,8 +104,8 @@ def test_replay_command_shows_unknown_identities(tmp_path):
     assert "user ids not in the staff directory (processed as given; add them as aliases), by source: " \
            "google_workspace.drive 1" in result.output
     alerts = [orjson.loads(line) for line in out.read_bytes().splitlines()]
-    from stream.pseudonym import Pseudonymiser, load_key
     from stream.contract.settings import load
+    from stream.pseudonym import Pseudonymiser, load_key
 
     pseudo = Pseudonymiser(load_key(load(None, env={"CUSTODES_CONFIG": ""}, data_dir=tmp_path / "data")))
     # pseudonymised (replay's default): the person the alias resolved to, never the raw id

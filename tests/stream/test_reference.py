@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from stream.reference import detectors_for
 from stream.contract.settings import load
+from stream.reference import detectors_for
 
 
 def _internal(settings):

@@ -34,10 +34,10 @@ from sigma.types import (
 
 from detectors.sigma import RulesHolder, SigmaConfig, SigmaRules
 from stream.cli import main
-from stream.rules import RulesReloader, load, run_tests
 from stream.contract.codec import decode, validate
 from stream.contract.settings import Rules
 from stream.contract.settings import load as load_settings
+from stream.rules import RulesReloader, load, run_tests
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "tests" / "data" / "sigma"

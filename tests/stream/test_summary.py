@@ -8,9 +8,9 @@ import pytest
 from click.testing import CliRunner
 
 from stream.cli import main
-from stream.replay import replay
 from stream.contract.codec import parse_timestamp
 from stream.contract.settings import load
+from stream.replay import replay
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCES = ROOT / "tests" / "data" / "sources"

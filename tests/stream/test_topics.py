@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from kafka import KafkaConsumer, TopicPartition
 
 from stream.cli import main
-from stream.ingest import ingest
 from stream.contract.settings import load
+from stream.ingest import ingest
 from stream.topics import check_topics, data_topics, ensure_topics
 
 from .events import export

@@ -10,11 +10,11 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from detectors.event import ACTIVITY_KINDS
+from stream.contract.settings import load as load_settings
 from stream.metrics import PipelineMetrics
 from stream.normalise import read
 from stream.normalise.activities import TableError, default_table, from_dict, load
 from stream.pipeline import Pipeline
-from stream.contract.settings import load as load_settings
 
 ROOT = Path(__file__).resolve().parents[3]
 SOURCES = ROOT / "tests" / "data" / "sources"

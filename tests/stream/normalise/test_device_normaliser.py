@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.normalise import device, read
 from stream.contract.codec import REASONS, Invalid, validate
+from stream.normalise import device, read
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

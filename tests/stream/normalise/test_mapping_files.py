@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stream.contract.codec import REASONS, Invalid, validate
 from stream.normalise import MappingError, load_mapping, read
 from stream.normalise.mapping import from_dict
-from stream.contract.codec import REASONS, Invalid, validate
 
 ROOT = Path(__file__).resolve().parents[3]
 DATA = ROOT / "tests" / "data"

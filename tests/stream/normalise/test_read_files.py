@@ -10,8 +10,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.normalise import FormatError, canonical_bytes, read
 from stream.contract.codec import Limits, parse
+from stream.normalise import FormatError, canonical_bytes, read
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 T = "2024-03-05T14:03:22Z"

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from stream.contract.codec import REASONS, Invalid, parse
 from stream.normalise import canonical_bytes, google_workspace, m365, okta, read
 from stream.normalise.activities import default_table
-from stream.contract.codec import REASONS, Invalid, parse
 
 ROOT = Path(__file__).resolve().parents[3]
 SOURCES = ROOT / "tests" / "data" / "sources"
