@@ -132,23 +132,29 @@ def _leaf_type(f: Field, limits: Limits, numbers_as_ids: bool) -> Any:
     if f.choices:
         return f.base
     if f.base is str or f.is_list:
-        one: Any = Annotated[str, Meta(max_length=f.limit or s)]
-        if numbers_as_ids and f.limit is None:
-            one = one | Annotated[int, Meta(ge=-(2**63), lt=2**64)]
-        if f.is_list or f.read == "first":
-            return one | Annotated[tuple[one, ...], Meta(max_length=limits.max_list_items)]
+        text: Any = Annotated[str, Meta(max_length=f.limit or s)]
+        one = text | int if numbers_as_ids and f.limit is None else text  # no JSON integer exceeds 64 bits
+        if f.is_list or f.read == "first":  # one string, or a list of them (a single number is refused)
+            return text | Annotated[tuple[one, ...], Meta(max_length=limits.max_list_items)]
         return one
     return Annotated[(f.base, *f.metas)] if f.metas else f.base
 
 
-_TIMESTAMP_PATTERN = (r"^\d{4}-?(\d\d-?\d\d|W\d\d-?\d|\d{3})([T ]\d\d(:?\d\d(:?\d\d([.,]\d+)?)?)?)?"
-                      r"(Z|[+-]\d\d(:?\d\d(:?\d\d([.,]\d+)?)?)?)$")
-"""ISO 8601 date-time with a timezone, as datetime.fromisoformat reads it (syntax only: the JSON Schema's;
-the decoder checks the calendar and the offset with fromisoformat itself)."""
+_TIMESTAMP_PATTERN = (
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{8}|[0-9]{4}-W[0-9]{2}(-[1-7])?|[0-9]{4}W[0-9]{2}[1-7]?)[\s\S]"
+    r"([0-9]{2}(:[0-9]{2}(:[0-9]{2}([.,][0-9]*)?)?)?|[0-9]{2}([0-9]{2}([0-9]{2}([.,][0-9]*)?)?)?)"
+    r"(Z|[+-]([0-9]{2}(:[0-9]{2}(:[0-9]{2}([.,][0-9]+)?)?)?|[0-9]{2}([0-9]{2}([0-9]{2}([.,][0-9]+)?)?)?))(?![\s\S])"
+)
+r"""ISO 8601 date-time with a UTC offset as Python 3.11's datetime.fromisoformat reads it: calendar
+(extended or basic) or week dates, any single separator character, hh[:mm[:ss[.f…]]], ``Z`` or
+±hh[:mm[:ss[.ffffff]]]. Syntax only, for the JSON Schema: the decoder checks the calendar and the offset
+with fromisoformat itself. The end is written (?![\s\S]) because $ also matches before a final new line
+in some regex engines."""
 
 
 def _name(path: str) -> str:
-    return "".join(part.capitalize() for part in path.replace("@", "").split("."))
+    """The model of the object at ``path`` (``object.custodes.record``): its name in the JSON Schema."""
+    return f"object.{path}" if path else "AuditEvent"
 
 
 @lru_cache(maxsize=16)
@@ -194,7 +200,7 @@ def models(limits: Limits, closed: bool, numbers_as_ids: bool = False) -> type[m
                                                                       else None)))
         members.sort(key=lambda m: m[2].default is msgspec.NODEFAULT and m[2].default_factory is msgspec.NODEFAULT,
                      reverse=True)  # required first
-        return msgspec.defstruct(_name(path) or "AuditEvent", members, forbid_unknown_fields=closed, gc=False,
+        return msgspec.defstruct(_name(path), members, forbid_unknown_fields=closed, gc=False,
                                  module=__name__)
 
     return struct("", tree)
