@@ -9,7 +9,7 @@ for evidence snapshots. Times are POSIX seconds (float, UTC).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal, get_args, get_type_hints
 
 import orjson
 from msgspec import Meta
@@ -171,3 +171,25 @@ class Event:
         if self.record_count is not None:
             return self.record_count
         return len(self.record_ids)
+
+
+def _meta_of(hint: Any) -> Meta | None:
+    """The :func:`at` Meta inside an attribute's annotation (None for ``doc`` and ``raw``)."""
+    for arg in get_args(hint):
+        if isinstance(arg, Meta) and arg.extra and "path" in arg.extra:
+            return arg
+        found = _meta_of(arg)
+        if found is not None:
+            return found
+    return None
+
+
+FIELD_META: dict[str, Meta] = {
+    name: meta for name, hint in get_type_hints(Event, include_extras=True).items()
+    if (meta := _meta_of(hint)) is not None
+}
+"""Event attribute -> its :func:`at` annotation, in Event's order (stream.contract.event reads the rest)."""
+
+EVIDENCE_FIELDS: tuple[str, ...] = tuple(name for name, meta in FIELD_META.items() if meta.extra["evidence"])
+"""The attributes copied into an alert's evidence (detectors.base.snapshot): ``at(…, evidence=False)``
+marks people's identifiers, record ids and lists, which would need masking in the review app."""
