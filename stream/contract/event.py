@@ -225,7 +225,8 @@ def builder(closed: bool) -> Any:
         if parts not in objects:
             parent = node(parts[:-1])
             name = objects[parts] = "n_" + "_".join(parts)
-            lines.append(f"    {name} = {parent}.{parts[-1]} if {parent} is not None else None")
+            lines.append(f"    {name} = {parent}.{parts[-1]}" + (f" if {parent} is not None else None" if parent != "m"
+                                                                  else ""))
         return objects[parts]
 
     args = []
@@ -240,8 +241,14 @@ def builder(closed: bool) -> Any:
         if f.read == "id":
             lines.append(f"    if not {v}:")
             lines.append(f"        {v} = _derived_id(doc, raw)")
-        elif f.read == "timestamp":
-            lines.append(f"    {v} = _timestamp({v})")
+        elif f.read == "timestamp":  # inline: this runs for every event
+            lines.append("    try:")
+            lines.append(f"        when = _fromisoformat({v})")
+            lines.append("    except ValueError:")
+            lines.append("        raise Unusual from None")
+            lines.append("    if when.tzinfo is None:  # else a datetime.timezone, whose utcoffset() is never None")
+            lines.append("        raise Unusual")
+            lines.append(f"    {v} = when.timestamp()")
         elif f.read == "user":
             lines.append(f"    if not {v} or {v}.isspace():")
             lines.append("        raise Unusual")
@@ -268,7 +275,7 @@ def builder(closed: bool) -> Any:
     args.append("doc")
     args.append("None")  # raw
     lines.append(f"    return Event({', '.join(args)})")
-    namespace = {"Event": Event, "Unusual": Unusual, "_derived_id": derived_id, "_timestamp": _timestamp}
+    namespace = {"Event": Event, "Unusual": Unusual, "_derived_id": derived_id, "_fromisoformat": _fromisoformat}
     exec("\n".join(lines), namespace)  # noqa: S102 - source generated above from FIELDS only
     build = namespace["build"]
     build.source = "\n".join(lines)
@@ -277,16 +284,6 @@ def builder(closed: bool) -> Any:
 
 _fromisoformat = datetime.fromisoformat
 _blake2b = hashlib.blake2b
-
-
-def _timestamp(stamp: str) -> float:
-    try:
-        when = _fromisoformat(stamp)
-    except ValueError:
-        raise Unusual from None
-    if when.tzinfo is None:  # else a datetime.timezone, whose utcoffset() is never None
-        raise Unusual
-    return when.timestamp()
 
 
 def derived_id(doc: dict[str, Any] | None, raw: bytes | None) -> str:
