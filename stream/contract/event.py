@@ -18,7 +18,6 @@ import hashlib
 import types
 import typing
 from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
 from datetime import datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -27,7 +26,7 @@ import msgspec
 import orjson
 from msgspec import Meta
 
-from detectors.event import ACTIVITY_KINDS, Event
+from detectors.event import ACTIVITY_KINDS, FIELD_META, Event
 
 from .limits import Limits
 
@@ -84,18 +83,17 @@ _CONSTRAINTS = ("gt", "ge", "lt", "le", "multiple_of", "pattern", "min_length", 
 
 
 def _fields() -> tuple[Field, ...]:
+    """FIELDS from Event's annotations: the ``at`` Meta of each attribute (detectors.event.FIELD_META)
+    says where it comes from; its constraints and those of the type (``Count``) are kept as msgspec.Meta."""
     hints = typing.get_type_hints(Event, include_extras=True)
     out = []
-    for f in dataclass_fields(Event):
-        base, metas = _unwrap(hints[f.name])
-        where = [m for m in metas if m.extra and "path" in m.extra]
-        if not where:
-            continue  # doc, raw
-        extra = where[0].extra
-        constraints = {name: getattr(where[0], name) for name in _CONSTRAINTS if getattr(where[0], name) is not None}
-        metas = tuple(m for m in metas if m is not where[0]) + ((Meta(**constraints),) if constraints else ())
-        out.append(Field(f.name, extra["path"], extra["read"], base, metas, extra["limit"], extra["evidence"],
-                         where[0].description))
+    for name, where in FIELD_META.items():
+        base, metas = _unwrap(hints[name])
+        constraints = {c: getattr(where, c) for c in _CONSTRAINTS if getattr(where, c) is not None}
+        metas = tuple(m for m in metas if m is not where) + ((Meta(**constraints),) if constraints else ())
+        extra = where.extra
+        out.append(Field(name, extra["path"], extra["read"], base, metas, extra["limit"], extra["evidence"],
+                         where.description))
     return tuple(out)
 
 
@@ -105,8 +103,6 @@ BY_ATTR = {f.attr: f for f in FIELDS}
 
 FIELD_PATHS: tuple[str, ...] = (*(f.path for f in FIELDS), "custodes.schema_version")
 """Every field validate() reads (the JSON Schema documents each of them)."""
-
-EVIDENCE_FIELDS: tuple[str, ...] = tuple(f.attr for f in FIELDS if f.evidence)
 
 
 # ---- the msgspec models of the document -------------------------------------------------------------

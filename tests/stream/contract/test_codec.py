@@ -32,7 +32,7 @@ PATHS = (
     "custodes.object.id", "custodes.share.visibility", "file.extension", "email.attachments",
     "custodes.identity.alias",
 )
-"""Every field stream.contract.codec.validate reads (tests/stream/test_json_schema.py checks the list)."""
+"""Every field stream.contract.codec.validate reads (tests/stream/contract/test_json_schema.py checks the list)."""
 
 def idents(**kw: Any) -> st.SearchStrategy[str]:
     """Text fit for an identifier field: no control character (stream.contract.codec rejects those), not blank."""
