@@ -149,7 +149,7 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
         doc = _expand(doc)
         expanded = True
     try:
-        event = _build_open(_convert(doc, models(limits, False)), doc, raw)
+        event = _build_open(_convert(doc, _open_model(limits)), doc, raw)
     except (_ValidationError, Unusual):
         event = _checked_event(doc, raw, limits)
     if expanded and not _depth_ok(doc, limits.max_depth):
@@ -163,14 +163,25 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
 
 _build_closed = builder(True)
 _build_open = builder(False)
-_last_limits: list[Any] = [None, None]
+_last: tuple[Any, ...] = (None, None, None)
+"""The limits last asked for and their (closed, open) models: the limits of a process rarely change.
+One tuple, read once, so concurrent callers with other limits never mix models."""
+
+
+def _models(limits: Limits) -> tuple[Any, ...]:
+    global _last
+    last = _last
+    if last[0] is not limits:
+        last = _last = (limits, models(limits, True), models(limits, False))
+    return last
 
 
 def _closed_model(limits: Limits) -> type[msgspec.Struct]:
-    """models(limits, True), with the last one at hand (the limits of a process rarely change)."""
-    if _last_limits[0] is not limits:
-        _last_limits[:] = [limits, models(limits, True)]
-    return _last_limits[1]
+    return _models(limits)[1]
+
+
+def _open_model(limits: Limits) -> type[msgspec.Struct]:
+    return _models(limits)[2]
 
 
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
