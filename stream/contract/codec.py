@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import operator
 import re
+import typing
 from typing import Any
 
 import msgspec
@@ -109,6 +110,21 @@ def _walk(node: dict[str, Any], spec: dict[str, Any], prefix: str, values: dict[
 _CLOSED_DEPTH = 4
 """How deep a document the closed model accepts can nest, counting as _depth_ok does: the document is
 level 1, custodes.record.ids, email.to.address and source.geo.location are level 4."""
+def _most_keys(model: Any) -> dict[str, int]:
+    """How many keys the document ("") and each of its objects hold at most to fit the closed model."""
+    fields = msgspec.structs.fields(model)
+    out = {"": len(fields)}
+    for f in fields:
+        inner = typing.get_args(f.type)[0] if typing.get_args(f.type) else None
+        if isinstance(inner, type) and issubclass(inner, msgspec.Struct):
+            out[f.encode_name] = len(msgspec.structs.fields(inner))
+    return out
+
+
+_MOST_KEYS = _most_keys(models(DEFAULT_LIMITS, True))
+_ROOT_KEYS, _EVENT_KEYS, _SOURCE_KEYS = _MOST_KEYS[""], _MOST_KEYS["event"], _MOST_KEYS["source"]
+"""How many keys the document, its event and its source objects have at most when closed: more, and the
+closed model is not tried (normalised vendor events carry event.dataset, event.module, source.ip …)."""
 _convert = msgspec.convert
 _ValidationError = msgspec.ValidationError
 
@@ -130,7 +146,11 @@ def validate(doc: dict[str, Any], raw: bytes | None = None, limits: Limits = DEF
     read by the open model (other fields allowed) or, when that refuses it, field by field by
     _checked_event, which decides which problem is reported.
     """
-    if limits.max_depth >= _CLOSED_DEPTH:
+    event_node = doc.get("event")
+    source = doc.get("source")
+    if (limits.max_depth >= _CLOSED_DEPTH and len(doc) <= _ROOT_KEYS
+            and (type(event_node) is not dict or len(event_node) <= _EVENT_KEYS)
+            and (type(source) is not dict or len(source) <= _SOURCE_KEYS)):
         try:
             event = _build_closed(_convert(doc, _closed_model(limits)), doc, raw)
         except (_ValidationError, Unusual):
