@@ -6,7 +6,7 @@ an Event attribute), with extra ECS fields (as normalised vendor logs carry), an
     python bench/codec.py --base /tmp/base             # beside another checkout, alternated rounds
 
 ``--base``: a checkout of an earlier commit (``git archive <commit> | tar -x -C /tmp/base``); its
-``stream/schema.py`` (before session 6) or ``stream/contract/codec.py`` is loaded in this process with its
+``stream/contract/schema.py`` (before session 6) or ``stream/contract/codec.py`` is loaded in this process with its
 own ``detectors/event.py``, so both run on the same lines in the same process.
 """
 
@@ -43,7 +43,7 @@ def load_base(base: Path) -> ModuleType:
         old = base / "stream" / "schema.py"
         if old.exists():
             return _load(old, "base_schema")
-        raise SystemExit(f"{base}: only checkouts with stream/schema.py (before stream/contract/) are supported")
+        raise SystemExit(f"{base}: only checkouts with stream/contract/schema.py (before stream/contract/) are supported")
     finally:
         sys.modules["detectors.event"] = ours
 

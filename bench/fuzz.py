@@ -40,9 +40,9 @@ def main() -> None:
 
     from detectors import registry
     from stream.contract.settings import load
-    from stream.pipeline import Pipeline
-    from stream.sink import Sink
-    from stream.store import AlertStore
+    from stream.store.alerts import AlertStore
+    from stream.store.sink import Sink
+    from stream.worker.pipeline import Pipeline
     from tests.resilience.fuzzgen import alert_records, per_record, records
 
     now = time.time()

@@ -11,7 +11,7 @@ def count_accounts(settings: Settings) -> int:
     """Active review accounts in the store (0 when the store has no tables yet)."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from stream.store import engine_for
+    from stream.store.alerts import engine_for
 
     from .tables import users
 

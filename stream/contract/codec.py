@@ -225,7 +225,7 @@ def _may_hold_control(raw: bytes) -> bool:
 
 _FREE_TEXT = frozenset({"content"})
 """Event attributes that are free text: they keep whatever a JSON string may hold (control characters
-included; the store escapes NUL, which PostgreSQL cannot hold in text, see stream/store.py)."""
+included; the store escapes NUL, which PostgreSQL cannot hold in text, see stream/store/alerts.py)."""
 
 _IDENTIFIER_ATTRS = tuple(
     f.attr for f in FIELDS if f.attr not in _FREE_TEXT and (f.base is str or f.base == tuple[str, ...] or f.choices)

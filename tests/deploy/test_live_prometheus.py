@@ -263,7 +263,7 @@ def review_session(env: dict[str, str], base: str) -> None:
     import httpx2 as httpx
 
     from stream.contract.settings import load
-    from stream.store import AlertStore
+    from stream.store.alerts import AlertStore
 
     subprocess.run([sys.executable, "-m", "stream.cli", "users", "add", "rev1", "--role", "reviewer",
                     "--password-stdin"], input="a long enough passphrase\n", text=True, env=env, check=True,

@@ -24,7 +24,7 @@ import pytest
 
 from detectors import registry
 from stream.contract.codec import REASONS
-from stream.pipeline import Pipeline
+from stream.worker.pipeline import Pipeline
 from tests.stream.processes import wait_until
 
 from .common import Feeder, Runner, letter_reasons, read_all
@@ -121,11 +121,11 @@ def test_each_mutation_alone_gets_its_expected_outcome(kind):
 
 
 def test_fuzzed_files_through_the_readers_give_the_same_outcomes(tmp_path):
-    """The same fuzzed records written to a file and read by ``custodes replay`` (stream/normalise/
+    """The same fuzzed records written to a file and read by ``custodes replay`` (stream/sources/
     files.py, which rejects some records itself before the pipeline) are counted exactly as the
     in-process run counts them."""
     from stream.contract.settings import load
-    from stream.replay import replay
+    from stream.offline.replay import replay
 
     now = time.time()
     fuzzed = list(records(5000, now, seed=5))
@@ -144,8 +144,8 @@ def test_fuzzed_alerts_through_the_sink_are_stored_or_dead_lettered_with_their_r
     from prometheus_client import CollectorRegistry
 
     from stream.contract.settings import load
-    from stream.sink import SINK_REASONS, Sink
-    from stream.store import AlertStore
+    from stream.store.alerts import AlertStore
+    from stream.store.sink import SINK_REASONS, Sink
 
     store = AlertStore(database_url)
     try:

@@ -17,7 +17,7 @@ from review.config import ReviewConfig
 from review.events import MemoryEmitter
 from review.tables import users
 from stream.contract.settings import Settings
-from stream.store import engine_for, migrate
+from stream.store.alerts import engine_for, migrate
 
 from .seed import NOW, PASSWORD
 

@@ -15,7 +15,7 @@ from review.app import create_app
 from review.config import ReviewConfig
 from review.events import MemoryEmitter
 from stream.contract.settings import Settings
-from stream.deadletters import letter
+from stream.worker.deadletters import letter
 
 from .conftest import AUDIT_KEY, Clock
 from .seed import PASSWORD, login

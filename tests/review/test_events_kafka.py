@@ -11,7 +11,7 @@ import pytest
 
 from review.events import KafkaEmitter, review_event
 from stream.contract.codec import parse
-from stream.store import AlertStore
+from stream.store.alerts import AlertStore
 from tests.stream.processes import Custodes, wait_until
 
 pytestmark = pytest.mark.kafka

@@ -19,7 +19,7 @@ from detectors.registry import build as build_detectors
 from review.auth import Account, add_user
 from review.tables import reveals, users
 from stream.contract.codec import validate
-from stream.store import AlertStore
+from stream.store.alerts import AlertStore
 
 from .conftest import PASSWORD_HASH, Clock, add_accounts, build
 from .seed import NOW, login, make_alert, seed

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from review.tables import cases
-from stream.retention import holds
+from stream.store.retention import holds
 
 from .conftest import build
 from .seed import T0, login, make_alert, seed
