@@ -23,20 +23,16 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from .alert import Alert
-from .event import Event
+from .event import EVIDENCE_FIELDS, Event
 from .reference import Reference, ReferenceHolder, as_holder
 
 Clock = Callable[[], float]
 """Returns "now" as POSIX seconds. The worker passes the wall clock; replay may pass a fixed time."""
 
-SNAPSHOT_FIELDS = (
-    "id", "ts", "kind", "action", "outcome", "dataset", "sensitivity", "record_count", "case_ref",
-    "recipient_party", "destination_domain", "url_domain", "file_name", "channel", "app_id",
-    "policy_set", "group_id", "min_group_size", "lat", "lon", "content", "share_visibility", "file_extension",
-    "attachment_count",
-)
-"""Not ``object_id`` nor ``identity_alias``: a document's URL or a person's UPN would need masking in the
-review app (review/privacy.py), and the alert's subject and facts already say who and what."""
+SNAPSHOT_FIELDS = EVIDENCE_FIELDS
+"""Derived from Event's annotations (``evidence``). Not ``object_id`` nor ``identity_alias``: a document's
+URL or a person's UPN would need masking in the review app (review/privacy.py), and the alert's subject
+and facts already say who and what."""
 SNAPSHOT_STR_MAX = 256
 SNAPSHOT_IDS_MAX = 20
 

@@ -108,7 +108,7 @@ def iso_times(alert: dict) -> dict:
 def parse_as_of(value: str | None) -> float | None:
     if value is None:
         return None
-    from stream.contract.schema import Invalid, parse_timestamp
+    from stream.contract.codec import Invalid, parse_timestamp
 
     try:
         return parse_timestamp(value, "--as-of")

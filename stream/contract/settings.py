@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
-from stream.contract.schema import Limits
+from stream.contract.limits import Limits
 
 REPO_CONFIG = Path(__file__).resolve().parents[2] / "config" / "custodes.toml"
 ENV_PREFIX = "CUSTODES_"

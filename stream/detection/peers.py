@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.peers import PeerAggregator
-from stream.contract.schema import Invalid, validate
+from stream.contract.codec import Invalid, validate
 from stream.contract.settings import Settings
 from stream.detection.reference import load_dir
 

@@ -43,7 +43,7 @@ def run_tests(settings: Settings, directories: Sequence[Path] | None = None) -> 
     import yaml
 
     from detectors.reference import ReferenceHolder
-    from stream.contract.schema import Invalid, decode, validate
+    from stream.contract.codec import Invalid, decode, validate
     from stream.detection.reference import load_dir
 
     loaded = load(settings.rules.model_copy(update={"disabled": ()}), directories)

@@ -42,7 +42,7 @@ class Insider:
 
 
 def read_truth(directory: Path) -> list[Insider]:
-    from stream.contract.schema import parse_timestamp
+    from stream.contract.codec import parse_timestamp
 
     out = []
     with (directory / "truth.jsonl").open("rb") as f:
@@ -57,7 +57,7 @@ def read_truth(directory: Path) -> list[Insider]:
 
 def period_end(directory: Path) -> float:
     """The end of the simulated period (``manifest.json``), else the newest event's time."""
-    from stream.contract.schema import parse_timestamp
+    from stream.contract.codec import parse_timestamp
 
     manifest = directory / "manifest.json"
     if manifest.is_file():
@@ -69,7 +69,7 @@ def period_end(directory: Path) -> float:
 
 
 def _docs(path: Path, result: Any) -> Iterator[tuple[float, dict]]:
-    from stream.contract.schema import parse_timestamp
+    from stream.contract.codec import parse_timestamp
     from stream.sources.files import read
 
     for record in read(path):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.event import ACTIVITY_KINDS
-from stream.contract.schema import lookup
+from stream.contract.codec import lookup
 
 DEFAULT_TABLE = Path(__file__).resolve().parents[2] / "config" / "activities.toml"
 UNKNOWN_DATASET = "unknown"

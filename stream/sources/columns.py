@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from stream.contract.schema import Invalid
+from stream.contract.codec import Invalid
 
 _INT = re.compile(r"^[+-]?[0-9]+$")
 FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")

@@ -31,7 +31,7 @@ used for ordering. Date-times are ISO 8601 (``2024-03-05 14:03:22``, ``…T14:03
 ``05/03/2024 14:03[:22]`` (5 March), or POSIX seconds/milliseconds in JSON.
 
 Every document gets ``event.dataset = "device.notification"`` and ``custodes.schema_version = 1``,
-and is checked with :func:`stream.contract.schema.validate`, so a bad record raises :class:`Invalid` here,
+and is checked with :func:`stream.contract.codec.validate`, so a bad record raises :class:`Invalid` here,
 at its line in the source file, rather than later in the worker.
 """
 
@@ -44,7 +44,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
-from stream.contract.schema import Invalid, validate
+from stream.contract.codec import Invalid, validate
 from stream.sources.ecs import put, stable_id, utc_iso
 
 DATASET = "device.notification"

@@ -2,7 +2,7 @@
 use to build one: nested field assignment, UTC timestamps and deterministic event ids.
 
 A canonical record is passed through unchanged (nested objects or ECS dotted keys, exactly as the
-producer wrote it); :func:`stream.contract.schema.validate` judges it later. The other normalisers build
+producer wrote it); :func:`stream.contract.codec.validate` judges it later. The other normalisers build
 documents with nested objects only.
 """
 
@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from stream.contract.schema import Invalid
+from stream.contract.codec import Invalid
 
 PATH = re.compile(r"^[@A-Za-z_][A-Za-z0-9_@-]*(\.[A-Za-z_][A-Za-z0-9_@-]*)*$")
 """A canonical dotted field path, e.g. ``user.id``, ``@timestamp``, ``custodes.record.ids``."""
@@ -78,7 +78,7 @@ def stable_id(doc: dict[str, Any]) -> str:
     """A deterministic ``event.id`` for a document that has none: a hash of its sorted-key JSON.
 
     The same record normalised again (re-ingesting a file, or an overlapping export) gets the same id,
-    so the store and the detectors see it once. Same shape as the ids :func:`stream.contract.schema.validate`
+    so the store and the detectors see it once. Same shape as the ids :func:`stream.contract.codec.validate`
     derives (``sha-`` and 24 hex digits).
     """
     try:

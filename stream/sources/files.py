@@ -2,7 +2,7 @@
 
 :func:`read` streams a file (plain or gzip, detected by its magic bytes; ``-`` is standard input) in
 constant memory and yields one :class:`Record` per record: the canonical document, or the
-:class:`~stream.contract.schema.Invalid` that explains why the record was rejected, with its line number and
+:class:`~stream.contract.codec.Invalid` that explains why the record was rejected, with its line number and
 original bytes for the dead-letter topic. A bad record never stops the file.
 
 Formats (``fmt``):
@@ -41,7 +41,7 @@ from typing import IO, Any
 
 import orjson
 
-from stream.contract.schema import DEFAULT_LIMITS, Invalid, Limits, check_depth, decode, validate
+from stream.contract.codec import DEFAULT_LIMITS, Invalid, Limits, check_depth, decode, validate
 from stream.sources import device, ecs, google_workspace, m365, okta
 from stream.sources.mapping import FieldMapping, load
 

@@ -151,7 +151,7 @@ def ingest(
 
 def _count(summary: Summary, table, doc: dict) -> None:
     """Count an event by source and by the activity the worker will give it."""
-    from stream.contract.schema import lookup
+    from stream.contract.codec import lookup
 
     kind = lookup(doc, "custodes.activity")
     if not isinstance(kind, str) or not kind:
@@ -164,7 +164,7 @@ def _count(summary: Summary, table, doc: dict) -> None:
 
 
 def _time_of(doc: dict) -> float | None:
-    from stream.contract.schema import Invalid, lookup, parse_timestamp
+    from stream.contract.codec import Invalid, lookup, parse_timestamp
 
     try:
         return parse_timestamp(lookup(doc, "@timestamp"))
@@ -173,7 +173,7 @@ def _time_of(doc: dict) -> float | None:
 
 
 def _user_of(doc: dict) -> str | None:
-    from stream.contract.schema import lookup
+    from stream.contract.codec import lookup
 
     for path in ("user.id", "user.name"):
         value = lookup(doc, path)

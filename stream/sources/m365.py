@@ -35,7 +35,7 @@ from typing import Any
 
 import orjson
 
-from stream.contract.schema import Invalid, validate
+from stream.contract.codec import Invalid, validate
 from stream.sources.ecs import put, stable_id
 from stream.sources.records import domain_of, emails, extension, ip, is_internal, items, record, text, timestamp
 

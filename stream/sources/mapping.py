@@ -52,7 +52,7 @@ Times without an offset are read in ``timezone``: a wall-clock time that occurs 
 change) is the first occurrence, one that does not exist (the spring change) is read with the offset
 before the change (``zoneinfo``'s ``fold=0``). Empty cells and JSON nulls are absent fields. A record
 without an ``event.id`` gets a hash of its normalised document; ``custodes.schema_version`` is 1 unless
-a constant says otherwise. Every document is checked with :func:`stream.contract.schema.validate`.
+a constant says otherwise. Every document is checked with :func:`stream.contract.codec.validate`.
 
 Unknown keys, bad values and conflicting paths are a :class:`MappingError` when the file is loaded.
 """
@@ -69,7 +69,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from stream.contract.schema import Invalid, validate
+from stream.contract.codec import Invalid, validate
 from stream.sources.columns import FLOAT, Cast, cast_value, folded, get, mapped
 from stream.sources.ecs import PATH, put, stable_id, utc_iso
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from stream.contract.schema import Invalid, validate
+from stream.contract.codec import Invalid, validate
 from stream.sources.ecs import put, stable_id
 from stream.sources.records import ip, items, obj, record, text, timestamp
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import orjson
 
-from stream.contract.schema import lookup
+from stream.contract.codec import lookup
 from stream.sources.activities import ActivityTable
 from stream.sources.files import read
 from stream.sources.mapping import FieldMapping

@@ -12,7 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from stream.contract.schema import lookup
+from stream.contract.codec import lookup
 
 EXAMPLES_PER_REASON = 5
 NO_SOURCE = "(no event.dataset)"

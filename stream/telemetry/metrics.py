@@ -1,7 +1,7 @@
 """Prometheus metrics, created on an injectable registry so tests can assert them.
 
 Names: one ``custodes_`` prefix, base units, ``_total`` only on counters. Labels are bounded: topic,
-activity kind, reason (stream.contract.schema.REASONS), detector id, severity, partition. Never a user id,
+activity kind, reason (stream.contract.codec.REASONS), detector id, severity, partition. Never a user id,
 name, phone number, record id or content.
 """
 

@@ -37,7 +37,7 @@ from detectors.base import Clock, Detector
 from detectors.engine import Engine, Failure
 from detectors.event import Event
 from detectors.reference import ReferenceHolder
-from stream.contract.schema import Invalid, Limits, decode, validate
+from stream.contract.codec import Invalid, Limits, decode, validate
 from stream.contract.settings import Settings
 from stream.telemetry.metrics import PipelineMetrics
 

@@ -12,7 +12,7 @@ import orjson
 from detectors.alert import Alert
 from detectors.engine import Engine
 from detectors.registry import build
-from stream.contract.schema import validate
+from stream.contract.codec import validate
 from stream.contract.settings import load as load_settings
 
 from .helpers import example_reference

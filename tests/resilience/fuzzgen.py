@@ -60,7 +60,7 @@ _WRONG_TYPE_VALUES = ([1, 2], {"a": 1}, 3.5, True, None, -1, "xxx")
 
 
 def _wrong_type_outcome(path: str, value: object) -> str:
-    """What stream.contract.schema makes of ``value`` at ``path`` (the rules the fuzz checks it keeps)."""
+    """What stream.contract.codec makes of ``value`` at ``path`` (the rules the fuzz checks it keeps)."""
     if path == "user":
         return "missing_user" if value is None else "processed" if type(value) in (int, str) else "wrong_type"
     if path == "@timestamp":
@@ -221,7 +221,7 @@ def batches(lines: list[bytes], max_lines: int = 200, max_bytes: int = 700_000) 
 
 
 def _derived_id(raw: bytes) -> str:
-    """The id stream.contract.schema gives an event without event.id."""
+    """The id stream.contract.codec gives an event without event.id."""
     return "sha-" + hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 

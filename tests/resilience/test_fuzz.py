@@ -4,7 +4,7 @@ and some valid events) through Apache Kafka into the worker.
 
 What it proves: the worker never crashes (still running, /health 200), every record is accounted
 for (consumed - rerouted == processed + dead-lettered + expired == 20,000), the dead-letter topic
-holds one record per rejected line with a reason from stream.contract.schema.REASONS, and the counts by
+holds one record per rejected line with a reason from stream.contract.codec.REASONS, and the counts by
 reason equal the in-process oracle (the same messages through ``Pipeline``, as replay does). The
 worker runs with ``max_event_bytes`` 256 KiB here so lines over the limit (``event_too_large``) still
 fit the broker's messages.
@@ -23,7 +23,7 @@ from collections import Counter
 import pytest
 
 from detectors import registry
-from stream.contract.schema import REASONS
+from stream.contract.codec import REASONS
 from stream.worker.pipeline import Pipeline
 from tests.stream.processes import wait_until
 

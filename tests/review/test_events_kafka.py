@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from review.events import KafkaEmitter, review_event
-from stream.contract.schema import parse
+from stream.contract.codec import parse
 from stream.store.alerts import AlertStore
 from tests.stream.processes import Custodes, wait_until
 

@@ -24,7 +24,7 @@ from detectors.reference import load as load_reference
 from detectors.registry import CATALOG, build
 from detectors.signal import Indicator
 from review.tables import reveals
-from stream.contract.schema import validate
+from stream.contract.codec import validate
 from stream.contract.settings import load as load_settings
 
 from .conftest import ACCOUNTS, Clock

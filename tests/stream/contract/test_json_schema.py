@@ -1,6 +1,7 @@
-"""stream/contract/schemas/audit-event-1.json documents exactly what stream.contract.schema.validate accepts: the two
-agree on sample documents (and generated ones), and the schema lists every field validate reads
-with the same limits and enums. The known divergences (what JSON Schema cannot express) are tested
+"""stream/contract/schemas/audit-event-1.json is generated from the contract (stream.contract.json_schema)
+and documents exactly what stream.contract.codec.validate accepts: the checked-in file is the generated
+one, the two agree on sample documents (and generated ones), and the schema lists every field validate
+reads with the same limits and enums. The known divergences (what JSON Schema cannot express) are tested
 as such, so a change on either side shows up here."""
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import stream.contract.schema
+import stream.contract.codec
 from detectors.event import ACTIVITY_KINDS, SENSITIVITIES
-from stream.contract.schema import DEFAULT_LIMITS, Invalid, validate
-from tests.stream.contract.test_schema import KINDS, PATHS, json_scalars, json_values, place, timestamps
+from stream.contract import json_schema
+from stream.contract.codec import DEFAULT_LIMITS, Invalid, Limits, validate
+
+from .test_codec import KINDS, PATHS, json_scalars, json_values, place, timestamps
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -225,7 +228,7 @@ def generated_docs(draw: st.DrawFn) -> dict[str, Any]:
         parent, key = draw(st.sampled_from(objects))
         parent[key] = draw(json_scalars | st.lists(json_scalars, max_size=2))
     ts = doc.get("@timestamp")
-    if isinstance(ts, str) and re.search(DEFS["timestamp"]["pattern"], ts):
+    if isinstance(ts, str) and re.search(leaf("@timestamp")["pattern"], ts):
         try:
             datetime.fromisoformat(ts)
         except ValueError:
@@ -241,6 +244,38 @@ def test_generated_documents_agree(doc: dict[str, Any]) -> None:
     assert python_accepts(doc) == schema_accepts(doc), [e.message[:200] for e in VALIDATOR.iter_errors(doc)]
 
 
+def test_the_checked_in_file_is_the_generated_one() -> None:
+    assert SCHEMA_PATH == json_schema.PATH
+    assert SCHEMA_PATH.read_text() == json_schema.text(), "python -m stream.contract.json_schema --write"
+    assert json_schema.main(["--check"]) == 0
+
+
+def test_generated_schemas_follow_the_limits() -> None:
+    limits = Limits(max_string_chars=8, max_list_items=2, max_depth=5)
+    schema = json_schema.generate(limits)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    check = jsonschema.Draft202012Validator(schema).is_valid
+    base = {"@timestamp": T, "user.id": "u"}
+    assert check({**base, "host.id": "x" * 8}) and not check({**base, "host": {"id": "x" * 9}})
+    assert check({**base, "email.to.address": ["a", "b"]}) and not check({**base, "email.to.address": list("abc")})
+    assert check({**base, "x": [[[[0]]]]}) and not check({**base, "x": [[[[[0]]]]]})
+
+
+def _ref(prop: dict[str, Any]) -> str:
+    """The object model a property holds, if any (``{"anyOf": [{"$ref": …}, {"type": "null"}]}``)."""
+    for option in [prop, *prop.get("anyOf", ())]:
+        if option.get("$ref", "").startswith("#/$defs/object."):
+            return option["$ref"].removeprefix("#/$defs/")
+    return ""
+
+
+def _leaf(prop: dict[str, Any]) -> dict[str, Any]:
+    """A leaf property's schema without null."""
+    options = [o for o in prop.get("anyOf", [prop]) if o != {"type": "null"}]
+    assert len(options) == 1, prop
+    return options[0]
+
+
 def documented_paths(schema: dict[str, Any]) -> set[str]:
     """Leaf paths of the nested form (``properties`` followed through ``object.*`` definitions)."""
     out: set[str] = set()
@@ -249,9 +284,9 @@ def documented_paths(schema: dict[str, Any]) -> set[str]:
         for name, sub in props.items():
             if "." in name:
                 continue
-            ref = sub.get("$ref", "")
-            if ref.startswith("#/$defs/object."):
-                walk(DEFS[ref.removeprefix("#/$defs/")]["properties"], prefix + name + ".")
+            ref = _ref(sub)
+            if ref:
+                walk(DEFS[ref]["properties"], prefix + name + ".")
             else:
                 out.add(prefix + name)
 
@@ -259,34 +294,41 @@ def documented_paths(schema: dict[str, Any]) -> set[str]:
     return out
 
 
-def test_schema_documents_every_field_validate_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+def leaf(path: str) -> dict[str, Any]:
+    parts = path.split(".")
+    props = SCHEMA["properties"]
+    for part in parts[:-1]:
+        props = DEFS[_ref(props[part])]["properties"]
+    return _leaf(props[parts[-1]])
+
+
+def test_schema_documents_every_field_validate_reads() -> None:
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
-    assert set(stream.contract.schema.FIELD_PATHS) == set(PATHS)
-    documented = documented_paths(SCHEMA)
-    assert set(PATHS) <= documented
-    unchecked = documented - set(PATHS)
-    assert unchecked == {"event.dataset", "custodes.user.phone", "custodes.device.local_time"}
+    assert set(stream.contract.codec.FIELD_PATHS) == set(PATHS)
+    assert documented_paths(SCHEMA) == set(PATHS)
     for path in PATHS:  # every dotted form is there too
         parts = path.split(".")
         for i in range(len(parts)):
             props = SCHEMA["properties"] if i == 0 else DEFS[f"object.{'.'.join(parts[:i])}"]["properties"]
             assert ".".join(parts[i:]) in props, path
+            if i:
+                assert ".".join(parts[:i]) in SCHEMA["properties"], path  # the object as a dotted key
 
 
 def test_schema_limits_and_enums_match_the_code() -> None:
     limits = DEFAULT_LIMITS
-    assert set(DEFS["activity"]["enum"]) == set(ACTIVITY_KINDS) | {"", None}
-    assert DEFS["sensitivity"]["enum"] == [*SENSITIVITIES, None]
-    assert DEFS["keyword"]["anyOf"][0]["maxLength"] == limits.max_string_chars
-    assert DEFS["content"]["anyOf"][0]["maxLength"] == limits.max_content_chars
-    lists = DEFS["keyword_list"]["anyOf"][1]
+    assert set(leaf("custodes.activity")["enum"]) == set(ACTIVITY_KINDS) | {""}
+    assert sorted(leaf("custodes.dataset.sensitivity")["enum"]) == sorted(SENSITIVITIES)
+    keyword = leaf("host.id")["anyOf"]
+    assert keyword[0] == {"type": "string", "maxLength": limits.max_string_chars}
+    assert leaf("message")["maxLength"] == limits.max_content_chars
+    assert leaf("event.outcome")["maxLength"] == 32 and leaf("custodes.channel")["maxLength"] == 64
+    lists = leaf("custodes.record.ids")["anyOf"][-1]
     assert lists["maxItems"] == limits.max_list_items
     assert lists["items"]["anyOf"][0]["maxLength"] == limits.max_string_chars
     assert f"depth.{limits.max_depth + 1}" in DEFS and f"depth.{limits.max_depth + 2}" not in DEFS
-    assert DEFS["schema_version"] == {"const": stream.contract.schema.SCHEMA_VERSION}
+    assert leaf("custodes.schema_version")["enum"] == [stream.contract.codec.SCHEMA_VERSION]
     assert SCHEMA["required"] == ["@timestamp"]
-
-
 def test_examples_in_the_schema_are_valid() -> None:
     for doc in SCHEMA["examples"]:
         assert python_accepts(doc) and schema_accepts(doc)

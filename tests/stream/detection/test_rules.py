@@ -34,7 +34,7 @@ from sigma.types import (
 
 from detectors.sigma import RulesHolder, SigmaConfig, SigmaRules
 from stream.cli import main
-from stream.contract.schema import decode, validate
+from stream.contract.codec import decode, validate
 from stream.contract.settings import Rules
 from stream.contract.settings import load as load_settings
 from stream.detection.rule_tests import run_tests

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.contract.schema import REASONS, Invalid, validate
+from stream.contract.codec import REASONS, Invalid, validate
 from stream.sources import device, read
 
 DATA = Path(__file__).resolve().parents[2] / "data"

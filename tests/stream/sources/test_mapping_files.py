@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stream.contract.schema import REASONS, Invalid, validate
+from stream.contract.codec import REASONS, Invalid, validate
 from stream.sources import MappingError, load_mapping, read
 from stream.sources.mapping import from_dict
 

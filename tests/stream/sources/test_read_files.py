@@ -10,7 +10,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from stream.contract.schema import Limits, parse
+from stream.contract.codec import Limits, parse
 from stream.sources import FormatError, canonical_bytes, read
 
 DATA = Path(__file__).resolve().parents[2] / "data"

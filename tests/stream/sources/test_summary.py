@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from stream.cli import main
-from stream.contract.schema import parse_timestamp
+from stream.contract.codec import parse_timestamp
 from stream.contract.settings import load
 from stream.offline.replay import replay
 

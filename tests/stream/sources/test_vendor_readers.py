@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stream.contract.schema import REASONS, Invalid, parse
+from stream.contract.codec import REASONS, Invalid, parse
 from stream.sources import canonical_bytes, google_workspace, m365, okta, read
 from stream.sources.activities import default_table
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from stream.cli.synth import COMMANDS
 from stream.cli.synth import generate as generate_command
-from stream.contract.schema import parse, parse_timestamp
+from stream.contract.codec import parse, parse_timestamp
 from stream.detection.reference import load_dir
 from stream.sources import device
 from stream.synth.generate import generate

@@ -1,4 +1,4 @@
-"""Property tests of the canonical event codec (stream.contract.schema): round trips, and that decoding any
+"""Property tests of the canonical event codec (stream.contract.codec): round trips, and that decoding any
 input either gives an Event or an Invalid with a known reason, never another exception."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from detectors.event import ACTIVITY_KINDS, SENSITIVITIES, Event
-from stream.contract import schema
-from stream.contract.schema import DEFAULT_LIMITS, REASONS, Invalid, Limits, decode, lookup, parse, validate
+from stream.contract import codec as schema
+from stream.contract.codec import DEFAULT_LIMITS, REASONS, Invalid, Limits, decode, lookup, parse, validate
 
 KINDS = sorted(ACTIVITY_KINDS)
 PATHS = (
@@ -32,10 +32,10 @@ PATHS = (
     "custodes.object.id", "custodes.share.visibility", "file.extension", "email.attachments",
     "custodes.identity.alias",
 )
-"""Every field stream.contract.schema.validate reads (tests/stream/contract/test_json_schema.py checks the list)."""
+"""Every field stream.contract.codec.validate reads (tests/stream/contract/test_json_schema.py checks the list)."""
 
 def idents(**kw: Any) -> st.SearchStrategy[str]:
-    """Text fit for an identifier field: no control character (stream.contract.schema rejects those), not blank."""
+    """Text fit for an identifier field: no control character (stream.contract.codec rejects those), not blank."""
     return st.text(st.characters(exclude_categories=("Cc", "Cs")), **kw).filter(lambda t: not t.isspace())
 
 
@@ -225,7 +225,7 @@ def test_decode_limits() -> None:
 
 # validate takes shortcuts (one pass over documents of the usual shape; depth and dotted keys judged from
 # the bytes, or not at all for closed documents). These tests hold it to the plain reading: walk for depth,
-# expand dotted keys, then read field by field (stream.contract.schema._checked_event).
+# expand dotted keys, then read field by field (stream.contract.codec._checked_event).
 
 def plain_validate(doc: dict[str, Any], raw: bytes | None, limits: Limits) -> Event:
     return plain_controls(plain_fields(doc, raw, limits))
