@@ -19,9 +19,9 @@ from .kernels import BulkExportKernel, Found, NotCovered, Users, UnusualVolumeKe
 
 DETECTORS = ("bulk_export", "unusual_volume")
 TIGHT: dict[str, dict[str, Any]] = {
-    "bulk_export": {"max_records": {"low": 40, "medium": 120, "high": 300, "special": 10},
-                    "max_distinct_records": {"low": 30, "medium": 60, "high": 20, "special": 5}},
-    "unusual_volume": {"warmup_days": 1, "z_threshold": 1.5, "min_events": 12, "off_hours_min_events": 6,
+    "bulk_export": {"max_records": {"low": 9, "medium": 40, "high": 300, "special": 10},
+                    "max_distinct_records": {"low": 30, "medium": 5, "high": 4, "special": 5}},
+    "unusual_volume": {"warmup_days": 0, "z_threshold": 1.5, "min_events": 8, "off_hours_min_events": 6,
                        "off_hours_max_mean": 2.0},
 }
 """Thresholds low enough for the generated workload to raise alerts of every kind (the shipped ones
