@@ -185,9 +185,11 @@ class BulkExportKernel:
         recs = np.r_[self.bn, np.zeros(ni, np.int64), records[ei]]
         nid = np.r_[np.zeros(nb, np.int64), np.ones(ni, np.int64), n_ids[ei]]
         phase = np.r_[np.zeros(nb + ni, np.int8), np.ones(ne, np.int8)]
-        seq = np.arange(nb + ni + ne)
-        srt = np.lexsort((seq, phase, bidx, g))
-        g, bidx, recs, nid, phase = g[srt], bidx[srt], recs[srt], nid[srt], phase[srt]
+        # one int64 key (group, bucket): a stable sort keeps carried rows first and events in arrival order
+        low = int(bidx.min()) - cfg.window_s // bs - 2 if len(bidx) else 0
+        key = (g << 32) | (bidx - low)
+        srt = np.argsort(key, kind="stable")
+        key, g, bidx, recs, nid, phase = key[srt], g[srt], bidx[srt], recs[srt], nid[srt], phase[srt]
         pos = np.empty_like(srt)
         pos[srt] = np.arange(len(srt))  # row -> sorted position
         # record-id occurrences in sorted row order, coded over carried + batch ids
@@ -201,8 +203,6 @@ class BulkExportKernel:
         o = np.argsort(occ_row, kind="stable")
         occ_row, codes = occ_row[o], codes[o]
         # the window of each row: from its bucket - window_s + bucket_s (first sorted row with that key)
-        low = int(bidx.min()) - cfg.window_s // bs - 2 if len(bidx) else 0
-        key = (g << 32) | (bidx - low)
         lo_b = -((-(bidx * bs - cfg.window_s + bs)) // bs)
         s = np.searchsorted(key, (g << 32) | (lo_b - low), "left")
         cs = np.cumsum(recs)
@@ -239,12 +239,14 @@ class BulkExportKernel:
         self.bg, self.bb, self.bn = g[ks][keep], bidx[ks][keep], sums[keep]
         og = g[occ_row]
         ob = bidx[occ_row]
-        last = np.lexsort((ob, codes, og))
+        if len(codes) and int(codes.max()) >= 1 << 24:
+            raise NotCovered("more than 2**24 distinct record ids in one batch")
+        last = np.argsort((og << 24) | codes, kind="stable")  # rows are by bucket: the last is the newest
         og, ob, oc = og[last], ob[last], codes[last]
         tail = np.r_[(og[1:] != og[:-1]) | (oc[1:] != oc[:-1]), True] if len(og) else np.empty(0, bool)
         og, ob, oc = og[tail], ob[tail], oc[tail]
         keep = ob * bs + bs > (self.newest[og >> 2] - 2 * cfg.window_s - cfg.grace_s)
-        order = np.lexsort((ob[keep], og[keep]))
+        order = np.argsort((og[keep] << 32) | (ob[keep] - low), kind="stable")
         self.ig, self.ib = og[keep][order], ob[keep][order]
         self.iv = enc.dictionary.take(pa.array(oc[keep][order], pa.int64()))
 
