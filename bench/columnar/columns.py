@@ -78,7 +78,10 @@ def decode(data: bytes) -> Batch:
     cust = t.column("custodes").combine_chunks()
     record = pc.struct_field(cust, "record")
     ids_list = pc.struct_field(record, "ids")
-    ids_list = pc.fill_null(ids_list, pa.scalar([], pa.list_(pa.string())))
+    offsets = ids_list.offsets.to_numpy().astype(np.int64)
+    if ids_list.null_count and (np.diff(offsets)[~pc.is_valid(ids_list).to_numpy(zero_copy_only=False)] != 0).any():
+        ids_list = pc.fill_null(ids_list, pa.scalar([], pa.list_(pa.string())))  # a null slot holding values
+        offsets = ids_list.offsets.to_numpy().astype(np.int64)
     counts = pc.struct_field(record, "count")
     event = t.column("event").combine_chunks()
     micros = stamp.cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -88,8 +91,8 @@ def decode(data: bytes) -> Batch:
         kind=_codes(pc.struct_field(cust, "activity"), _KIND_VALUES, 0),
         sens=_codes(pc.struct_field(pc.struct_field(cust, "dataset"), "sensitivity"), _SENS_VALUES, 0) - 1,
         record_count=pc.fill_null(counts, -1).to_numpy(zero_copy_only=False).astype(np.int64),
-        id_offsets=ids_list.offsets.to_numpy().astype(np.int64) - ids_list.offsets[0].as_py(),
-        ids=ids_list.flatten(),
+        id_offsets=offsets - offsets[0],
+        ids=ids_list.values.slice(offsets[0], offsets[-1] - offsets[0]),
         event_id=pc.struct_field(event, "id"),
         outcome=pc.struct_field(event, "outcome"),
         file_name_set=pc.is_valid(pc.struct_field(t.column("file").combine_chunks(), "name")).to_numpy(
