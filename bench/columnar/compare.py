@@ -15,7 +15,7 @@ from detectors.unusual_volume import UnusualVolumeConfig
 from stream.contract.settings import Settings, load
 
 from .columns import decode
-from .kernels import BulkExportKernel, Found, NotCovered, Users, UnusualVolumeKernel
+from .kernels import BulkExportKernel, Found, NotCovered, UnusualVolumeKernel, Users
 
 DETECTORS = ("bulk_export", "unusual_volume")
 TIGHT: dict[str, dict[str, Any]] = {
