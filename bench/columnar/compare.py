@@ -58,9 +58,11 @@ def product(messages: Sequence[bytes], now: float, settings: Settings) -> tuple[
     return out, cpu, result.processed
 
 
-def columnar(messages: Sequence[bytes], now: float, settings: Settings) -> tuple[dict[str, Found], float, int]:
+def columnar(messages: Sequence[bytes], now: float, settings: Settings, stages: dict[str, float] | None = None
+             ) -> tuple[dict[str, Found], float, int]:
     """(alerts, CPU seconds including the decode into columns, events) of the kernels, fed micro-batches
-    cut as ``run_messages`` cuts them (``batch_max_events``)."""
+    cut as ``run_messages`` cuts them (``batch_max_events``). ``stages``: CPU seconds per stage are
+    added to it (decode, then each kernel)."""
     knobs = settings.detectors
     be = BulkExportConfig(**{k: v for k, v in knobs["bulk_export"].items() if k != "enabled"})
     uv = UnusualVolumeConfig(**{k: v for k, v in knobs["unusual_volume"].items() if k != "enabled"})
@@ -76,12 +78,18 @@ def columnar(messages: Sequence[bytes], now: float, settings: Settings) -> tuple
     def run(parts: list[bytes]) -> int:
         if not parts:
             return 0
+        t = time.process_time()
         b = decode(b"\n".join(parts))
         if b.n and (np.min(b.ts) < oldest or np.max(b.ts) > latest):
             raise NotCovered("events outside the retention window or in the future")
         ucode = users.encode(b.user)
+        if stages is not None:
+            stages["decode"] = stages.get("decode", 0.0) + time.process_time() - t
         for k in kernels:
+            t = time.process_time()
             k.run(b, ucode)
+            if stages is not None:
+                stages[k.detector] = stages.get(k.detector, 0.0) + time.process_time() - t
         return b.n
 
     for m in messages:

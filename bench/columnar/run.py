@@ -4,8 +4,9 @@ rounds of (a) the product path with only bulk_export and unusual_volume enabled 
 ``run_messages``, as ``custodes replay``), (b) the columnar kernels, the decode into Arrow columns
 included, and (c) a plain orjson decode of the lines; then the ratios. Every round asserts that (a) and
 (b) give the same alerts (ids, counts, first/last seen, event time, score, severity, records and
-distinct records); a last pass checks the same on the same events with thresholds low enough to raise
-alerts of both detectors (``compare.TIGHT``).
+distinct records); the columnar CPU is split by stage (decode into columns, each kernel); a last
+pass checks the same on the same events with thresholds low enough to raise alerts of both detectors
+(``compare.TIGHT``).
 
     python bench/columnar/run.py                       # 200k events, 2,000 users, 3 rounds
     python bench/columnar/run.py --events 1000000 --json bench/results/columnar.json
@@ -56,6 +57,7 @@ def main() -> None:
     settings = settings_for()
     rates: dict[str, list[float]] = {"product": [], "columnar": [], "orjson": []}
     alerts = 0
+    stages: dict[str, float] = {}
     names = list(rates)
     for r in range(max(1, args.repeat)):
         got = {}
@@ -63,7 +65,7 @@ def main() -> None:
             if engine == "product":
                 got["product"], cpu, n = product(messages, now, settings)
             elif engine == "columnar":
-                got["columnar"], cpu, n = columnar(messages, now, settings)
+                got["columnar"], cpu, n = columnar(messages, now, settings, stages)
             else:
                 cpu, n = decode_cpu(messages), args.events
             if n != args.events:
@@ -89,6 +91,7 @@ def main() -> None:
         "alerts_low_thresholds_identical": by_detector,
         **{f"{e}_events_per_s_per_core_min_median_max": spread(v) for e, v in rates.items()},
         **{f"{k}_min_median_max": spread(v) for k, v in ratio.items()},
+        "columnar_cpu_share_by_stage": ", ".join(f"{k} {v / sum(stages.values()):.0%}" for k, v in stages.items()),
     }
     width = max(map(len, out))
     for k, v in out.items():
