@@ -10,6 +10,7 @@ pass checks the same on the same events with thresholds low enough to raise aler
 
     python bench/columnar/run.py                       # 200k events, 2,000 users, 3 rounds
     python bench/columnar/run.py --events 1000000 --json bench/results/columnar.json
+    python bench/columnar/run.py --all-detectors       # also the product path with every detector
 """
 
 from __future__ import annotations
@@ -37,6 +38,14 @@ def decode_cpu(messages: list[bytes]) -> float:
     return time.process_time() - cpu
 
 
+def product_all(messages: list[bytes], now: float) -> tuple[float, int]:
+    """CPU seconds and events processed of the product path with every detector (bench/replay.py's run)."""
+    from bench.replay import run_pipeline
+
+    _, cpu, result, _ = run_pipeline(messages, now)
+    return cpu, result.processed
+
+
 def spread(values: list[float]) -> str:
     return " / ".join(f"{v:,.2f}" if v < 100 else f"{v:,.0f}"
                       for v in (min(values), statistics.median(values), max(values)))
@@ -48,6 +57,8 @@ def main() -> None:
     ap.add_argument("--users", type=int, default=2_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--all-detectors", action="store_true",
+                    help="also time the product path with every detector enabled (as bench/replay.py)")
     args = ap.parse_args()
     from stream.worker.gctune import tune_for_throughput
 
@@ -56,6 +67,8 @@ def main() -> None:
     messages = chunks(make_lines(args.events, args.users, now))
     settings = settings_for()
     rates: dict[str, list[float]] = {"product": [], "columnar": [], "orjson": []}
+    if args.all_detectors:
+        rates["product_all"] = []
     alerts = 0
     stages: dict[str, float] = {}
     names = list(rates)
@@ -66,6 +79,8 @@ def main() -> None:
                 got["product"], cpu, n = product(messages, now, settings)
             elif engine == "columnar":
                 got["columnar"], cpu, n = columnar(messages, now, settings, stages)
+            elif engine == "product_all":
+                cpu, n = product_all(messages, now)
             else:
                 cpu, n = decode_cpu(messages), args.events
             if n != args.events:
@@ -84,7 +99,8 @@ def main() -> None:
         raise SystemExit("alerts differ (low thresholds):\n" + "\n".join(diff))
     by_detector = dict(sorted(Counter(x.detector for x in a.values()).items()))
     ratio = {f"{x}_to_{y}": [p / q for p, q in zip(rates[x], rates[y], strict=True)]
-             for x, y in (("columnar", "product"), ("product", "orjson"), ("columnar", "orjson"))}
+             for x, y in (("columnar", "product"), ("product", "orjson"), ("columnar", "orjson"),
+                          *((("columnar", "product_all"),) if args.all_detectors else ()))}
     out = {
         "events": args.events, "users": args.users, "rounds": args.repeat,
         "alerts_shipped_thresholds_identical": alerts,
