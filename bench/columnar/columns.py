@@ -2,8 +2,9 @@
 
 Only the fields the two prototype kernels read are decoded (an explicit schema; every other field is
 skipped by the C++ reader). Validation is reduced to what the kernels need: a row without ``user.id``
-or a parsable ``@timestamp`` is counted as invalid and left out (the product dead-letters it with a
-reason; the prototype only counts it). Arrival order is the row order.
+or a parsable ``@timestamp``, or with an unknown ``custodes.activity``, is counted as invalid and left
+out (the product dead-letters it with a reason; the prototype only counts it). Arrival order is the
+row order.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from detectors.event import SENSITIVITIES
+from detectors.event import ACTIVITY_KINDS, SENSITIVITIES
 
 SCHEMA = pa.schema([
     ("@timestamp", pa.timestamp("us", tz="UTC")),
@@ -32,9 +33,9 @@ SCHEMA = pa.schema([
 ])
 _READ = pj.ReadOptions(use_threads=False, block_size=1 << 24)
 _PARSE = pj.ParseOptions(explicit_schema=SCHEMA, unexpected_field_behavior="ignore")
-KINDS = ("other", "export", "record_access", "print", "removable_media", "web_upload", "share", "message",
-         "login", "download")
-"""Activity codes the kernels test (any other activity gets code 0, "other")."""
+KINDS = ("other", "export", "record_access", "print", "removable_media", "web_upload", "share", "message")
+"""Activity codes the kernels test (any other known activity gets code 0, "other")."""
+_KNOWN_KINDS = pa.array(sorted(ACTIVITY_KINDS))
 _KIND_VALUES = pa.array(KINDS[1:])
 _SENS_VALUES = pa.array(list(SENSITIVITIES))
 
@@ -68,7 +69,10 @@ def decode(data: bytes) -> Batch:
     t = pj.read_json(io.BytesIO(data), read_options=_READ, parse_options=_PARSE)
     stamp = t.column("@timestamp").combine_chunks()
     user = pc.struct_field(t.column("user").combine_chunks(), "id")
-    ok = pc.and_(pc.is_valid(stamp), pc.and_(pc.is_valid(user), pc.greater(pc.utf8_length(user), 0)))
+    activity = pc.struct_field(t.column("custodes").combine_chunks(), "activity")
+    ok = pc.and_(pc.and_(pc.is_valid(stamp), pc.is_valid(user)), pc.greater(pc.utf8_length(user), 0))
+    ok = pc.and_(ok, pc.or_(pc.is_null(activity), pc.is_in(activity, value_set=_KNOWN_KINDS)))
+    ok = pc.fill_null(ok, False)
     n_all = len(t)
     invalid = n_all - pc.sum(ok).as_py() if n_all else 0
     if invalid:
