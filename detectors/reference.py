@@ -1,6 +1,6 @@
 """Reference data the detectors need from elsewhere: an immutable snapshot and a holder to swap it.
 
-A site maintains seven kinds of reference records (``KINDS``); the record format of each is in
+A site maintains eight kinds of reference records (``KINDS``); the record format of each is in
 docs/detectors.md and in ``config/reference/*.jsonl``:
 
 ``staff``       user id -> team, role, home postcode area, start date, leave date, and the HR context
@@ -10,7 +10,11 @@ docs/detectors.md and in ``config/reference/*.jsonl``:
 ``restricted``  record id -> flags (vip, colleague, need_to_know)
 ``sharing``     an approved third party (its domains and names) -> datasets it may receive
 ``app``         policy set -> sanctioned application ids
-``peer``        peer group -> activity baseline (produced by :mod:`detectors.peers`)
+``peer``        peer group -> activity baseline (produced by :mod:`detectors.peers`), and optionally
+                what the group commonly uses and its usual day of removable media and attachments
+                (:mod:`detectors.peer_profile`)
+``host``        host -> the person it is learned to belong to (:mod:`detectors.peer_profile`, from the
+                event archive; the asset register, staff ``primary_hosts``, wins where both say)
 ``destination`` web or mail domain -> risk category (job search, cloud storage, paste/leak, hacking,
                 personal webmail; see config/reference/destinations.jsonl)
 
@@ -25,6 +29,7 @@ Everything here is pure: parsing works on strings the runtime has read, never on
 
 from __future__ import annotations
 
+import base64
 import csv
 import io
 import re
@@ -40,7 +45,7 @@ import orjson
 from .identity import IdentityIndex
 from .identity import build as build_identities
 
-KINDS = ("staff", "case", "restricted", "sharing", "app", "peer", "destination")
+KINDS = ("staff", "case", "restricted", "sharing", "app", "peer", "destination", "host")
 KEY_FIELDS = {
     "staff": "user_id",
     "case": "case_ref",
@@ -49,6 +54,7 @@ KEY_FIELDS = {
     "app": "policy_set",
     "peer": "group",
     "destination": "domain",
+    "host": "host",
 }
 """The field that identifies a record of each kind (also the Kafka message key on its topic)."""
 
@@ -123,6 +129,13 @@ class PeerBaseline:
     """Mean events per member per hour, one per :func:`detectors.peers.bucket_of` bucket (48)."""
     std: tuple[float, ...]
     members: int = 0
+    common: bytes = b""
+    """A Bloom filter (``common_hashes`` hash functions) of the ``<kind>:<value>`` keys of
+    :mod:`detectors.first_use` that at least ``common_members`` of the group used (empty: unknown)."""
+    common_hashes: int = 0
+    media_day: tuple[float, ...] = ()
+    """The group's usual day on each :mod:`detectors.media_volume` channel (files copied to removable
+    media, attachments mailed outside): mean count over the members' days of use (empty: unknown)."""
 
 
 DESTINATION_CATEGORIES = ("job_search", "cloud_storage", "paste_leak", "hacking", "personal_webmail")
@@ -277,7 +290,21 @@ def _parse(kind: str, rec: Mapping[str, Any]) -> tuple[str, Any]:
         members = rec.get("members", 0)
         if isinstance(members, bool) or not isinstance(members, int) or members < 0:
             raise ReferenceError("members must be a non-negative integer")
-        return key, PeerBaseline(group=key, mean=mean, std=std, members=members)
+        common, hashes = b"", 0
+        if rec.get("common"):
+            try:
+                common = base64.b64decode(str(rec["common"]), validate=True)
+            except ValueError:
+                raise ReferenceError("common must be base64") from None
+            hashes = rec.get("common_hashes", 0)
+            if isinstance(hashes, bool) or not isinstance(hashes, int) or not 1 <= hashes <= 16:
+                raise ReferenceError("common_hashes must be an integer from 1 to 16")
+        media_day = _floats(rec, "media_day") if rec.get("media_day") is not None else ()
+        return key, PeerBaseline(group=key, mean=mean, std=std, members=members, common=common,
+                                 common_hashes=hashes, media_day=media_day)
+    if kind == "host":
+        owner = _text(rec, "owner", required=True)
+        return key.lower(), owner
     if kind == "destination":
         category = _text(rec, "category", required=True)
         if category not in DESTINATION_CATEGORIES:
@@ -314,6 +341,8 @@ class Reference:
     peers: Mapping[str, PeerBaseline] = field(default_factory=lambda: _EMPTY)
     destinations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """Domain -> risk category (reference kind ``destination``)."""
+    hosts: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """Host (lower case) -> the person it was learned to belong to (reference kind ``host``)."""
     version: int = 0
     """Incremented by every update (for metrics and logs)."""
     _by_domain: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
@@ -321,7 +350,7 @@ class Reference:
     _host_owner: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
 
     _ATTR = {"staff": "staff", "case": "cases", "restricted": "restricted", "sharing": "sharing",
-             "app": "apps", "peer": "peers", "destination": "destinations"}
+             "app": "apps", "peer": "peers", "destination": "destinations", "host": "hosts"}
 
     # -- updates (pure: a new snapshot) ----------------------------------------------------------
 
@@ -392,8 +421,13 @@ class Reference:
         return tuple(self.sharing[k] for k in keys)
 
     def host_owner(self, host: str) -> str | None:
-        """The person a host is assigned to (staff ``primary_hosts``), if any."""
-        return self._host_owner.get(host.lower()) if self._host_owner else None
+        """The person a host is assigned to (staff ``primary_hosts``), else the person it was learned
+        to belong to (reference kind ``host``), if any."""
+        h = host.lower()
+        owner = self._host_owner.get(h) if self._host_owner else None
+        if owner is None and self.hosts:
+            owner = self.hosts.get(h)
+        return owner
 
     def category_of(self, domain: str | None) -> str | None:
         """The risk category of ``domain`` or of a parent domain (``eu.dropbox.com`` -> ``dropbox.com``)."""
@@ -451,7 +485,7 @@ def kind_of(file_name: str) -> tuple[str, str]:
     stem, _, fmt = base.rpartition(".")
     if fmt not in ("jsonl", "csv"):
         raise ReferenceError(f"{base}: reference files are .jsonl or .csv")
-    stem = {"cases": "case", "apps": "app", "peers": "peer", "destinations": "destination"}.get(stem, stem)
+    stem = {"cases": "case", "apps": "app", "peers": "peer", "destinations": "destination", "hosts": "host"}.get(stem, stem)
     if stem not in KINDS:
         raise ReferenceError(f"{base}: the file name must be one of {', '.join(KINDS)} (+ .jsonl/.csv)")
     return stem, fmt

@@ -10,7 +10,7 @@ from detectors.departing_user import DepartingUser
 from detectors.first_use import FirstUse
 from detectors.host_ownership import HostOwnership
 from detectors.media_volume import MediaVolume
-from detectors.off_hours import OffHours, unpack
+from detectors.off_hours import PENDING, OffHours, pack, profile_of, unpack
 from detectors.reference import Reference
 from detectors.risky_destination import RiskyDestination
 from detectors.signal import DAY, RETENTION_S
@@ -67,8 +67,9 @@ def test_off_hours_counts_weeks_per_hour_of_week_once_per_hour():
     det = OffHours.configure({}, REF)
     state, _, _ = run_all(det, [[ev("st-3001", MONDAY_9 + i * 60, "record_access") for i in range(30)]])
 
-    profile = unpack(state["p"])
+    profile = profile_of(state)
     assert profile[9] == 1 and sum(profile) == 1 and state["d"] == 1  # Monday 09:00: one hour, one day
+    assert state["a"] == [9] and sum(unpack(state["p"])) == 0  # held unpacked until PENDING hours
 
 
 def test_off_hours_no_history_person_is_compared_with_peers_or_working_hours():
@@ -272,3 +273,21 @@ def test_departing_user_suspended_activity_once_a_day():
     stream = [ev("pc-1001", T0 + i * H, "logon") for i in range(40)]
     signals = run_all(DepartingUser.configure({}, ref), [stream])[2]
     assert [s.ts for s in signals] == [T0 + 15 * H, T0 + 39 * H]  # from midnight 3 March, then the next day
+
+
+def test_off_hours_packs_the_profile_once_per_pending_hours_and_reads_version_1_state():
+    det = OffHours.configure({}, REF)
+    hours = [ev("st-3001", MONDAY_9 + h * H, "record_access") for h in range(PENDING + 3)]
+    state, _, _ = run_all(det, [hours[:PENDING - 1]])
+    assert len(state["a"]) == PENDING - 1 and sum(unpack(state["p"])) == 0
+    state, _, _ = run_all(det, [hours[PENDING - 1:]], state=state)
+    assert sum(unpack(state["p"])) == PENDING + 3 and "a" not in state  # packed at the end of the call
+    assert sum(profile_of(state)) == PENDING + 3
+    import base64
+    import zlib
+
+    old = {"g": MONDAY_9 + 0.5, "p": base64.b64encode(zlib.compress(bytes(profile_of(state)), 9)).decode(),
+           "d": 1, "h": None}  # version 1: zlib stream, float times
+    state, _, _ = run_all(det, [[ev("st-3001", MONDAY_9 + 30 * H, "record_access")]], state=old)
+    assert sum(profile_of(state)) == PENDING + 4 and state["g"] == MONDAY_9 and isinstance(state["g"], int)
+    assert len(pack(bytes(168))) < len(base64.b64encode(zlib.compress(bytes(168), 9)))
