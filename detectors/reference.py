@@ -485,7 +485,8 @@ def kind_of(file_name: str) -> tuple[str, str]:
     stem, _, fmt = base.rpartition(".")
     if fmt not in ("jsonl", "csv"):
         raise ReferenceError(f"{base}: reference files are .jsonl or .csv")
-    stem = {"cases": "case", "apps": "app", "peers": "peer", "destinations": "destination", "hosts": "host"}.get(stem, stem)
+    plural = {"cases": "case", "apps": "app", "peers": "peer", "destinations": "destination", "hosts": "host"}
+    stem = plural.get(stem, stem)
     if stem not in KINDS:
         raise ReferenceError(f"{base}: the file name must be one of {', '.join(KINDS)} (+ .jsonl/.csv)")
     return stem, fmt
