@@ -34,7 +34,7 @@ import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from .alert import Alert
@@ -118,9 +118,11 @@ class FirstUse(Indicator):
         ref = self.ref
         internal_domains = cfg.internal_domains
         st: dict[str, Any] | None = state
-        cur: bytearray | None = None
+        cur: bytes | bytearray | None = None  # bytes (shared, decoded once) until a bit is set
         old: bytes | None = None
         changed = False
+        decoded = self._decoded
+        keyed = self._keyed
         peer: Any = False  # not looked up yet
         out: list[Any] = []
         for ev in events:
@@ -131,22 +133,36 @@ class FirstUse(Indicator):
             if st is None:
                 st = {"f": math.floor(ts), "b": None}
             if cur is None:
-                cur = bytearray(base64.b64decode(st["b"])) if st.get("b") else bytearray(bits // 8)
+                text = st.get("b")
+                if text:
+                    cur = decoded.get(text)
+                    if cur is None:
+                        if len(decoded) >= 4096:
+                            decoded.clear()
+                        cur = decoded[text] = base64.b64decode(text)
+                else:
+                    cur = bytearray(bits // 8)
                 old = base64.b64decode(st["o"]) if st.get("o") else None
             if ts - st.get("g", st["f"]) >= RETENTION_S / 2:
-                st["o"] = base64.b64encode(bytes(cur)).decode()
+                st["o"] = st["b"] if st.get("b") and not changed else base64.b64encode(bytes(cur)).decode()
                 old, cur, st["g"] = bytes(cur), bytearray(bits // 8), math.floor(ts)
                 changed = True
             learning = ts - st["f"] < cfg.learn_days * DAY
             for kind, value in found:
                 key = f"{kind}:{value}"
-                pos = positions(key, bits, k)
+                pos = keyed.get(key)
+                if pos is None:
+                    if len(keyed) >= 16384:
+                        keyed.clear()
+                    pos = keyed[key] = positions(key, bits, k)
                 known = True
                 for p in pos:
                     if not cur[p >> 3] >> (p & 7) & 1:
                         known = False
+                        if not changed:
+                            cur = bytearray(cur)  # the decoded filter is shared: copy before the first change
+                            changed = True
                         cur[p >> 3] |= 1 << (p & 7)
-                        changed = True
                 if not known and old is not None:
                     known = all(old[p >> 3] >> (p & 7) & 1 for p in pos)
                 if known or learning:
@@ -169,6 +185,16 @@ class FirstUse(Indicator):
                 if st["g"] == st["f"]:
                     del st["g"]
         return st, out
+
+    @cached_property
+    def _decoded(self) -> dict[str, bytes]:
+        """Filters decoded from their base64 text (the same text recurs batch after batch)."""
+        return {}
+
+    @cached_property
+    def _keyed(self) -> dict[str, tuple[int, ...]]:
+        """``<kind>:<value>`` -> bit positions at this detector's size."""
+        return {}
 
     def _peer(self, subject: str) -> Any:
         """The person's peer baseline if it carries a ``common`` filter, else None."""

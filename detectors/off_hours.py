@@ -16,7 +16,10 @@ Signals (weights in ``weights``):
               attachments outside) in an unusual hour, once per kind per hour: a single night logon
               with a USB copy gives both
 Usual for the peers but not for the person: weights x ``peer_usual_factor``; judged by
-``working_hours`` alone (no history, no peer baseline): weights x ``no_baseline_factor``.
+``working_hours`` alone (no history, no peer baseline): weights x ``no_baseline_factor``, and
+``data`` once per kind per session (``session_gap_s`` from the session's ``activity`` signal) rather
+than per hour: with nothing to compare against, a night shift's hourly reports are one piece of
+evidence, not one per hour.
 
 State (about 130 bytes, bounded): the profile, raw-deflated in base64 (at most 232 characters,
 typically 30-80), the hours of the week added since it was last packed (at most ``PENDING``: packing
@@ -105,7 +108,8 @@ def _by_day(profile: bytes | bytearray, how: int) -> int:
 class OffHours(Indicator):
     id = "off_hours"
     version = 2
-    """2: the profile raw-deflated and packed once per ``PENDING`` active hours."""
+    """2: the profile raw-deflated and packed once per ``PENDING`` active hours; without any baseline,
+    ``data`` once per kind per session."""
     summary = "Signals activity, and data leaving, at hours the person (or, without history, their peers) never work."
     Config = OffHoursConfig
     config: OffHoursConfig
@@ -142,7 +146,11 @@ class OffHours(Indicator):
                 how = local_hour_of_week(ts, cfg.timezone)
                 verdict = self._verdict(profile, older, st, how, ts, peer)
                 new_day = last is None or day_of(ts) > day_of(last[0] * 3600)
-                st["h"] = last = [hour, verdict, 0, last[3] if last is not None else None]
+                carry = 0
+                if (verdict == 3 and last is not None and last[1] == 3 and last[3] is not None
+                        and ts - last[3] < cfg.session_gap_s):
+                    carry = last[2] & ~1  # judged by working_hours alone: each kind once per session
+                st["h"] = last = [hour, verdict, carry, last[3] if last is not None else None]
                 if profile[how] < 255:
                     profile[how] += 1
                 added.append(how)

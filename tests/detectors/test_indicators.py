@@ -373,3 +373,20 @@ def test_risky_destination_day_mask_and_version_1_state():
     old = {"d": int(T0 // DAY), "k": ["job_search_visit"]}
     _, _, signals = run_all(det, [[ev("pc-1001", T0 + 60, "other", url_domain="www.reed.co.uk")]], state=old)
     assert signals == []  # already signalled that day (version 1 list read)
+
+
+@pytest.mark.parametrize("history, expected", [
+    # working_hours alone: the hourly exports are one piece of evidence per session; the upload is another kind
+    (False, ["activity", "data", "data", "activity", "data"]),
+    # against the person's own history: each kind once per hour
+    (True, ["activity", "data", "data", "data", "data", "activity", "data"]),
+])
+def test_off_hours_without_any_baseline_data_once_per_kind_per_session(history, expected):
+    night = MONDAY_9 + 21 * DAY + 13 * H  # Monday 22:00 of week 4
+    stream = [ev("st-3001", night + h * H + 60, "export") for h in range(3)]  # 22:01, 23:01, 00:01
+    stream.append(ev("st-3001", night + 2 * H + 120, "web_upload"))  # 00:02
+    stream.append(ev("st-3001", night + 5 * H, "export"))  # 03:00: over session_gap_s after 22:01, a new session
+    _, _, signals = run_all(OffHours.configure({}, REF), [office_weeks() if history else [], stream])
+    assert reasons(signals) == expected
+    if not history:
+        assert [s.weight for s in signals] == [3.0, 7.0, 7.0, 3.0, 7.0]  # x no_baseline_factor
