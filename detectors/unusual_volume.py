@@ -12,7 +12,8 @@ checked as its hour's count grows:
             ``peer``) is available, the count must also be at least ``peer_z_threshold`` standard
             deviations above the peer mean for that bucket (unusual for the user AND for the job)
 ``hours``   count >= ``off_hours_min_events`` in a bucket whose mean is below ``off_hours_max_mean``,
-            unless the peer group works that hour (``off_hours_peer_usual_mean``)
+            unless the peer group works that hour (``off_hours_peer_usual_mean``; with
+            ``off_hours_peer_spread_h``, or the hours either side, weekday or weekend)
             (hours this user does not work)
 
 No alert during the first ``warmup_days`` after the user was first seen. Hits fold per rule per
