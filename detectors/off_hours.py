@@ -26,7 +26,8 @@ typically 30-80), the hours of the week added since it was last packed (at most 
 costs far more than unpacking, so it is done once per that many active hours, not every hour), the
 previous generation's profile once the current one is ``RETENTION_S / 2`` old (so no baseline outlives
 the retention window, and at least a year of history is always kept), day counts, the generation's
-start (whole seconds), the current hour and what it signalled.
+start (whole seconds), the current hour and what it signalled (the hour's number alone when that is
+nothing).
 """
 
 from __future__ import annotations
@@ -131,6 +132,8 @@ class OffHours(Indicator):
         person = ref.staff.get(subject)
         peer = ref.peers.get(person.peer_group) if person is not None and person.peer_group else None
         out: list[Any] = []
+        if isinstance(st["h"], int):  # a quiet hour, kept as its number alone
+            st["h"] = [st["h"], 0, 0, None]
         for ev in events:
             ts = ev.ts
             hour = math.floor(ts / 3600)
@@ -182,6 +185,12 @@ class OffHours(Indicator):
             st.pop("a", None)
         if isinstance(st["g"], float):  # version 1 state
             st["g"] = math.floor(st["g"])
+        last = st["h"]
+        if last is not None:
+            if last[3] is not None and last[0] * 3600 - last[3] >= cfg.session_gap_s:
+                last[3] = None  # no event still to come can be in that session
+            if not last[1] and not last[2] and last[3] is None:
+                st["h"] = last[0]
         return st, out
 
     def _verdict(self, profile: bytearray, older: bytes | None, st: dict[str, Any], how: int, ts: float,

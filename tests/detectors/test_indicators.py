@@ -390,3 +390,16 @@ def test_off_hours_without_any_baseline_data_once_per_kind_per_session(history, 
     assert reasons(signals) == expected
     if not history:
         assert [s.weight for s in signals] == [3.0, 7.0, 7.0, 3.0, 7.0]  # x no_baseline_factor
+
+
+def test_off_hours_a_quiet_hour_is_kept_as_its_number_and_a_closed_session_forgotten():
+    det = OffHours.configure({}, REF)
+    state, _, _ = run_all(det, [office_weeks()])
+    assert isinstance(state["h"], int)  # nothing signalled in that hour: its number alone
+    night = MONDAY_9 + 21 * DAY + 17 * H  # Tuesday 02:00
+    state, _, signals = run_all(det, [[ev("st-3001", night, "logon")]], state=state)
+    assert reasons(signals) == ["activity"] and state["h"][3] == night
+    state, _, signals = run_all(det, [[ev("st-3001", night + 5 * H, "logon")]], state=state)  # 07:00, usual? no
+    later = [ev("st-3001", MONDAY_9 + 22 * DAY + h * H, "record_access") for h in range(3)]  # Wednesday 09-11
+    state, _, _ = run_all(det, [later], state=state)
+    assert isinstance(state["h"], int)  # the session ended over session_gap_s ago: forgotten
