@@ -11,7 +11,9 @@ returns reference records that every worker then reads:
   ``common``        a Bloom filter of the :mod:`detectors.first_use` keys (``<kind>:<value>``: a
                     dataset, an outside mail domain, an upload destination, a host, removable media at
                     all) that at least ``max(common_members, common_share x members)`` distinct members
-                    used; 16 bits per key (about 0.5 % false "common"), ``common_hashes`` hashes
+                    used, and of those that as large a share of the whole staff used (the suppliers
+                    everyone mails are no one's rare find, however small their team); 16 bits per key
+                    (about 0.5 % false "common"), ``common_hashes`` hashes
   ``media_day``     the group's usual day on each :mod:`detectors.media_volume` channel: files copied
                     to removable media, attachments mailed outside; the mean count over the members'
                     days of use (0 where nobody used it)
@@ -66,6 +68,9 @@ class PeerProfiler:
         self.host_min_days, self.host_share = host_min_days, host_share
         self._users: dict[str, dict[str, set[str]]] = {}
         """group -> key -> hashed members who used it (at most the group's threshold)."""
+        self._everyone: dict[str, set[str]] = {}
+        """key -> hashed users of any group who used it (at most the whole staff's threshold)."""
+        self._org_threshold = max(common_members, math.ceil(common_share * sum(members.values())))
         self._days: dict[tuple[str, str, int], list[int]] = {}
         """(group, user hash, day) -> [files to media, attachments outside] of an open day."""
         self._media: dict[str, list[float]] = {}
@@ -97,9 +102,14 @@ class PeerProfiler:
         if found:
             keys = self._users.setdefault(group, {})
             most = self.threshold(group)
+            everyone, org = self._everyone, self._org_threshold
             for kind, value in found:
-                who = keys.setdefault(f"{kind}:{value}", set())
+                key = f"{kind}:{value}"
+                who = keys.setdefault(key, set())
                 if len(who) < most:
+                    who.add(user)
+                who = everyone.setdefault(key, set())
+                if len(who) < org:
                     who.add(user)
         if ev.kind == "removable_media":
             self._days.setdefault((group, user, day), [0, 0])[0] += 1
@@ -122,9 +132,10 @@ class PeerProfiler:
         """Per group, the fields to add to its ``peer`` record: ``common``, ``common_hashes``, ``media_day``."""
         self._fold(None)
         out: dict[str, dict[str, Any]] = {}
+        org = {k for k, who in self._everyone.items() if len(who) >= self._org_threshold}
         for group in sorted(set(self._users) | set(self._media)):
             most = self.threshold(group)
-            common = sorted(k for k, who in self._users.get(group, {}).items() if len(who) >= most)
+            common = sorted(org | {k for k, who in self._users.get(group, {}).items() if len(who) >= most})
             extras: dict[str, Any] = {}
             if common:
                 bits, hashes = bloom(common, self.hashes)

@@ -92,3 +92,17 @@ def test_peer_record_fields_are_checked():
             Reference().apply("peer", {**base, **bad})
     with pytest.raises(ReferenceError):
         Reference().apply("host", {"host": "LT-1"})  # no owner
+
+
+def test_a_key_common_across_the_whole_staff_is_common_in_every_group():
+    groups = {f"Team {g}/constable": 10 for g in range(10)}  # 100 staff: org threshold max(3, 10) = 10
+    p = PeerProfiler(groups, REF)
+    for g, group in enumerate(groups):
+        for i in range(2):  # two in each group: under every group's threshold (3)
+            p.add(ev(f"pc-{g}-{i}", T0, "message", email_to=("a@supplier.example",)), group)
+        p.add(ev(f"pc-{g}-0", T0, "message", email_to=(f"a@only{g // 5}.example",)), group)  # 5 users each
+    extras = p.peer_extras()
+    for group in groups:
+        bits, hashes = common_of(extras, group)
+        assert contains(bits, "email_domain:supplier.example", hashes)  # 20 of 100 staff
+        assert not contains(bits, "email_domain:only0.example", hashes)  # 5 of 100
