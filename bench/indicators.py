@@ -33,8 +33,8 @@ def main() -> None:
 
     from bench.replay import chunks, make_lines
     from detectors import registry
-    from stream.pipeline import Pipeline
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.worker.pipeline import Pipeline
 
     settings = load()
     detectors = registry.build(settings.detectors)

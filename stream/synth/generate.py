@@ -152,9 +152,8 @@ def history_profile(org: Organisation, reference_dir: Path, days: int = PEER_HIS
     from collections import Counter
 
     from detectors.peer_profile import PeerProfiler
-
-    from ..reference import load_dir
-    from ..schema import Invalid, validate
+    from stream.contract.schema import Invalid, validate
+    from stream.detection.reference import load_dir
 
     ref = load_dir(reference_dir)
     members = Counter(p.peer_group for p in ref.staff.values() if p.peer_group)

@@ -1,0 +1,1 @@
+"""The streaming worker: Faust app, micro-batches, hand-off, dead letters."""
