@@ -26,6 +26,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -169,6 +170,28 @@ def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool
         if started_broker is not None:
             started_broker.close()
         shutil.rmtree(work, ignore_errors=True)
+def breakdown(values: Iterable[bytes]) -> dict[str, int]:
+    """Mean bytes per person of each part of the state: ``detector:<id>`` for each detector's part
+    (its JSON, key and punctuation included) and ``pipeline:<key>`` for the pipeline's own (dedupe
+    window ``y``, positions ``o``, newest time ``t``)."""
+    import orjson
+
+    totals: dict[str, int] = {}
+    n = 0
+    for value in values:
+        n += 1
+        wrapper = orjson.loads(value)
+        for key, part in wrapper.items():
+            if key == "d" and isinstance(part, dict):
+                for det, det_state in part.items():
+                    name = f"detector:{det}"
+                    totals[name] = totals.get(name, 0) + len(orjson.dumps({det: det_state})) - 1
+            else:
+                name = f"pipeline:{key}"
+                totals[name] = totals.get(name, 0) + len(orjson.dumps({key: part})) - 1
+    return {f"bytes_{k}": round(v / max(1, n)) for k, v in sorted(totals.items(), key=lambda kv: -kv[1])}
+
+
 def measure_generated(directory: Path) -> dict:
     from stream.contract.settings import load
     from stream.detection.reference import detectors_for
@@ -210,6 +233,7 @@ def measure_generated(directory: Path) -> dict:
     sizes = sorted(len(v) for v in states.values())
     return {
         "directory": str(directory), "events": n, "users_with_state": len(states),
+        **breakdown(states.values()),
         "state_bytes_per_user_mean": round(sum(sizes) / max(1, len(sizes))),
         "state_bytes_per_user_p50": sizes[len(sizes) // 2] if sizes else 0,
         "state_bytes_per_user_p99": sizes[int(len(sizes) * 0.99)] if sizes else 0,
@@ -233,7 +257,7 @@ def main() -> None:
     if args.generated:
         row = measure_generated(args.generated)
         for k, v in row.items():
-            print(f"{k:>28}  {v:,}" if isinstance(v, int) else f"{k:>28}  {v}")
+            print(f"{k:>40}  {v:,}" if isinstance(v, int) else f"{k:>40}  {v}")
         return
     if args.child:
         print(json.dumps(measure(args.users[0], args.events_per_user, args.uuid_ids)))

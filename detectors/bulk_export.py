@@ -91,6 +91,10 @@ class BulkExportConfig(DetectorConfig):
         default_factory=lambda: {"low": 40, "medium": 20, "high": 10, "special": 5}
     )
     """Distinct documents within ``document_window_s`` that raise an alert (this many or more)."""
+    role_max_records: dict[str, dict[str, int]] = field(default_factory=dict)
+    """Per staff role (staff directory ``role``), thresholds that replace ``max_records`` for the
+    sensitivities given (``{"analyst": {"low": 20000}}``): a performance analyst's month-end reports
+    are the job. The distinct-record thresholds scale by the same factor."""
     evidence_from: float = 0.25
     """An event is kept as evidence (the latest few, for the alert) when its window holds at least this
     fraction of either threshold; an in-order event whose window holds less clears it. A user far below
@@ -167,10 +171,41 @@ class BulkExport(Detector):
     def _limits(self) -> dict[str, tuple[float, float, int, float, float]]:
         """Per sensitivity: (max_records, max_distinct_records, how many ids to hold, and the records and
         distinct ids from which an event is evidence), inf where not set."""
+        return self._limits_of(*self._thresholds(None))
+
+    def _thresholds(self, role: str | None) -> tuple[dict[str, int], dict[str, int]]:
+        """``max_records`` and ``max_distinct_records`` for a person of ``role`` (``role_max_records``)."""
+        cfg = self.config
+        override = cfg.role_max_records.get(role) if role is not None and cfg.role_max_records else None
+        if not override:
+            return cfg.max_records, cfg.max_distinct_records
+        records, distinct = dict(cfg.max_records), dict(cfg.max_distinct_records)
+        for sens, most in override.items():
+            base = cfg.max_records.get(sens)
+            records[sens] = int(most)
+            if base and sens in distinct:
+                distinct[sens] = max(1, round(distinct[sens] * int(most) / base))
+        return records, distinct
+
+    def _limits_for(self, subject: str) -> dict[str, tuple[float, float, int, float, float]]:
+        if not self.config.role_max_records:
+            return self._limits
+        person = self.ref.person(subject)
+        role = person.role if person is not None else None
+        if role not in self.config.role_max_records:
+            return self._limits
+        cache = self.__dict__.setdefault("_role_limits", {})
+        limits = cache.get(role)
+        if limits is None:
+            limits = cache[role] = self._limits_of(*self._thresholds(role))
+        return limits
+
+    def _limits_of(self, max_records: dict[str, int], max_distinct_records: dict[str, int]
+                   ) -> dict[str, tuple[float, float, int, float, float]]:
         cfg = self.config
         out = {}
         for s in {*SENSITIVITIES, cfg.default_sensitivity}:
-            records, distinct = cfg.max_records.get(s), cfg.max_distinct_records.get(s)
+            records, distinct = max_records.get(s), max_distinct_records.get(s)
             most_records = math.inf if records is None else records
             most_ids = math.inf if distinct is None else distinct
             out[s] = (most_records, most_ids, (distinct or 0) + 1,
@@ -247,7 +282,7 @@ class BulkExport(Detector):
         found: list[tuple[int, Hit, float, list[str]]] | None = None
         floor = math.floor
         bucket_s = cfg.bucket_s
-        limits = self._limits
+        limits = self._limits_for(subject)
         for sens, group in groups.items():
             lvl = levels.get(sens)
             if lvl is None:
@@ -299,7 +334,8 @@ class BulkExport(Detector):
                 if in_window > most_records or distinct > most_ids:
                     if found is None:
                         found = []
-                    found.append((i, self._hit(sens, ev, in_window, distinct), at, ids[-EVIDENCE_EVENTS_MAX:]))
+                    found.append((i, self._hit(sens, ev, in_window, distinct, most_records, most_ids), at,
+                                  ids[-EVIDENCE_EVENTS_MAX:]))
             if len(ids) > EVIDENCE_EVENTS_MAX:
                 del ids[:-EVIDENCE_EVENTS_MAX]
             lvl["records_at_most"] = total
@@ -510,11 +546,13 @@ class BulkExport(Detector):
                     distinct = d
         return int(total), distinct
 
-    def _hit(self, sens: str, ev: Event, records: int, distinct: int) -> Hit:
-        """The hit of an event whose window holds ``records`` records and ``distinct`` ids, over a threshold."""
+    def _hit(self, sens: str, ev: Event, records: int, distinct: int, most_records: float = math.inf,
+             most_ids: float = math.inf) -> Hit:
+        """The hit of an event whose window holds ``records`` records and ``distinct`` ids, over a
+        threshold (``most_records``/``most_ids``: the person's, inf where not set)."""
         cfg = self.config
-        max_records = cfg.max_records.get(sens)
-        max_distinct = cfg.max_distinct_records.get(sens)
+        max_records = None if most_records == math.inf else int(most_records)
+        max_distinct = None if most_ids == math.inf else int(most_ids)
         ratio = max(
             records / max_records if max_records else 0.0,
             distinct / max_distinct if max_distinct else 0.0,
@@ -552,8 +590,8 @@ class BulkExport(Detector):
             )
         records, distinct = rec.get("records", 0), rec.get("distinct_records", 0)
         hit.facts["records"], hit.facts["distinct_records"] = records, distinct
-        max_records = cfg.max_records.get(sens)
-        max_distinct = cfg.max_distinct_records.get(sens)
+        max_records = hit.facts["max_records"]
+        max_distinct = hit.facts["max_distinct_records"]
         minutes = cfg.window_s // 60
         where = f" from {hit.event.dataset}" if hit.event.dataset else ""
         via = hit.facts["channel"]

@@ -1,7 +1,9 @@
 """host_ownership: a logon to a host assigned to someone else, and mail sent from this person's account
 on someone else's host.
 
-Who a host belongs to comes from the staff directory (``primary_hosts``, the asset register). A host
+Who a host belongs to comes from the staff directory (``primary_hosts``, the asset register), else
+from reference kind ``host``: the hosts one person dominates, learned across people from the event
+archive by :mod:`detectors.peer_profile` (a site without an asset register, or one that lags). A host
 this person has themselves logged on to on at least ``learned_days`` separate days is theirs too
 (hot desks, a register that lags a move), learned in a small table of at most ``max_hosts`` hosts
 (the least used go first). Signals:
@@ -72,8 +74,11 @@ class HostOwnership(Indicator):
                 st = {"h": {}}
             if Daily.first(st, ev.ts, f"{reason}|{host}|{int(ev.ts // cfg.visit_s)}", 16):
                 what = "logged on to" if ev.kind == "logon" else "sent a message from"
-                out.append(self.signal(ev, reason, self.weight(reason),
-                                       f"{what} host {host[:40]}, assigned to another person (staff primary_hosts)"))
+                person = ref.staff.get(owner)
+                assigned = person is not None and any(h.lower() == host for h in person.primary_hosts)
+                whose = ("assigned to another person (staff primary_hosts)" if assigned
+                         else "another person's dedicated machine (learned, reference kind host)")
+                out.append(self.signal(ev, reason, self.weight(reason), f"{what} host {host[:40]}, {whose}"))
         return st, out
 
     def _learn(self, hosts: dict[str, list[int]], host: str, day: int) -> None:

@@ -4,9 +4,13 @@ person usually moves; executables and archives copied to removable media.
 Per channel (``removable_media``: files copied, one per event; ``attachments``: attachments on
 messages to a domain outside ``internal_domains``), the day's count is compared, as it grows, with the
 person's usual day: an exponentially weighted mean (``alpha``) of their counts on the days they used
-that channel. Until they have ``min_use_days`` such days, ``default_day_count`` stands in for it (the
-peer expectation; a site sets it from its own data). A day reaching both ``min_count`` and ``ratio``
-x the usual day signals ``<channel>_volume`` once, weighted ``weights[...] x min(3, count / limit)``.
+that channel. Until they have ``min_use_days`` such days, their peer group's usual day stands in for it
+(``media_day`` of reference kind ``peer``, learned from the archive by :mod:`detectors.peer_profile`:
+the group's mean count over its members' days of use), and without one ``default_day_count``. Once the
+person's own usual day is established, a day must also reach ``peer_ratio`` x the peers' usual day
+(0: not asked), so one who has only ever copied a file or two is not flagged for a day their whole
+team does routinely. A day reaching both ``min_count`` and ``ratio`` x the usual day signals
+``<channel>_volume`` once, weighted ``weights[...] x min(3, count / limit)``.
 A copy to removable media of a file whose extension is in ``executables`` or ``archives`` signals
 ``executable_to_media`` / ``archive_to_media`` once per day each.
 
@@ -35,6 +39,8 @@ class MediaVolumeConfig(DetectorConfig):
     min_count: int = 6
     min_use_days: int = 3
     default_day_count: float = 3.0
+    """The usual day while the person has fewer than ``min_use_days`` days and no peer baseline says."""
+    peer_ratio: float = 2.0
     internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")
     executables: tuple[str, ...] = ("exe", "msi", "dll", "bat", "cmd", "ps1", "vbs", "js", "jar", "scr", "com",
                                     "sh", "py", "hta", "lnk")
@@ -60,6 +66,7 @@ class MediaVolume(Indicator):
         cfg = self.config
         st: dict[str, Any] | None = state
         out: list[Any] = []
+        peer: Any = False  # not looked up yet
         for ev in events:
             if ev.kind == "removable_media":
                 channel, n = 0, 1
@@ -78,17 +85,32 @@ class MediaVolume(Indicator):
                 continue  # a late event of a day already closed (its count was folded)
             st["c"][channel] += n
             count = st["c"][channel]
-            usual, days = st["u"][channel]
-            base = usual if days >= cfg.min_use_days else max(usual, cfg.default_day_count)
-            limit = max(float(cfg.min_count), cfg.ratio * base)
-            reason = f"{CHANNELS[channel]}_volume"
             bit = 1 << channel
-            if count >= limit and not st["s"] & bit:
+            if st["s"] & bit or count < cfg.min_count:
+                usual = limit = 0.0
+            else:
+                if peer is False:
+                    peer = self._peer(subject)
+                usual, days = st["u"][channel]
+                peers = peer[channel] if peer is not None else None
+                if days >= cfg.min_use_days:
+                    base, whose = usual, "own"
+                    limit = max(float(cfg.min_count), cfg.ratio * base)
+                    if peers and cfg.peer_ratio > 0:
+                        limit = max(limit, cfg.peer_ratio * peers)
+                elif peers:
+                    base, whose = max(usual, peers), "peers'"
+                    limit = max(float(cfg.min_count), cfg.ratio * base)
+                else:
+                    base, whose = max(usual, cfg.default_day_count), "default"
+                    limit = max(float(cfg.min_count), cfg.ratio * base)
+            reason = f"{CHANNELS[channel]}_volume"
+            if limit and count >= limit:
                 st["s"] |= bit
                 w = self.weight(reason) * min(3.0, count / limit)
                 what = "files copied to removable media" if channel == 0 else "attachments mailed outside"
                 out.append(self.signal(ev, reason, w, f"{count} {what} today; usual day {base:.1f} "
-                                                      f"(limit {limit:.0f})"))
+                                                      f"({whose}; limit {limit:.0f})"))
             if channel == 0:
                 ext = extension(ev)
                 if ext:
@@ -99,6 +121,18 @@ class MediaVolume(Indicator):
                             out.append(self.signal(ev, reason, self.weight(reason),
                                                    f"a .{ext} file copied to removable media"))
         return st, out
+
+    def _peer(self, subject: str) -> tuple[float, ...] | None:
+        """The person's peer group's usual day per channel (``media_day``), if known."""
+        ref = self.ref
+        if not ref.peers:
+            return None
+        person = ref.staff.get(subject)
+        group = person.peer_group if person is not None else None
+        peer = ref.peers.get(group) if group else None
+        if peer is None or len(peer.media_day) < len(CHANNELS):
+            return None
+        return peer.media_day
 
     def _close_day(self, st: dict[str, Any]) -> None:
         alpha = self.config.alpha

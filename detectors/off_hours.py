@@ -16,12 +16,18 @@ Signals (weights in ``weights``):
               attachments outside) in an unusual hour, once per kind per hour: a single night logon
               with a USB copy gives both
 Usual for the peers but not for the person: weights x ``peer_usual_factor``; judged by
-``working_hours`` alone (no history, no peer baseline): weights x ``no_baseline_factor``.
+``working_hours`` alone (no history, no peer baseline): weights x ``no_baseline_factor``, and
+``data`` once per kind per session (``session_gap_s`` from the session's ``activity`` signal) rather
+than per hour: with nothing to compare against, a night shift's hourly reports are one piece of
+evidence, not one per hour.
 
-State (about 150 bytes, bounded): the profile, zlib-compressed in base64 (at most 236 characters,
-typically 40-90), the previous generation's
-once the current one is ``RETENTION_S / 2`` old (so no baseline outlives the retention window, and
-at least a year of history is always kept), day counts, the current hour and what it signalled.
+State (about 130 bytes, bounded): the profile, raw-deflated in base64 (at most 232 characters,
+typically 30-80), the hours of the week added since it was last packed (at most ``PENDING``: packing
+costs far more than unpacking, so it is done once per that many active hours, not every hour), the
+previous generation's profile once the current one is ``RETENTION_S / 2`` old (so no baseline outlives
+the retention window, and at least a year of history is always kept), day counts, the generation's
+start (whole seconds), the current hour and what it signalled (the hour's number alone when that is
+nothing).
 """
 
 from __future__ import annotations
@@ -41,18 +47,36 @@ from .peers import bucket_of
 from .signal import RETENTION_S, Indicator, data_out, day_of, local_hour_of_week
 
 HOURS = 168
+PENDING = 8
+"""Active hours held unpacked (``a``) before the profile is packed again."""
 
 
 def pack(profile: bytes) -> str:
-    """A profile -> base64 of its zlib stream (most hours of a week are zero: ~40-90 characters)."""
-    return base64.b64encode(zlib.compress(profile, 9)).decode()
+    """A profile -> base64 of its raw deflate stream (most hours of a week are zero: ~30-80 characters).
+    A small window and memory level: the input is 168 bytes, and setting up zlib's default 256 KB of
+    state is most of the cost of compressing so little."""
+    c = zlib.compressobj(9, zlib.DEFLATED, -9, 1)
+    return base64.b64encode(c.compress(profile) + c.flush()).decode()
 
 
 def unpack(text: str) -> bytes:
-    return zlib.decompress(base64.b64decode(text))
+    """:func:`pack`'s text (or version 1's zlib stream, which begins 0x78) -> the profile."""
+    data = base64.b64decode(text)
+    if data[:1] == b"\x78":
+        return zlib.decompress(data)
+    return zlib.decompress(data, -15)
 
 
 EMPTY = pack(bytes(HOURS))
+
+
+def profile_of(state: dict[str, Any]) -> bytes:
+    """The current generation's profile in a state: the packed one plus the hours not yet packed."""
+    profile = bytearray(unpack(state["p"]))
+    for how in state.get("a") or ():
+        if profile[how] < 255:
+            profile[how] += 1
+    return bytes(profile)
 
 
 @dataclass(frozen=True)
@@ -84,7 +108,9 @@ def _by_day(profile: bytes | bytearray, how: int) -> int:
 
 class OffHours(Indicator):
     id = "off_hours"
-    version = 1
+    version = 2
+    """2: the profile raw-deflated and packed once per ``PENDING`` active hours; without any baseline,
+    ``data`` once per kind per session."""
     summary = "Signals activity, and data leaving, at hours the person (or, without history, their peers) never work."
     Config = OffHoursConfig
     config: OffHoursConfig
@@ -97,13 +123,17 @@ class OffHours(Indicator):
         if not events:
             return state, []
         cfg = self.config
-        st: dict[str, Any] = state if state is not None else {"g": events[0].ts, "p": EMPTY, "d": 0, "h": None}
-        profile = bytearray(unpack(st["p"]))
+        st: dict[str, Any] = state if state is not None else {
+            "g": math.floor(events[0].ts), "p": EMPTY, "d": 0, "h": None}
+        profile = bytearray(profile_of(st))
+        added: list[int] = st.get("a") or []
         older = unpack(st["q"]) if "q" in st else None
         ref = self.ref
         person = ref.staff.get(subject)
         peer = ref.peers.get(person.peer_group) if person is not None and person.peer_group else None
         out: list[Any] = []
+        if isinstance(st["h"], int):  # a quiet hour, kept as its number alone
+            st["h"] = [st["h"], 0, 0, None]
         for ev in events:
             ts = ev.ts
             hour = math.floor(ts / 3600)
@@ -111,15 +141,22 @@ class OffHours(Indicator):
                 st["q"], st["dq"] = pack(bytes(profile)), st["d"]
                 older = bytes(profile)
                 profile = bytearray(HOURS)
-                st["g"], st["d"] = ts, 0
+                added = []
+                st["p"] = EMPTY
+                st["g"], st["d"] = math.floor(ts), 0
             last = st["h"]
             if last is None or hour > last[0]:
                 how = local_hour_of_week(ts, cfg.timezone)
                 verdict = self._verdict(profile, older, st, how, ts, peer)
                 new_day = last is None or day_of(ts) > day_of(last[0] * 3600)
-                st["h"] = last = [hour, verdict, 0, last[3] if last is not None else None]
+                carry = 0
+                if (verdict == 3 and last is not None and last[1] == 3 and last[3] is not None
+                        and ts - last[3] < cfg.session_gap_s):
+                    carry = last[2] & ~1  # judged by working_hours alone: each kind once per session
+                st["h"] = last = [hour, verdict, carry, last[3] if last is not None else None]
                 if profile[how] < 255:
                     profile[how] += 1
+                added.append(how)
                 if new_day:
                     st["d"] += 1
             verdict = last[1] if hour == last[0] else self._verdict(
@@ -139,7 +176,21 @@ class OffHours(Indicator):
                         last[2] |= bit
                     out.append(self.signal(ev, "data", self.weight("data") * factor,
                                            self._note(ev, verdict, "data")))
-        st["p"] = pack(bytes(profile))
+        if len(added) >= PENDING:
+            st["p"] = pack(bytes(profile))
+            added = []
+        if added:
+            st["a"] = added
+        else:
+            st.pop("a", None)
+        if isinstance(st["g"], float):  # version 1 state
+            st["g"] = math.floor(st["g"])
+        last = st["h"]
+        if last is not None:
+            if last[3] is not None and last[0] * 3600 - last[3] >= cfg.session_gap_s:
+                last[3] = None  # no event still to come can be in that session
+            if not last[1] and not last[2] and last[3] is None:
+                st["h"] = last[0]
         return st, out
 
     def _verdict(self, profile: bytearray, older: bytes | None, st: dict[str, Any], how: int, ts: float,

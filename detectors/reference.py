@@ -1,6 +1,6 @@
 """Reference data the detectors need from elsewhere: an immutable snapshot and a holder to swap it.
 
-A site maintains seven kinds of reference records (``KINDS``); the record format of each is in
+A site maintains eight kinds of reference records (``KINDS``); the record format of each is in
 docs/detectors.md and in ``config/reference/*.jsonl``:
 
 ``staff``       user id -> team, role, home postcode area, start date, leave date, and the HR context
@@ -10,7 +10,11 @@ docs/detectors.md and in ``config/reference/*.jsonl``:
 ``restricted``  record id -> flags (vip, colleague, need_to_know)
 ``sharing``     an approved third party (its domains and names) -> datasets it may receive
 ``app``         policy set -> sanctioned application ids
-``peer``        peer group -> activity baseline (produced by :mod:`detectors.peers`)
+``peer``        peer group -> activity baseline (produced by :mod:`detectors.peers`), and optionally
+                what the group commonly uses and its usual day of removable media and attachments
+                (:mod:`detectors.peer_profile`)
+``host``        host -> the person it is learned to belong to (:mod:`detectors.peer_profile`, from the
+                event archive; the asset register, staff ``primary_hosts``, wins where both say)
 ``destination`` web or mail domain -> risk category (job search, cloud storage, paste/leak, hacking,
                 personal webmail; see config/reference/destinations.jsonl)
 
@@ -79,6 +83,8 @@ class Reference:
     peers: Mapping[str, PeerBaseline] = field(default_factory=lambda: _EMPTY)
     destinations: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
     """Domain -> risk category (reference kind ``destination``)."""
+    hosts: Mapping[str, str] = field(default_factory=lambda: _EMPTY)
+    """Host (lower case) -> the person it was learned to belong to (reference kind ``host``)."""
     version: int = 0
     """Incremented by every update (for metrics and logs)."""
     _by_domain: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
@@ -86,7 +92,7 @@ class Reference:
     _host_owner: Mapping[str, str] = field(default_factory=lambda: _EMPTY, repr=False, compare=False)
 
     _ATTR = {"staff": "staff", "case": "cases", "restricted": "restricted", "sharing": "sharing",
-             "app": "apps", "peer": "peers", "destination": "destinations"}
+             "app": "apps", "peer": "peers", "destination": "destinations", "host": "hosts"}
 
     # -- updates (pure: a new snapshot) ----------------------------------------------------------
 
@@ -157,8 +163,13 @@ class Reference:
         return tuple(self.sharing[k] for k in keys)
 
     def host_owner(self, host: str) -> str | None:
-        """The person a host is assigned to (staff ``primary_hosts``), if any."""
-        return self._host_owner.get(host.lower()) if self._host_owner else None
+        """The person a host is assigned to (staff ``primary_hosts``), else the person it was learned
+        to belong to (reference kind ``host``), if any."""
+        h = host.lower()
+        owner = self._host_owner.get(h) if self._host_owner else None
+        if owner is None and self.hosts:
+            owner = self.hosts.get(h)
+        return owner
 
     def category_of(self, domain: str | None) -> str | None:
         """The risk category of ``domain`` or of a parent domain (``eu.dropbox.com`` -> ``dropbox.com``)."""
@@ -216,7 +227,8 @@ def kind_of(file_name: str) -> tuple[str, str]:
     stem, _, fmt = base.rpartition(".")
     if fmt not in ("jsonl", "csv"):
         raise ReferenceError(f"{base}: reference files are .jsonl or .csv")
-    stem = {"cases": "case", "apps": "app", "peers": "peer", "destinations": "destination"}.get(stem, stem)
+    plural = {"cases": "case", "apps": "app", "peers": "peer", "destinations": "destination", "hosts": "host"}
+    stem = plural.get(stem, stem)
     if stem not in KINDS:
         raise ReferenceError(f"{base}: the file name must be one of {', '.join(KINDS)} (+ .jsonl/.csv)")
     return stem, fmt

@@ -3,6 +3,7 @@ value; :mod:`detectors.reference` builds the snapshot from them. Pure: strings i
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -10,7 +11,7 @@ from typing import Any
 
 from .postcode import postcode_area
 
-KINDS = ("staff", "case", "restricted", "sharing", "app", "peer", "destination")
+KINDS = ("staff", "case", "restricted", "sharing", "app", "peer", "destination", "host")
 KEY_FIELDS = {
     "staff": "user_id",
     "case": "case_ref",
@@ -19,6 +20,7 @@ KEY_FIELDS = {
     "app": "policy_set",
     "peer": "group",
     "destination": "domain",
+    "host": "host",
 }
 """The field that identifies a record of each kind (also the Kafka message key on its topic)."""
 
@@ -92,6 +94,13 @@ class PeerBaseline:
     """Mean events per member per hour, one per :func:`detectors.peers.bucket_of` bucket (48)."""
     std: tuple[float, ...]
     members: int = 0
+    common: bytes = b""
+    """A Bloom filter (``common_hashes`` hash functions) of the ``<kind>:<value>`` keys of
+    :mod:`detectors.first_use` that at least ``common_members`` of the group used (empty: unknown)."""
+    common_hashes: int = 0
+    media_day: tuple[float, ...] = ()
+    """The group's usual day on each :mod:`detectors.media_volume` channel (files copied to removable
+    media, attachments mailed outside): mean count over the members' days of use (empty: unknown)."""
 
 
 DESTINATION_CATEGORIES = ("job_search", "cloud_storage", "paste_leak", "hacking", "personal_webmail")
@@ -215,7 +224,21 @@ def parse_record(kind: str, rec: Mapping[str, Any]) -> tuple[str, Any]:
         members = rec.get("members", 0)
         if isinstance(members, bool) or not isinstance(members, int) or members < 0:
             raise ReferenceError("members must be a non-negative integer")
-        return key, PeerBaseline(group=key, mean=mean, std=std, members=members)
+        common, hashes = b"", 0
+        if rec.get("common"):
+            try:
+                common = base64.b64decode(str(rec["common"]), validate=True)
+            except ValueError:
+                raise ReferenceError("common must be base64") from None
+            hashes = rec.get("common_hashes", 0)
+            if isinstance(hashes, bool) or not isinstance(hashes, int) or not 1 <= hashes <= 16:
+                raise ReferenceError("common_hashes must be an integer from 1 to 16")
+        media_day = _floats(rec, "media_day") if rec.get("media_day") is not None else ()
+        return key, PeerBaseline(group=key, mean=mean, std=std, members=members, common=common,
+                                 common_hashes=hashes, media_day=media_day)
+    if kind == "host":
+        owner = text_field(rec, "owner", required=True)
+        return key.lower(), owner
     if kind == "destination":
         category = text_field(rec, "category", required=True)
         if category not in DESTINATION_CATEGORIES:

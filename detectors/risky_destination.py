@@ -8,7 +8,8 @@ categories). The action is ``visit`` (an event with ``url.domain`` that is not a
 address there; ``mail_attachment`` when it carries attachments). Each (category, action) signals at
 most once per day, with the weight ``weights["<category>_<action>"]`` (0: not signalled).
 
-State: the day and the (category, action) pairs already signalled that day (at most 20).
+State (about 20 bytes): the day and the (category, action) pairs already signalled that day, as the
+bits of one number.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ from typing import Any
 from .alert import Alert
 from .base import Clock, DetectorConfig, Needs
 from .event import Event
-from .signal import Daily, Indicator, attachments, domain_of
+from .reference_records import DESTINATION_CATEGORIES
+from .signal import Indicator, attachments, day_of, domain_of
 
 UPLOADS = frozenset({"web_upload", "share", "export"})
+ACTIONS = ("visit", "upload", "mail", "mail_attachment")
+BITS = {f"{c}_{a}": 1 << (i * len(ACTIONS) + j) for i, c in enumerate(DESTINATION_CATEGORIES)
+        for j, a in enumerate(ACTIONS)}
+"""Each (category, action) reason's bit in the day's mask."""
 
 
 def _weights() -> dict[str, float]:
@@ -44,7 +50,8 @@ class RiskyDestinationConfig(DetectorConfig):
 
 class RiskyDestination(Indicator):
     id = "risky_destination"
-    version = 1
+    version = 2
+    """2: the day's signalled reasons as a bit mask."""
     summary = "Signals visits, uploads and mail to job-search, file-sharing, paste/leak, hacking and webmail sites."
     Config = RiskyDestinationConfig
     config: RiskyDestinationConfig
@@ -68,7 +75,7 @@ class RiskyDestination(Indicator):
                     continue
                 if st is None:
                     st = {}
-                if Daily.first(st, ev.ts, reason, 20):
+                if _first_today(st, ev.ts, reason):
                     note = (f"{action.replace('_', ' ')} {domain[:60]} ({category.replace('_', ' ')}, "
                             "reference kind destination)")
                     out.append(self.signal(ev, reason, w, note))
@@ -94,3 +101,20 @@ class RiskyDestination(Indicator):
             if c is not None:
                 found.append((c, "visit", ev.url_domain))
         return found
+
+
+def _first_today(st: dict[str, Any], ts: float, reason: str) -> bool:
+    """Whether ``reason`` is not yet signalled on ``ts``'s day (and mark it); a late event of a day
+    already passed is not signalled (its day was decided then)."""
+    day = day_of(ts)
+    if "k" in st:  # version 1: a list of reasons
+        st["m"] = sum(BITS.get(k, 0) for k in st.pop("k"))
+    if st.get("d") != day:
+        if st.get("d") is not None and day < st["d"]:
+            return False
+        st["d"], st["m"] = day, 0
+    bit = BITS.get(reason, 0)
+    if not bit or st.get("m", 0) & bit:
+        return False
+    st["m"] = st.get("m", 0) | bit
+    return True

@@ -12,7 +12,8 @@ checked as its hour's count grows:
             ``peer``) is available, the count must also be at least ``peer_z_threshold`` standard
             deviations above the peer mean for that bucket (unusual for the user AND for the job)
 ``hours``   count >= ``off_hours_min_events`` in a bucket whose mean is below ``off_hours_max_mean``,
-            unless the peer group works that hour (``off_hours_peer_usual_mean``)
+            unless the peer group works that hour (``off_hours_peer_usual_mean``; with
+            ``off_hours_peer_spread_h``, or the hours either side, weekday or weekend)
             (hours this user does not work)
 
 No alert during the first ``warmup_days`` after the user was first seen. Hits fold per rule per
@@ -64,6 +65,11 @@ class UnusualVolumeConfig(DetectorConfig):
     off_hours_peer_usual_mean: float = 0.03
     """No ``hours`` alert in an hour the user's peer group works (peer mean per member at least this;
     0: ignore peers): a detective's first on-call night is the job, not misuse."""
+    off_hours_peer_spread_h: int = 0
+    """The peer group also "works the hour" when it works the hours up to this many either side, on
+    weekdays or at weekends (0: that bucket only). On-call rotas move round the week and the night, and
+    a small group's baseline of a few weeks holds few nights of each bucket (a zero there is no sample,
+    not "never")."""
     timezone: str = "Europe/London"
     forget_days: int = 90
     max_age_days: int = 730
@@ -339,7 +345,13 @@ class UnusualVolume(RuleDetector):
             return False
         person = ref.person(subject)
         peer = ref.peers.get(person.peer_group) if person is not None and person.peer_group else None
-        return peer is not None and b < len(peer.mean) and peer.mean[b] >= least
+        if peer is None or b >= len(peer.mean):
+            return False
+        spread = self.config.off_hours_peer_spread_h
+        if not spread or len(peer.mean) != BUCKETS:
+            return peer.mean[b] >= least
+        hour = b % 24
+        return any(peer.mean[day + (hour + d) % 24] >= least for day in (0, 24) for d in range(-spread, spread + 1))
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
              clock: Clock, fold: Folding | None) -> bool:

@@ -37,7 +37,8 @@ from sqlalchemy import Engine, text
 
 from detectors.risk import RiskConfig
 from stream.contract.settings import Settings
-from stream.store.alerts import audit_chain, engine_for, migrate
+from stream.store import audit_chain
+from stream.store.alerts import engine_for, migrate
 
 from .actions import ActionError, Review
 from .audit import AuditTrail

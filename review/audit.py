@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from stream.store.alerts import audit_chain
+from stream.store import audit_chain
 from stream.store.audit_chain import (  # noqa: F401  (the chain's API, as the review app uses it)
     GENESIS,
     KEYED,

@@ -23,7 +23,8 @@ DEMO_ROLE = "reviewer"
 
 def ensure_demo_account(settings: Settings, clock=time.time) -> tuple[str, str, bool]:
     """Create the demo account or reset its password; returns (name, password, created)."""
-    from stream.store.alerts import audit_chain, engine_for, migrate
+    from stream.store import audit_chain
+    from stream.store.alerts import engine_for, migrate
 
     from .audit import AuditTrail
     from .auth import add_user, hash_password

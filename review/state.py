@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 
 from detectors.risk import RiskConfig
 from stream.contract.settings import Settings
-from stream.store.alerts import audit_chain
+from stream.store import audit_chain
 
 from . import audit
 from .actions import Review

@@ -38,15 +38,23 @@ def reference_push(ctx: Context, files: tuple[Path, ...]) -> None:
               help="Where to write the peer baselines (reference kind peer), e.g. peers.jsonl.")
 @click.option("--format", "fmt", type=FORMATS, default="auto", show_default=True)
 @click.option("--mapping", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--hosts-out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the hosts one person dominates (reference kind host), e.g. hosts.jsonl.")
 @pass_ctx
-def reference_peers(ctx: Context, files: tuple[Path, ...], out: Path, fmt: str, mapping: Path | None) -> None:
-    """Build peer-group (team/role) activity baselines from event FILES in time order, for unusual_volume."""
+def reference_peers(ctx: Context, files: tuple[Path, ...], out: Path, fmt: str, mapping: Path | None,
+                    hosts_out: Path | None) -> None:
+    """Build peer-group (team/role) activity baselines from event FILES in time order, for unusual_volume
+    (and what each group commonly uses and its usual media day, for first_use and media_volume)."""
     from stream.detection.peers import build_peer_baselines
 
+    hosts: list[dict] = []
     with input_errors():
-        records = build_peer_baselines(ctx.settings(), files, fmt, mapping)
+        records = build_peer_baselines(ctx.settings(), files, fmt, mapping, hosts)
     out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     click.echo(f"{len(records)} peer group baseline(s) written to {out}")
+    if hosts_out is not None:
+        hosts_out.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in hosts))
+        click.echo(f"{len(hosts)} learned host owner(s) written to {hosts_out}")
 
 
 @reference.command("check")

@@ -7,6 +7,11 @@ every worker: ``custodes reference peers FILE… --out peers.jsonl`` writes refe
 ``peer``. Publish them with ``custodes reference push peers.jsonl`` (or put the file in the reference
 directory); running workers then compare a user's hour with their peers' as well as their own history.
 Only hashed user ids and per-group numbers are kept: no events, no names.
+
+The same pass learns, with :class:`detectors.peer_profile.PeerProfiler`, what each group commonly uses
+(``common``: first_use's rarity among peers) and its usual day of removable media and outside
+attachments (``media_day``: media_volume's peer baseline), added to the group's ``peer`` record, and
+which hosts one person dominates (``host`` records, ``--hosts-out``: host_ownership's learned owners).
 """
 
 from __future__ import annotations
@@ -23,8 +28,12 @@ from stream.detection.reference import load_dir
 
 
 def build_peer_baselines(settings: Settings, paths: Iterable[Path], fmt: str = "auto",
-                         mapping: Path | None = None) -> list[dict[str, Any]]:
-    """Peer records (``{"group", "mean", "std", "members"}``) from event files in time order."""
+                         mapping: Path | None = None, hosts: list[dict[str, Any]] | None = None
+                         ) -> list[dict[str, Any]]:
+    """Peer records (``{"group", "mean", "std", "members"}``, with ``common``, ``common_hashes`` and
+    ``media_day`` where learned) from event files in time order; learned ``host`` records are appended
+    to ``hosts`` if given."""
+    from detectors.peer_profile import PeerProfiler
     from stream.sources.files import read
 
     reference = load_dir(settings.reference_dir)
@@ -32,6 +41,9 @@ def build_peer_baselines(settings: Settings, paths: Iterable[Path], fmt: str = "
     knobs = settings.detectors.get("unusual_volume", {})
     aggregator = PeerAggregator(alpha=float(knobs.get("alpha", 0.05)), grace_s=float(knobs.get("grace_s", 3600)),
                                 timezone=str(knobs.get("timezone", "Europe/London")))
+    first_use = settings.detectors.get("first_use", {})
+    profiler = PeerProfiler(members, reference,
+                            internal_domains=first_use.get("internal_domains", ("police.uk", "pnn.police.uk")))
     states: dict[str, dict[str, Any] | None] = {}
     records: dict[str, dict[str, Any]] = {}
     limits = settings.event_limits
@@ -45,9 +57,13 @@ def build_peer_baselines(settings: Settings, paths: Iterable[Path], fmt: str = "
                 continue
             person = reference.staff.get(ev.user_id)
             group = person.peer_group if person else None
+            profiler.add(ev, group)
             if group is None:
                 continue
             states[group], out = aggregator.process(group, [ev], members[group], states.get(group))
             if out is not None:
                 records[group] = out
-    return [records[g] for g in sorted(records)]
+    extras = profiler.peer_extras()
+    if hosts is not None:
+        hosts.extend(profiler.host_records())
+    return [{**records[g], **extras.get(g, {})} for g in sorted(records)]

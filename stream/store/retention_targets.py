@@ -39,7 +39,7 @@ from typing import Any
 
 from sqlalchemy import Column, String, and_, case, cast, func, or_, select, text
 
-from stream.store.alerts import audit_chain
+from stream.store import audit_chain
 from stream.store.review_tables import audit_log, case_alerts, cases, comments, reveals, sessions, users
 from stream.store.tables import activity_days, alerts, holds, retention_receipts
 

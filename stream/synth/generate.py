@@ -6,7 +6,10 @@ Output in ``DIR``:
 ``device_notifications.jsonl``  managed-phone notifications in the device export format, sorted
 ``reference/``                  staff.jsonl, cases.jsonl, restricted.jsonl, sharing.jsonl, apps.jsonl,
                                 destinations.jsonl (risk categories), peers.jsonl (peer baselines
-                                from the ``PEER_HISTORY_DAYS`` of ordinary work before the period)
+                                from the ``PEER_HISTORY_DAYS`` of ordinary work before the period,
+                                with what each group commonly uses and its usual day of removable
+                                media and attachments), hosts.jsonl (hosts one person dominates in
+                                that history: learned owners)
 ``truth.jsonl``                 one line per insider: scenario, user_id, start, end, event_ids, detectors
 ``manifest.json``               the parameters, the period (``start``/``end``) and the counts
 
@@ -24,6 +27,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -139,6 +143,35 @@ def merged(org: Organisation, scenarios: list[Scenario], truth: Truth | None, tr
     return heapq.merge(*streams)
 
 
+def history_profile(org: Organisation, reference_dir: Path, days: int = PEER_HISTORY_DAYS
+                    ) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]]]:
+    """What each peer group commonly uses and its usual day of removable media and attachments (fields
+    added to its ``peer`` record), and the hosts one person dominates (``host`` records), learned by
+    :class:`detectors.peer_profile.PeerProfiler` from the same ``days`` of ordinary work before the
+    period as the peer baselines (canonical events only; no scenarios)."""
+    from collections import Counter
+
+    from detectors.peer_profile import PeerProfiler
+    from stream.contract.codec import Invalid, validate
+    from stream.detection.reference import load_dir
+
+    ref = load_dir(reference_dir)
+    members = Counter(p.peer_group for p in ref.staff.values() if p.peer_group)
+    profiler = PeerProfiler(members, ref)
+    first = org.day_start(0)
+    for person in org.staff:
+        group = f"{person.team}/{person.role}"
+        for ts, _, _, is_device, line in person_stream(org, person, None, None, travel=False, days=range(-days, 0)):
+            if is_device or ts >= first:
+                continue
+            try:
+                ev = validate(orjson.loads(line))
+            except Invalid:
+                continue
+            profiler.add(ev, group)
+    return profiler.peer_extras(), profiler.host_records()
+
+
 @dataclass
 class Generated:
     events: int
@@ -164,8 +197,12 @@ def generate(out: Path, staff: int, days: int, seed: int, start: date = DEFAULT_
     shipped = Path(__file__).resolve().parents[2] / "config" / "reference" / "destinations.jsonl"
     if shipped.is_file():
         (out / "reference" / "destinations.jsonl").write_bytes(shipped.read_bytes())
+    extras, hosts = history_profile(org, out / "reference")
     with (out / "reference" / "peers.jsonl").open("wb") as f:
         for rec in peer_records(org):
+            f.write(orjson.dumps({**rec, **extras.get(rec["group"], {})}) + b"\n")
+    with (out / "reference" / "hosts.jsonl").open("wb") as f:
+        for rec in hosts:
             f.write(orjson.dumps(rec) + b"\n")
     truth = Truth(scenarios)
     n_events = n_device = 0

@@ -396,3 +396,33 @@ def test_a_version_2_state_continues_exactly_like_the_version_3_state(rows, at):
     from_old, alerts_old = run(det, [events[at:]], _downgrade(state))
     from_new, alerts_new = run(det, [events[at:]], state)
     assert from_old == from_new and _summary(alerts_old) == _summary(alerts_new)
+@pytest.mark.parametrize("role, records, alerts", [
+    ("analyst", 5001, 0), ("analyst", 20000, 0), ("analyst", 20001, 1),   # the role's own threshold
+    ("constable", 5000, 0), ("constable", 5001, 1),                        # everyone else: max_records
+    (None, 5001, 1),                                                        # not in the staff directory
+])
+def test_role_max_records_replace_the_threshold_for_that_role(role, records, alerts):
+    from detectors.reference import Reference
+
+    ref = Reference()
+    if role is not None:
+        ref = ref.apply("staff", {"user_id": "st-3001", "role": role})
+    det = BulkExport.configure({"role_max_records": {"analyst": {"low": 20000}}}, ref)
+    _, got = run(det, [[export(n=records, sensitivity="low")]])
+    assert len(got) == alerts
+    if got:
+        (alert,) = got.values()
+        threshold = 20000 if role == "analyst" else 5000
+        assert alert.facts["max_records"] == threshold and f"threshold {threshold:,}" in alert.explanation
+
+
+def test_role_max_records_leave_other_sensitivities_and_scale_distinct_ids():
+    from detectors.reference import Reference
+
+    ref = Reference().apply("staff", {"user_id": "st-3001", "role": "analyst"})
+    det = BulkExport.configure({"role_max_records": {"analyst": {"low": 20000}}}, ref)
+    _, got = run(det, [[export(n=201, sensitivity="high")]])
+    assert len(got) == 1  # high: the ordinary 200
+    ids = [f"R{i}" for i in range(1001)]
+    _, got = run(det, [[ev("st-3001", T0, "export", sensitivity="low", record_ids=tuple(ids), dataset="x")]])
+    assert not got  # distinct low ids: 1,000 x 4 for an analyst

@@ -10,7 +10,7 @@ from detectors.departing_user import DepartingUser
 from detectors.first_use import FirstUse
 from detectors.host_ownership import HostOwnership
 from detectors.media_volume import MediaVolume
-from detectors.off_hours import OffHours, unpack
+from detectors.off_hours import PENDING, OffHours, pack, profile_of, unpack
 from detectors.reference import Reference
 from detectors.risky_destination import RiskyDestination
 from detectors.signal import DAY, RETENTION_S
@@ -67,8 +67,9 @@ def test_off_hours_counts_weeks_per_hour_of_week_once_per_hour():
     det = OffHours.configure({}, REF)
     state, _, _ = run_all(det, [[ev("st-3001", MONDAY_9 + i * 60, "record_access") for i in range(30)]])
 
-    profile = unpack(state["p"])
+    profile = profile_of(state)
     assert profile[9] == 1 and sum(profile) == 1 and state["d"] == 1  # Monday 09:00: one hour, one day
+    assert state["a"] == [9] and sum(unpack(state["p"])) == 0  # held unpacked until PENDING hours
 
 
 def test_off_hours_no_history_person_is_compared_with_peers_or_working_hours():
@@ -272,3 +273,133 @@ def test_departing_user_suspended_activity_once_a_day():
     stream = [ev("pc-1001", T0 + i * H, "logon") for i in range(40)]
     signals = run_all(DepartingUser.configure({}, ref), [stream])[2]
     assert [s.ts for s in signals] == [T0 + 15 * H, T0 + 39 * H]  # from midnight 3 March, then the next day
+
+
+def test_off_hours_packs_the_profile_once_per_pending_hours_and_reads_version_1_state():
+    det = OffHours.configure({}, REF)
+    hours = [ev("st-3001", MONDAY_9 + h * H, "record_access") for h in range(PENDING + 3)]
+    state, _, _ = run_all(det, [hours[:PENDING - 1]])
+    assert len(state["a"]) == PENDING - 1 and sum(unpack(state["p"])) == 0
+    state, _, _ = run_all(det, [hours[PENDING - 1:]], state=state)
+    assert sum(unpack(state["p"])) == PENDING + 3 and "a" not in state  # packed at the end of the call
+    assert sum(profile_of(state)) == PENDING + 3
+    import base64
+    import zlib
+
+    old = {"g": MONDAY_9 + 0.5, "p": base64.b64encode(zlib.compress(bytes(profile_of(state)), 9)).decode(),
+           "d": 1, "h": None}  # version 1: zlib stream, float times
+    state, _, _ = run_all(det, [[ev("st-3001", MONDAY_9 + 30 * H, "record_access")]], state=old)
+    assert sum(profile_of(state)) == PENDING + 4 and state["g"] == MONDAY_9 and isinstance(state["g"], int)
+    assert len(pack(bytes(168))) < len(base64.b64encode(zlib.compress(bytes(168), 9)))
+
+
+# -- rarity among peers, peers' usual day, learned host owners (detectors/peer_profile.py) -------------
+
+
+def peer_ref(common=(), media_day=None, group="Response North/constable"):
+    import base64
+
+    from detectors.peer_profile import bloom
+
+    rec = {"group": group, "mean": [0.0] * 48, "std": [0.0] * 48, "members": 30}
+    if common:
+        bits, hashes = bloom(list(common))
+        rec["common"], rec["common_hashes"] = base64.b64encode(bits).decode(), hashes
+    if media_day is not None:
+        rec["media_day"] = list(media_day)
+    return REF.apply("peer", rec)
+
+
+@pytest.mark.parametrize("common, factor, weight", [
+    ((), 0.0, 2.0),                                        # no peer profile: full weight
+    (("email_domain:other.example",), 0.0, 2.0),          # rare among the peers: full weight
+    (("email_domain:supplier.example",), 0.0, None),      # new to the person, common among peers: nothing
+    (("email_domain:supplier.example",), 0.25, 0.5),      # ...or a fraction of the weight
+])
+def test_first_use_weighs_rarity_among_peers(common, factor, weight):
+    det = FirstUse.configure({"peer_common_factor": factor}, peer_ref(common))
+    seen = ev("pc-1001", T0, "logon", host_id="LT-1")
+    later = ev("pc-1001", T0 + 15 * DAY, "message", email_to=("a@supplier.example",))
+    _, _, signals = run_all(det, [[seen], [later]])
+    assert [s.weight for s in signals] == ([weight] if weight is not None else [])
+    if weight is not None and common and factor:
+        assert "common among their peers" in signals[0].note
+
+
+def test_first_use_state_has_whole_seconds_and_reads_version_1():
+    det = FirstUse.configure({}, REF)
+    state, _, _ = run_all(det, [[ev("pc-1001", T0 + 0.75, "logon", host_id="LT-1")]])
+    assert state["f"] == int(T0) and "g" not in state and isinstance(state["f"], int)
+    old = {"f": T0 + 0.75, "g": T0 + 0.75, "b": state["b"]}  # version 1
+    state, _, signals = run_all(det, [[ev("pc-1001", T0 + 15 * DAY, "logon", host_id="LT-1")]], state=old)
+    assert state == {"f": int(T0), "b": old["b"]} and signals == []  # known host, nothing re-encoded
+
+
+@pytest.mark.parametrize("media_day, own_days, files, fires", [
+    (None, 0, 9, True),          # no peers, no history: default_day_count 3 -> limit 9
+    ((6.0, 0.0), 0, 9, False),   # the peers' usual day is 6 files: limit 18
+    ((6.0, 0.0), 0, 18, True),
+    ((0.0, 0.0), 0, 9, True),    # peers who never use media say nothing: the default decides
+    ((6.0, 0.0), 3, 11, False),  # own usual day 2 (limit 6), but under peer_ratio x the peers' 6
+    ((6.0, 0.0), 3, 12, True),
+    ((1.0, 0.0), 3, 6, True),    # own limit 6 is above the peers' 2
+])
+def test_media_volume_own_and_peer_usual_day(media_day, own_days, files, fires):
+    ref = peer_ref(media_day=media_day) if media_day is not None else REF
+    det = MediaVolume.configure({}, ref)
+    history = [e for d in range(own_days) for e in usb(7 * d, 2)]
+    _, _, signals = run_all(det, [history, usb(7 * own_days + 1, files)])
+    assert ("removable_media_volume" in reasons(signals)) is fires
+
+
+def test_host_ownership_learned_owner_without_an_asset_register():
+    ref = REF.apply("staff", {"user_id": "ds-2001", "team": "CID"}).apply(
+        "host", {"host": "LT-2001", "owner": "ds-2001", "days": 20, "share": 0.95})
+    assert ref.host_owner("lt-2001") == "ds-2001"
+    det = HostOwnership.configure({}, ref)
+    _, _, signals = run_all(det, [[ev("pc-1001", T0, "logon", host_id="LT-2001")]], subject="pc-1001")
+    assert reasons(signals) == ["others_host_logon"] and "learned" in signals[0].note
+    assert run_all(det, [[ev("ds-2001", T0, "logon", host_id="LT-2001")]], subject="ds-2001")[2] == []
+    # the asset register wins where both say
+    both = ref.apply("staff", {"user_id": "pc-1001", "team": "Response North", "primary_hosts": ["LT-2001"]})
+    assert both.host_owner("LT-2001") == "pc-1001"
+
+
+def test_risky_destination_day_mask_and_version_1_state():
+    det = RiskyDestination.configure({}, REF)
+    visit = ev("pc-1001", T0, "other", url_domain="www.reed.co.uk")
+    state, _, signals = run_all(det, [[visit]])
+    assert reasons(signals) == ["job_search_visit"] and set(state) == {"d", "m"}
+    old = {"d": int(T0 // DAY), "k": ["job_search_visit"]}
+    _, _, signals = run_all(det, [[ev("pc-1001", T0 + 60, "other", url_domain="www.reed.co.uk")]], state=old)
+    assert signals == []  # already signalled that day (version 1 list read)
+
+
+@pytest.mark.parametrize("history, expected", [
+    # working_hours alone: the hourly exports are one piece of evidence per session; the upload is another kind
+    (False, ["activity", "data", "data", "activity", "data"]),
+    # against the person's own history: each kind once per hour
+    (True, ["activity", "data", "data", "data", "data", "activity", "data"]),
+])
+def test_off_hours_without_any_baseline_data_once_per_kind_per_session(history, expected):
+    night = MONDAY_9 + 21 * DAY + 13 * H  # Monday 22:00 of week 4
+    stream = [ev("st-3001", night + h * H + 60, "export") for h in range(3)]  # 22:01, 23:01, 00:01
+    stream.append(ev("st-3001", night + 2 * H + 120, "web_upload"))  # 00:02
+    stream.append(ev("st-3001", night + 5 * H, "export"))  # 03:00: over session_gap_s after 22:01, a new session
+    _, _, signals = run_all(OffHours.configure({}, REF), [office_weeks() if history else [], stream])
+    assert reasons(signals) == expected
+    if not history:
+        assert [s.weight for s in signals] == [3.0, 7.0, 7.0, 3.0, 7.0]  # x no_baseline_factor
+
+
+def test_off_hours_a_quiet_hour_is_kept_as_its_number_and_a_closed_session_forgotten():
+    det = OffHours.configure({}, REF)
+    state, _, _ = run_all(det, [office_weeks()])
+    assert isinstance(state["h"], int)  # nothing signalled in that hour: its number alone
+    night = MONDAY_9 + 21 * DAY + 17 * H  # Tuesday 02:00
+    state, _, signals = run_all(det, [[ev("st-3001", night, "logon")]], state=state)
+    assert reasons(signals) == ["activity"] and state["h"][3] == night
+    state, _, signals = run_all(det, [[ev("st-3001", night + 5 * H, "logon")]], state=state)  # 07:00, usual? no
+    later = [ev("st-3001", MONDAY_9 + 22 * DAY + h * H, "record_access") for h in range(3)]  # Wednesday 09-11
+    state, _, _ = run_all(det, [later], state=state)
+    assert isinstance(state["h"], int)  # the session ended over session_gap_s ago: forgotten

@@ -147,3 +147,24 @@ def test_unusual_hours_not_alerted_when_the_peer_group_works_them(baseline, peer
     assert bool(alerts) is fires
     _, alerts = run(UnusualVolume.configure({"off_hours_peer_usual_mean": 0}, ref), [burst(22, 3, 10)], baseline)
     assert alerts  # 0: peers not asked
+
+
+@pytest.mark.parametrize("busy, spread, fires", [
+    (None, 1, True),        # the peers never work near that hour
+    (3, 0, False),          # the bucket itself (Tuesday 03:00 is weekday bucket 3)
+    (2, 0, True), (2, 1, False), (4, 1, False),   # an hour either side counts only with the spread
+    (27, 0, True), (27, 1, False),                # the same hour at the weekend (a rota round the week)
+    (26, 1, False), (5, 1, True), (29, 1, True),  # two hours away: outside a spread of 1
+    (5, 2, False),
+])
+def test_unusual_hours_peer_spread_counts_nearby_hours_of_either_kind_of_day(baseline, busy, spread, fires):
+    """A small group's few weeks of nights leave gaps: with off_hours_peer_spread_h the peers "work the
+    hour" when they work the hours either side, on weekdays or at weekends."""
+    mean = [0.0] * 48
+    if busy is not None:
+        mean[busy] = 0.2
+    ref = Reference().apply("staff", {"user_id": "an-3002", "team": "Intelligence", "role": "analyst"}).apply(
+        "peer", {"group": "Intelligence/analyst", "mean": mean, "std": [0.1] * 48})
+    det = UnusualVolume.configure({"off_hours_peer_spread_h": spread}, ref)
+    _, alerts = run(det, [burst(22, 3, 10)], baseline)
+    assert bool(alerts) is fires

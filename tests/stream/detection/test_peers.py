@@ -63,3 +63,36 @@ def test_peer_baselines_reach_unusual_volume(tmp_path):
     got = [a for a in replay(settings, [stream], as_of=START + 30 * DAY).alerts.values()
            if a.detector == "unusual_volume"]
     assert got and got[0].facts.get("peer_group") == "Response North/constable"
+
+
+def test_reference_peers_learns_common_keys_media_days_and_host_owners(tmp_path):
+    """`custodes reference peers --hosts-out`: the group's common datasets (first_use's rarity among peers),
+    its usual media day (media_volume) and the hosts one person dominates (host_ownership)."""
+    from detectors.first_use import contains
+
+    events = []
+    for d in range(6):
+        day = START + d * DAY + 9 * 3600
+        events.append({"@timestamp": iso(day), "event": {"id": f"l{d}"}, "user": {"id": "pc-1001"},
+                       "host": {"id": "LT-1001"}, "custodes": {"activity": "logon"}})
+        for i, user in enumerate(("pc-1001", "pc-1002", "pc-1050")):
+            events.append({"@timestamp": iso(day + 60 + i), "event": {"id": f"r{d}-{i}"}, "user": {"id": user},
+                           "custodes": {"activity": "record_access", "dataset": {"name": "pnc-persons"}}})
+        events.append({"@timestamp": iso(day + 120), "event": {"id": f"u{d}"}, "user": {"id": "pc-1002"},
+                       "custodes": {"activity": "removable_media"}, "file": {"name": "a.docx"}})
+    history = tmp_path / "history.jsonl"
+    history.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    shutil.copy(REPO_CONFIG.parent / "reference" / "staff.jsonl", reference / "staff.jsonl")
+    env = {"CUSTODES_CONFIG": "", "CUSTODES_REFERENCE_DIR": str(reference), "CUSTODES_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["reference", "peers", str(history), "--out", str(reference / "peers.jsonl"),
+                                       "--hosts-out", str(reference / "hosts.jsonl")], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 learned host owner(s)" in result.output
+    snapshot = load({name: (reference / name).read_text() for name in ("staff.jsonl", "peers.jsonl", "hosts.jsonl")})
+    peer = snapshot.peers["Response North/constable"]
+    assert contains(peer.common, "dataset:pnc-persons", peer.common_hashes)  # three members used it
+    assert not contains(peer.common, "removable_media:any", peer.common_hashes)  # one member
+    assert peer.media_day == (1.0, 0.0)
+    assert snapshot.host_owner("lt-1001") == "pc-1001"

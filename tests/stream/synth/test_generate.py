@@ -24,7 +24,7 @@ from stream.synth.scenarios import SCENARIOS
 
 FILES = ("events.jsonl", "device_notifications.jsonl", "truth.jsonl", "manifest.json",
          "reference/staff.jsonl", "reference/cases.jsonl", "reference/restricted.jsonl",
-         "reference/sharing.jsonl", "reference/apps.jsonl")
+         "reference/sharing.jsonl", "reference/apps.jsonl", "reference/peers.jsonl", "reference/hosts.jsonl")
 
 
 @pytest.fixture(scope="module")
@@ -108,6 +108,23 @@ def test_reference_data_loads_and_describes_the_staff(every_scenario: Path) -> N
     assert ref.sanctioned("managed-phone", "com.whatsapp") is False
     assert ref.parties_for_domain("cps.gov.uk")
     assert any("colleague" in flags for flags in ref.restricted.values())
+
+
+def test_history_gives_peer_profiles_and_learned_host_owners(every_scenario: Path) -> None:
+    """peers.jsonl carries what each group commonly uses and its usual media day; hosts.jsonl the
+    laptops learned to belong to their users (the same as the asset register here)."""
+    from detectors.first_use import contains
+
+    ref = load_dir(every_scenario / "reference")
+    assert ref.hosts and all(host in {h.lower() for h in ref.staff[owner].primary_hosts}
+                             for host, owner in ref.hosts.items())
+    groups = [p for p in ref.peers.values() if p.common]
+    assert groups
+    for peer in groups:
+        assert contains(peer.common, "dataset:pnc-persons", peer.common_hashes)  # everyone's dataset
+        assert not contains(peer.common, "upload_destination:pastebin.com", peer.common_hashes)
+    used = [p.media_day for p in ref.peers.values() if p.media_day]  # groups where someone used USB or mailed out
+    assert used and all(len(m) == 2 and m[0] >= 1 for m in used if m[0])
 
 
 def test_organisation_has_shift_patterns_joiners_and_leavers() -> None:

@@ -8,7 +8,7 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from detectors.registry import build
-from stream.contract import schema
+from stream.contract import codec as schema
 from stream.contract.settings import load
 from stream.worker.pipeline import Pipeline
 from tests.stream.events import T0, export, iso, lines
