@@ -78,15 +78,19 @@ class BulkExportConfig(DetectorConfig):
     """Also count ``message`` events that carry an attachment (``file.name``, ``custodes.media`` or
     ``email.attachments``)."""
     default_sensitivity: str = "medium"
+    """Sensitivity of an event whose dataset names none (`custodes.dataset.sensitivity`)."""
     max_records: dict[str, int] = field(
         default_factory=lambda: {"low": 5000, "medium": 1000, "high": 200, "special": 50}
     )
+    """Records (as events report them) tolerated per sensitivity within the window; one more raises an alert."""
     max_distinct_records: dict[str, int] = field(
         default_factory=lambda: {"low": 1000, "medium": 300, "high": 100, "special": 25}
     )
+    """Distinct record ids tolerated per sensitivity within the window; one more raises an alert."""
     document_kinds: tuple[str, ...] = ("export",)
     """Activities whose documents (``custodes.object.id``, else ``file.name``) are counted."""
     document_window_s: int = 300
+    """The window (seconds) distinct downloaded or exported documents are counted in."""
     min_documents: dict[str, int] = field(
         default_factory=lambda: {"low": 40, "medium": 20, "high": 10, "special": 5}
     )

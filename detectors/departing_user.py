@@ -26,8 +26,11 @@ from .signal import DAY, Daily, Indicator, data_out, departing
 @dataclass(frozen=True)
 class DepartingUserConfig(DetectorConfig):
     before_days: float = 14.0
+    """The departure window opens this many days before the notice date."""
     after_days: float = 30.0
+    """... and closes this many days after the leave date."""
     notice_days: float = 30.0
+    """Notice period assumed when only one of notice date and leave date is known."""
     internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")
     kinds: tuple[str, ...] = ("removable_media", "web_upload", "message")
     """Ways out that count in the window (report downloads and shares are everyday work for many)."""

@@ -50,8 +50,11 @@ KINDS = frozenset({"removable_media", "message", "logon", "record_access", *UPLO
 @dataclass(frozen=True)
 class FirstUseConfig(DetectorConfig):
     learn_days: float = 14.0
+    """Nothing is signalled in a person's first days: their history is being learned."""
     bloom_bits: int = 512
+    """Size of the Bloom filter of values seen (bits)."""
     hashes: int = 3
+    """Hash functions of the Bloom filter."""
     peer_common_factor: float = 0.0
     """Weight factor for a first use of something common among the person's peers (0: no signal)."""
     internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")

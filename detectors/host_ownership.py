@@ -33,9 +33,11 @@ from .signal import Daily, Indicator, day_of
 @dataclass(frozen=True)
 class HostOwnershipConfig(DetectorConfig):
     learned_days: int = 5
+    """Days a person logs on to a host before it is taken as theirs."""
     visit_s: int = 4 * 3600
     """Signals for the same host and reason at most once per this (a return visit hours later is new evidence)."""
     max_hosts: int = 6
+    """Learned hosts kept per person."""
     weights: dict[str, float] = field(default_factory=lambda: {"others_host_logon": 20.0, "others_host_mail": 20.0})
 
 

@@ -49,6 +49,7 @@ class ImpossibleTravelConfig(DetectorConfig):
     min_interval_s: int = 60
     """Pairs closer in time than this are treated as this far apart (clock skew between sources)."""
     max_points: int = 8
+    """Located events kept per person to compare a new one with."""
     grace_s: int = 3600
     suppress_s: int = 3600
 

@@ -40,12 +40,17 @@ class LeaverActivityConfig(DetectorConfig):
     monitored_groups: tuple[str, ...] = ()
     """Group ids whose membership is tracked; empty = every group seen."""
     join_actions: tuple[str, ...] = ("join", "add", "member")
+    """`event.action` words that mean someone joined a monitored group."""
     leave_actions: tuple[str, ...] = ("leave", "remove")
+    """`event.action` words that mean someone left (or was removed from) a monitored group."""
     max_groups: int = 64
+    """Group memberships kept per person (the oldest make way)."""
     activity_score: float = 70.0
+    """Score of activity after the leave date."""
     data_activity_score: float = 90.0
     """Score when the activity after leaving touched data (look-up, export, share, print, copy)."""
     group_score: float = 60.0
+    """Score of a leaver still in a monitored group."""
     suppress_s: int = 86400
     grace_s: int = 3600
 

@@ -35,16 +35,24 @@ CHANNELS = ("removable_media", "attachments")
 @dataclass(frozen=True)
 class MediaVolumeConfig(DetectorConfig):
     alpha: float = 0.2
+    """Weight of a new use-day in the person's usual day (exponentially weighted mean)."""
     ratio: float = 3.0
+    """A day at this many times the usual day (and at least `min_count`) signals."""
     min_count: int = 6
+    """Fewest copies or attachments in a day that can signal."""
     min_use_days: int = 3
+    """Use days before the person's own usual day is used (`default_day_count`, or peers', until then)."""
     default_day_count: float = 3.0
     """The usual day while the person has fewer than ``min_use_days`` days and no peer baseline says."""
     peer_ratio: float = 2.0
+    """Once the person has a usual day of their own, a day must also reach this many times the peers'
+    usual day (0: not checked)."""
     internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")
     executables: tuple[str, ...] = ("exe", "msi", "dll", "bat", "cmd", "ps1", "vbs", "js", "jar", "scr", "com",
                                     "sh", "py", "hta", "lnk")
+    """File extensions of tools: one copied to removable media signals on its own."""
     archives: tuple[str, ...] = ("zip", "7z", "rar", "tar", "gz", "tgz", "bz2", "xz", "iso", "cab", "img")
+    """File extensions of archives: one copied to removable media signals on its own."""
     weights: dict[str, float] = field(default_factory=lambda: {
         "removable_media_volume": 10.0, "attachments_volume": 8.0, "executable_to_media": 16.0,
         "archive_to_media": 6.0})

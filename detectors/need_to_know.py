@@ -54,7 +54,9 @@ class NeedToKnowConfig(DetectorConfig):
     """Look-ups per reason tolerated within the window; one more raises an alert."""
     scores: dict[str, float] = field(default_factory=lambda: {
         "no_case": 45.0, "unknown_case": 50.0, "not_assigned": 60.0, "restricted": 70.0, "neighbour": 75.0})
+    """Alert score per reason."""
     restricted_flags: tuple[str, ...] = ("vip", "colleague", "need_to_know")
+    """Flags in the restricted-records register that make a look-up `restricted`."""
     suppress_s: int = 86400
     case_justifies_neighbour: bool = True
     """A look-up in the user's home area under a case they are assigned to is their job (officers

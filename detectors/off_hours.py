@@ -83,16 +83,21 @@ def profile_of(state: dict[str, Any]) -> bytes:
 class OffHoursConfig(DetectorConfig):
     timezone: str = "Europe/London"
     min_history_days: int = 10
+    """Active days before the person's own profile decides (peers', then `working_hours`, until then)."""
     usual_weeks: int = 2
+    """An hour of the week (+-1 h) is usual once the person was active in it on this many weeks."""
     usual_days: int = 4
+    """... or in that hour of the day (+-1 h, any weekday) on this many days (rotas move around the week)."""
     working_hours: tuple[int, ...] = (7, 19)
     """Local weekday hours [start, end) that count as usual for someone with no history and no peers."""
     peer_usual_mean: float = 0.02
     """A peer bucket whose mean events per member per hour reaches this is an hour the job works."""
     peer_usual_factor: float = 0.5
+    """Weights are multiplied by this when the hour is unusual for the person but usual for their peers."""
     no_baseline_factor: float = 0.5
     """Weight factor while neither the person's history nor a peer baseline exists (working_hours decide)."""
     session_gap_s: int = 4 * 3600
+    """An `activity` signal at most once per this many seconds of unusual-hour activity."""
     internal_domains: tuple[str, ...] = ("police.uk", "pnn.police.uk")
     weights: dict[str, float] = field(default_factory=lambda: {"activity": 6.0, "data": 14.0})
 

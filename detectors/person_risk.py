@@ -46,24 +46,37 @@ FLOOR = 0.5
 @dataclass(frozen=True)
 class PersonRiskConfig(DetectorConfig):
     half_life_days: float = 7.0
+    """Risk points halve every this many days."""
     threshold: float = 50.0
+    """A person's decayed risk at or over this opens an episode and raises (or updates) their alert."""
     close_ratio: float = 0.5
+    """The episode closes when the risk falls below this share of the threshold."""
     bucket_s: int = 3600
     grace_s: int = 3600
     alert_factor: float = 0.5
     """Risk points per point of a direct alert's score (an alert of score 70 adds 35)."""
     departing_before_days: float = 14.0
+    """Departure window: days before the notice date (signals inside count more)."""
     departing_after_days: float = 30.0
+    """Departure window: days after the leave date."""
     notice_days: float = 30.0
     """Assumed notice period when only one of notice date and leave date is known."""
     departing_multiplier: float = 2.0
+    """Signals in the departure window count this many times."""
     suspended_multiplier: float = 2.0
+    """Signals while suspended count this many times."""
     restricted_duties_multiplier: float = 1.5
+    """Signals while on restricted duties count this many times."""
     privileged_multiplier: float = 1.5
+    """Signals of a person with privileged access count this many times."""
     max_contributions: int = 16
+    """Contributions (indicator and reason) kept per person; the smallest make way."""
     max_pending: int = 24
+    """Hours of signals held until their hour is settled."""
     max_alerts: int = 32
+    """Ids of other detectors' alerts remembered so each counts once."""
     alert_memory_s: int = 7 * 86400
+    """How long (seconds) an alert id is remembered."""
 
 
 def context(person: Staff | None, ts: float, cfg: PersonRiskConfig) -> tuple[float, list[str]]:

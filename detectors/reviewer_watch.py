@@ -33,6 +33,7 @@ SUBJECT_TEAM_FIELD = "custodes.subject.team"
 @dataclass(frozen=True)
 class ReviewerWatchConfig(DetectorConfig):
     reveal_actions: tuple[str, ...] = ("reveal_identity", "reveal_content")
+    """Review actions that reveal an identity or content."""
     max_reveals: int = 20
     """Reveals tolerated within the window; one more raises an alert."""
     window_s: int = 86400
@@ -41,7 +42,9 @@ class ReviewerWatchConfig(DetectorConfig):
         "view", "reveal_identity", "reveal_content", "assign", "close", "dismiss", "escalate")
     """Actions that count for the own-team and self rules."""
     own_team_score: float = 60.0
+    """Score of a reviewer handling an alert about their own team."""
     self_score: float = 85.0
+    """Score of a reviewer handling an alert about themselves."""
     grace_s: int = 3600
     suppress_s: int = 86400
 

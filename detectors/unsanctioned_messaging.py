@@ -34,9 +34,11 @@ class UnsanctionedMessagingConfig(DetectorConfig):
     default_policy_set: str = ""
     """Policy set for events that carry none ("" = such events are not judged)."""
     base_score: float = 35.0
+    """Score of a message in an app the device's policy set does not sanction."""
     personal_data_score: float = 15.0
     """Added per kind of personal data seen in the content."""
     group_image_score: float = 20.0
+    """Added when the message carries an image to a group."""
     scan_chars: int = 20000
     """Only the first this many characters of a message are scanned."""
     suppress_s: int = 86400
@@ -46,6 +48,7 @@ class UnsanctionedMessagingConfig(DetectorConfig):
     no image in a group) the message is a weak signal for the person's risk (``signal_weight``), not
     a reviewer alert."""
     signal_weight: float = 6.0
+    """Risk points (person_risk) of a message scoring under `alert_min_score`, which raises no alert."""
 
 
 def _has_image(ev: Event) -> bool:

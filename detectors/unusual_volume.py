@@ -52,16 +52,21 @@ QUARTER = 900.0
 @dataclass(frozen=True)
 class UnusualVolumeConfig(DetectorConfig):
     warmup_days: int = 14
+    """Days of a person's history before their own hourly baseline is used (peers' until then)."""
     alpha: float = 0.05
     """Weight of each new hourly observation in the running mean/variance of its bucket."""
     z_threshold: float = 4.0
+    """Standard deviations above the person's own mean for that hour that raise an alert."""
     min_events: int = 50
     """No volume alert for an hour with fewer events than this."""
     min_variance: float = 4.0
     """Added to the variance, so a near-constant baseline does not make small changes look extreme."""
     peer_z_threshold: float = 3.0
+    """Standard deviations above the peer group's mean that raise an alert while the person is warming up."""
     off_hours_min_events: int = 10
+    """Events in an hour the person (and their peers) rarely work needed to raise an off-hours alert."""
     off_hours_max_mean: float = 0.05
+    """An hour whose mean is at most this is one the person rarely works."""
     off_hours_peer_usual_mean: float = 0.03
     """No ``hours`` alert in an hour the user's peer group works (peer mean per member at least this;
     0: ignore peers): a detective's first on-call night is the job, not misuse."""
@@ -72,6 +77,7 @@ class UnusualVolumeConfig(DetectorConfig):
     not "never")."""
     timezone: str = "Europe/London"
     forget_days: int = 90
+    """A baseline idle for this many days starts again."""
     max_age_days: int = 730
     """A baseline started longer ago than this is reset (explicit expiry: no state derived from events
     older than the retention window survives); warm-up then starts again."""

@@ -29,6 +29,14 @@ def test_every_detector_and_knob_is_in_the_docs():
             assert f"| `{f.name}` |" in text, (cls.id, f.name)
 
 
+def test_every_knob_says_what_it_means():
+    from stream.cli.detector_docs import SHARED
+
+    bare = [(cls.id, f.name) for cls in CATALOG for f in dataclasses.fields(cls.Config)
+            if f.name not in field_docs(cls.Config) and f.name not in SHARED]
+    assert bare == []
+
+
 @dataclasses.dataclass(frozen=True)
 class _Config(DetectorConfig):
     window_s: int = 60
