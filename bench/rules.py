@@ -102,10 +102,10 @@ def rule_dir(count: int, into: Path) -> Path:
 def run(messages: list[bytes], now: float, rules: Path | None, placeholders: dict) -> tuple[float, int, int, int]:
     from detectors import registry
     from detectors.reference import ReferenceHolder
-    from stream.pipeline import Pipeline
-    from stream.replay import ReplayResult, run_messages
+    from stream.offline.replay import ReplayResult, run_messages
     from stream.rules import detector_for
     from stream.settings import Rules, load
+    from stream.worker.pipeline import Pipeline
 
     settings = load()
     if rules is None:

@@ -35,8 +35,8 @@ def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
     from bench.replay import chunks, make_lines
     from detectors import registry
     from stream.gctune import tune_for_throughput
-    from stream.pipeline import Pipeline
     from stream.settings import load
+    from stream.worker.pipeline import Pipeline
 
     tune_for_throughput()
     now = time.time()
@@ -173,10 +173,10 @@ def measure_generated(directory: Path) -> dict:
     from stream.evaluate import _merged_docs, period_end
     from stream.gctune import tune_for_throughput
     from stream.normalise.files import canonical_bytes
-    from stream.pipeline import Pipeline
+    from stream.offline.replay import CHUNK_EVENTS, ReplayResult
     from stream.reference import detectors_for
-    from stream.replay import CHUNK_EVENTS, ReplayResult
     from stream.settings import load
+    from stream.worker.pipeline import Pipeline
 
     tune_for_throughput()
     as_of = period_end(directory)

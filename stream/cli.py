@@ -245,7 +245,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 @pass_ctx
 def worker(ctx: Context) -> None:
     """Run a Faust worker (decode, validate, detect) until SIGINT/SIGTERM."""
-    from .app import run_worker
+    from .worker.app import run_worker
 
     run_worker(_broker(ctx.settings()))
 
@@ -339,7 +339,7 @@ def _as_of(value: str | None) -> float | None:
 def replay(ctx: Context, files: tuple[Path, ...], alerts_out: Path | None, fmt: str,
            mapping: Path | None, as_of: str | None, reveal: bool, reason: str | None) -> None:
     """Run FILES through the normalisers and detectors offline (no broker)."""
-    from .replay import replay as do_replay
+    from .offline.replay import replay as do_replay
 
     _reveal_options(reveal, reason)
     settings = ctx.settings()

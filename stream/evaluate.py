@@ -82,7 +82,7 @@ def _docs(path: Path, result: Any) -> Iterator[tuple[float, dict]]:
 
 
 def _merged_docs(directory: Path, result: Any = None) -> Iterator[tuple[float, dict]]:
-    from .replay import ReplayResult
+    from .offline.replay import ReplayResult
 
     result = result if result is not None else ReplayResult()
     paths = [p for p in (directory / "events.jsonl", directory / "device_notifications.jsonl") if p.is_file()]
@@ -97,9 +97,9 @@ def run_detectors(settings: Settings, directory: Path, as_of: float):
     """The replay of ``directory`` (events + device notifications, merged) -> ReplayResult."""
     from .gctune import tune_for_throughput
     from .normalise.files import canonical_bytes
-    from .pipeline import Pipeline
+    from .offline.replay import CHUNK_EVENTS, ReplayResult, run_messages
     from .reference import detectors_for
-    from .replay import CHUNK_EVENTS, ReplayResult, run_messages
+    from .worker.pipeline import Pipeline
 
     tune_for_throughput()
     settings = settings.model_copy(update={"reference_dir": directory / "reference"})

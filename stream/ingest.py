@@ -18,10 +18,10 @@ from pathlib import Path
 from kafka import KafkaProducer
 
 from .partitioning import home_partition
-from .pipeline import cut_for_dead_letter
 from .settings import Settings
 from .summary import Summary
 from .topics import ensure_topics
+from .worker.pipeline import cut_for_dead_letter
 
 
 @dataclass

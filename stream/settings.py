@@ -114,7 +114,7 @@ class Settings(BaseModel):
     the original size when cut), so bad input of any size fits the broker's message limit."""
     dedupe_events: int = Field(64, ge=0, le=4096)
     """Per user, remember digests of this many recent events (of each whole canonical document, see
-    stream.pipeline.content_digest) so a re-sent event is not counted twice (0: no dedupe)."""
+    stream.worker.pipeline.content_digest) so a re-sent event is not counted twice (0: no dedupe)."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     pseudonym_key: SecretStr | None = None
     audit_key: SecretStr | None = None

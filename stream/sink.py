@@ -33,9 +33,9 @@ from detectors.alert import Alert
 
 from .endpoints import serve
 from .metrics import SinkMetrics
-from .pipeline import cut_for_dead_letter
 from .settings import Settings
 from .store import AlertStore
+from .worker.pipeline import cut_for_dead_letter
 
 log = logging.getLogger("custodes.sink")
 

@@ -281,7 +281,7 @@ def per_record(pipeline, fuzzed: Iterable[Fuzzed], max_lines: int = 200) -> tupl
 
 def outcomes(pipeline, messages: list[bytes]) -> dict:
     """consumed / processed / expired / dead letters by reason, as the worker would count them."""
-    from stream.replay import ReplayResult, run_messages
+    from stream.offline.replay import ReplayResult, run_messages
 
     result = run_messages(pipeline, (ReplayResult(), iter(messages)))
     return {"consumed": result.consumed, "processed": result.processed, "expired": result.expired,

@@ -23,8 +23,8 @@ from collections import Counter
 import pytest
 
 from detectors import registry
-from stream.pipeline import Pipeline
 from stream.schema import REASONS
+from stream.worker.pipeline import Pipeline
 from tests.stream.processes import wait_until
 
 from .common import Feeder, Runner, letter_reasons, read_all
@@ -124,7 +124,7 @@ def test_fuzzed_files_through_the_readers_give_the_same_outcomes(tmp_path):
     """The same fuzzed records written to a file and read by ``custodes replay`` (stream/normalise/
     files.py, which rejects some records itself before the pipeline) are counted exactly as the
     in-process run counts them."""
-    from stream.replay import replay
+    from stream.offline.replay import replay
     from stream.settings import load
 
     now = time.time()

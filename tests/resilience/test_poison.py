@@ -15,9 +15,9 @@ import orjson
 import pytest
 
 from detectors import registry
-from stream.pipeline import Pipeline
 from stream.settings import load
 from stream.store import AlertStore
+from stream.worker.pipeline import Pipeline
 from tests.stream.events import export
 from tests.stream.processes import wait_until
 

@@ -81,7 +81,7 @@ def test_debug_shows_the_traceback_as_well(tmp_path):
 
 
 def test_a_file_error_inside_a_command_is_named_not_a_traceback(cli, tmp_path, monkeypatch):
-    import stream.replay
+    import stream.offline.replay
 
     events = tmp_path / "e.jsonl"
     events.write_text("{}\n")
@@ -89,7 +89,7 @@ def test_a_file_error_inside_a_command_is_named_not_a_traceback(cli, tmp_path, m
     def refuse(*args, **kwargs):
         raise PermissionError(13, "Permission denied", str(events))
 
-    monkeypatch.setattr(stream.replay, "replay", refuse)
+    monkeypatch.setattr(stream.offline.replay, "replay", refuse)
     result = cli("replay", str(events))
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: cannot read {events}: permission denied"

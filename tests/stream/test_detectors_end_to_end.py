@@ -12,8 +12,8 @@ import pytest
 from detectors.registry import CATALOG
 from detectors.signal import Indicator
 from stream.ingest import ingest
+from stream.offline.replay import replay
 from stream.reference import push
-from stream.replay import replay
 from stream.store import AlertStore
 
 from .events import iso

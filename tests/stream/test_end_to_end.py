@@ -16,7 +16,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from stream.ingest import ingest
-from stream.replay import replay
+from stream.offline.replay import replay
 from stream.store import AlertStore
 
 from .events import export, iso

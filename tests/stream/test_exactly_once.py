@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from stream.ingest import ingest
-from stream.replay import replay
+from stream.offline.replay import replay
 from stream.store import AlertStore
 
 from .events import export

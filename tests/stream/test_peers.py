@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from detectors.reference import load
 from stream.cli import main
-from stream.replay import replay
+from stream.offline.replay import replay
 from stream.settings import REPO_CONFIG
 from stream.settings import load as load_settings
 

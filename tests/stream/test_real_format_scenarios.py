@@ -15,7 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from stream.cli import main
-from stream.replay import replay
+from stream.offline.replay import replay
 from stream.settings import load
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "data" / "scenarios"

@@ -255,7 +255,7 @@ def test_cli_check_and_test() -> None:
 def test_replay_runs_the_rules_on_the_same_micro_batches(tmp_path: Path) -> None:
     """`custodes replay`: the shipped correlation (5 distinct documents shared out within an hour) fires
     across micro-batches of one event, as in one batch."""
-    from stream.replay import replay
+    from stream.offline.replay import replay
 
     docs = [{"@timestamp": f"2026-11-02T13:{i:02d}:00Z", "user": {"id": "pc-1004"}, "event": {"id": f"s{i}"},
              "custodes": {"activity": "share", "share": {"visibility": "external"}, "object": {"id": f"doc-{i}"}}}

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from stream.cli import main
-from stream.replay import replay
+from stream.offline.replay import replay
 from stream.schema import parse_timestamp
 from stream.settings import load
 

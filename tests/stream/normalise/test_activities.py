@@ -13,8 +13,8 @@ from detectors.event import ACTIVITY_KINDS
 from stream.metrics import PipelineMetrics
 from stream.normalise import read
 from stream.normalise.activities import TableError, default_table, from_dict, load
-from stream.pipeline import Pipeline
 from stream.settings import load as load_settings
+from stream.worker.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 SOURCES = ROOT / "tests" / "data" / "sources"

@@ -36,9 +36,9 @@ from detectors.engine import Engine, Failure
 from detectors.event import Event
 from detectors.reference import ReferenceHolder
 
-from .metrics import PipelineMetrics
-from .schema import Invalid, Limits, decode, validate
-from .settings import Settings
+from ..metrics import PipelineMetrics
+from ..schema import Invalid, Limits, decode, validate
+from ..settings import Settings
 
 
 @dataclass(slots=True)
@@ -249,7 +249,7 @@ class Pipeline:
         self.activities = None
         """The activity table (config/activities.toml): activity for events that carry none."""
         if settings.activities_file is not None:
-            from .normalise.activities import load as load_activities
+            from ..normalise.activities import load as load_activities
 
             self.activities = load_activities(settings.activities_file)
         self.unclassified: dict[str, int] = {}

@@ -10,12 +10,12 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from stream.app import micro_batch_due, unread
 from stream.partitioning import home_partition
 from stream.topics import ensure_topics
+from stream.worker.app import micro_batch_due, unread
 
-from .events import export
-from .processes import Custodes, wait_until
+from ..events import export
+from ..processes import Custodes, wait_until
 
 MESSAGES = 6_000
 PARTITIONS = 2

@@ -13,8 +13,8 @@ from faust.transport.consumer import Event as FaustConsumerEvent
 from mode import Service
 from mode.utils.locks import Event
 
-from stream.app import _Consumer
-from stream.handoff import QuickHandOff
+from stream.worker.app import _Consumer
+from stream.worker.handoff import QuickHandOff
 
 
 class Consumer(QuickHandOff, Service):

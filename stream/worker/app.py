@@ -1,6 +1,6 @@
 """The Faust app: topics, the detector-state table, the routing agent and the worker's web views.
 
-The agent only routes: decoding, validation, retention and detection live in ``stream.pipeline`` and
+The agent only routes: decoding, validation, retention and detection live in ``stream.worker.pipeline`` and
 ``detectors``. Input messages (one event each, or newline-delimited batches) are gathered into a
 micro-batch (``batch_max_events`` / ``batch_max_wait_s``) and each is split into events: bad ones go
 to the dead-letter topic with a reason, expired ones are counted, events on a partition other than
@@ -34,11 +34,11 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from detectors.base import Clock
 
+from ..metrics import PipelineMetrics
+from ..partitioning import home_partition
+from ..settings import Settings
 from .handoff import QuickHandOff
-from .metrics import PipelineMetrics
-from .partitioning import home_partition
 from .pipeline import DeadLetter, MicroBatch, Pipeline
-from .settings import Settings
 
 
 def set_fetch_max_wait(consumer: Any, seconds: float) -> None:
@@ -150,18 +150,18 @@ def create_app(
 ) -> faust.App:
     if not settings.broker:
         raise ValueError("the worker needs a broker (CUSTODES_BROKER or --broker)")
-    from .reference import FileReloader, detectors_for, follow_topics
+    from ..reference import FileReloader, detectors_for, follow_topics
 
     registry = registry if registry is not None else CollectorRegistry()
     metrics = PipelineMetrics(registry)
     holder, detectors = detectors_for(settings, hot_rules=True)
     reloader = FileReloader(holder, settings.reference_dir)
-    from .rules import RulesReloader
+    from ..rules import RulesReloader
 
     sigma_unit = next((d for d in detectors if d.id == "sigma"), None)
     rules_reloader = RulesReloader(sigma_unit.rules, settings.rules) if sigma_unit is not None else None
     if sigma_unit is not None:
-        from .rules import rules_gauge
+        from ..rules import rules_gauge
 
         rules_gauge(registry, sigma_unit.rules)
     pipeline = Pipeline(settings, detectors, clock, metrics, reference=holder)
@@ -522,15 +522,15 @@ def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM (the process's main loop)."""
     from faust.worker import Worker
 
-    from .gctune import tune_for_throughput
-    from .reference import ensure_reference_topics
-    from .topics import ensure_topics
+    from ..gctune import tune_for_throughput
+    from ..reference import ensure_reference_topics
+    from ..topics import ensure_topics
 
     ensure_topics(settings, settings.broker or "")
     ensure_reference_topics(settings, settings.broker or "")
     app = create_app(settings)
     tune_for_throughput()
-    from .logs import dict_config
+    from ..logs import dict_config
 
     worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False,
                     logging_config=dict_config(settings.log_level))

@@ -9,10 +9,10 @@ from hypothesis import strategies as st
 
 from detectors.registry import build
 from stream import schema
-from stream.pipeline import Pipeline
 from stream.settings import load
+from stream.worker.pipeline import Pipeline
 
-from .events import T0, export, iso, lines
+from ..events import T0, export, iso, lines
 
 NOW = T0 + 3600
 
@@ -82,7 +82,7 @@ def test_events_off_their_home_partition_are_rerouted(pipeline):
 
 
 def test_redelivered_message_does_not_count_twice(pipeline):
-    """The worker writes state only after the message's alerts are acknowledged (stream/app.py), so a
+    """The worker writes state only after the message's alerts are acknowledged (stream/worker/app.py), so a
     redelivered message whose state survived has nothing left to send."""
     events = pipeline.split(lines(export("alice", T0, 150, event_id="e1")), "events", 0, 10).groups["alice"]
     first = pipeline.apply("alice", events, None, "e", 0, 10)
@@ -170,7 +170,7 @@ def test_the_remembered_digests_are_bounded_and_older_states_are_read(pipeline, 
 
 
 def test_a_digest_matches_only_on_an_entry_boundary():
-    from stream.pipeline import _has_digest
+    from stream.worker.pipeline import _has_digest
 
     digests = bytearray(b"\x00\x01\x02\x03\x04\x05\x06\x07")
     assert _has_digest(digests, b"\x04\x05\x06\x07") and _has_digest(digests, b"\x00\x01\x02\x03")
@@ -211,7 +211,7 @@ def test_tick_finds_what_time_alone_reveals(settings):
 
 
 def test_a_dead_letter_keeps_at_most_its_limit_and_says_how_much_there_was():
-    from stream.pipeline import DeadLetter, cut_for_dead_letter
+    from stream.worker.pipeline import DeadLetter, cut_for_dead_letter
 
     assert cut_for_dead_letter(b"short", 10) == (b"short", [])
     assert cut_for_dead_letter(b"x" * 11, 10) == (b"x" * 10, [("custodes.truncated", b"11")])
@@ -454,8 +454,8 @@ def test_any_spelling_of_an_alias_lands_on_the_person(settings):
 def test_kept_state_is_a_copy_of_what_orjson_returned(pipeline, monkeypatch):
     """orjson's output sits in a larger buffer than its length, which it pins for as long as it is
     kept; the state the worker and replay keep is an exact-size copy (bench/state.py measures RSS)."""
-    import stream.pipeline as module
-    from stream.pipeline import owned
+    import stream.worker.pipeline as module
+    from stream.worker.pipeline import owned
 
     data = orjson.dumps({"a": "b" * 300})
     assert bytes(data) is data and data[:] is data  # why a plain bytes() is no copy

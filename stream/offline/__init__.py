@@ -1,0 +1,1 @@
+"""Offline processing: replay of files through the worker's micro-batch step."""

@@ -1,0 +1,1 @@
+"""The Kafka worker: the Faust app, the micro-batch step and how its outcome reaches Kafka."""
