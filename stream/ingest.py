@@ -21,7 +21,7 @@ from .partitioning import home_partition
 from .settings import Settings
 from .summary import Summary
 from .topics import ensure_topics
-from .worker.pipeline import cut_for_dead_letter
+from .worker.microbatch import cut_for_dead_letter
 
 
 @dataclass

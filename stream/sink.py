@@ -35,7 +35,7 @@ from .endpoints import serve
 from .metrics import SinkMetrics
 from .settings import Settings
 from .store import AlertStore
-from .worker.pipeline import cut_for_dead_letter
+from .worker.microbatch import cut_for_dead_letter
 
 log = logging.getLogger("custodes.sink")
 

@@ -12,12 +12,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from detectors.alert import Alert
 
 from ..settings import Settings
 from ..summary import Summary
-from ..worker.pipeline import DeadLetter, MicroBatch, Pipeline
+from ..worker.microbatch import DeadLetter
+from ..worker.pipeline import Pipeline
+from ..worker.step import gather, run_batch
 
 CHUNK_EVENTS = 500
 
@@ -100,44 +103,59 @@ def _chunks_for(settings: Settings, paths: Iterable[Path], fmt: str, mapping: Pa
 
 def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]],
                  keep_dead_letters: bool = False) -> ReplayResult:
-    """Feed messages (bytes of newline-delimited events) through the pipeline like the worker does:
-    gathered into micro-batches of up to ``batch_max_events`` events, each user's events in a
-    micro-batch run together against their state."""
+    """Feed messages (bytes of newline-delimited events) through the worker's micro-batch step
+    (``stream.worker.step``): gathered into micro-batches of up to ``batch_max_events`` events, each
+    user's events in a micro-batch run together against their state, kept here in a dict."""
     result, messages = source
-    states: dict[str, bytes] = {}
+    states: dict[bytes, bytes] = {}
     limit = pipeline.settings.batch_max_events
-    batch, size = MicroBatch(), 0
+    gathered: list[_Message] = []
+    size = 0
     for offset, value in enumerate(messages):
-        batch.add(pipeline.split(value, "replay", 0, offset), "replay", 0, offset, "replay")
+        gathered.append(_Message(offset, value))
         size += value.count(b"\n") + 1
         if size >= limit:
-            _run_batch(pipeline, batch, states, result, keep_dead_letters)
-            batch, size = MicroBatch(), 0
-    _run_batch(pipeline, batch, states, result, keep_dead_letters)
+            _run_batch(pipeline, gathered, states, result, keep_dead_letters)
+            gathered, size = [], 0
+    _run_batch(pipeline, gathered, states, result, keep_dead_letters)
     return result
 
 
-def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], result: ReplayResult,
+class _Message(NamedTuple):
+    """A chunk of a file as the step takes a Kafka message."""
+
+    offset: int
+    value: bytes
+    topic: str = "replay"
+    partition: int = 0
+    headers: None = None
+
+
+_CODES = {"replay": "replay"}
+
+
+def _run_batch(pipeline: Pipeline, messages: list[_Message], states: dict[bytes, bytes], result: ReplayResult,
                keep_dead_letters: bool) -> None:
-    result.consumed += sum(batch.consumed.values())
-    result.expired += batch.expired
-    letters = list(batch.dead)
+    batch = gather(pipeline, messages, _CODES, None)
     summary = result.summary
-    for user, segments in batch.users.items():
+    for segments in batch.users.values():
         for seg in segments:
             for ev in seg.events:
                 summary.event(ev.doc, ev.kind)
-        applied = pipeline.apply_segments(user, segments, states.get(user))
-        if applied.state is None:
-            states.pop(user, None)
+    outcome = run_batch(pipeline, states.get, batch)
+    for key, _old, new in outcome.new_states:
+        if new is None:
+            states.pop(key, None)
         else:
-            states[user] = applied.state
-        for alert in applied.alerts:
-            result.keep(alert)
-        letters.extend(pipeline.segment_failure_letters(applied.failures, segments))
-        result.processed += sum(len(seg.events) for seg in segments) - len(applied.failures)
-        result.duplicates += applied.duplicates
-    for letter in letters:
+            states[key] = new
+    for _key, alert in outcome.alerts:
+        result.keep(alert)
+    counts = outcome.counts
+    result.consumed += sum(counts.consumed.values())
+    result.expired += counts.expired
+    result.processed += sum(counts.processed.values())
+    result.duplicates += counts.duplicates
+    for letter in outcome.dead_letters:
         result.dead_lettered[letter.reason] += 1
         origin = result.origins.get(letter.offset)
         if origin is not None and 0 < letter.line <= len(origin):

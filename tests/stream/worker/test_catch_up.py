@@ -12,7 +12,7 @@ from kafka import KafkaProducer
 
 from stream.partitioning import home_partition
 from stream.topics import ensure_topics
-from stream.worker.app import micro_batch_due, unread
+from stream.worker.consumer import micro_batch_due, unread
 
 from ..events import export
 from ..processes import Custodes, wait_until

@@ -211,7 +211,7 @@ def test_tick_finds_what_time_alone_reveals(settings):
 
 
 def test_a_dead_letter_keeps_at_most_its_limit_and_says_how_much_there_was():
-    from stream.worker.pipeline import DeadLetter, cut_for_dead_letter
+    from stream.worker.microbatch import DeadLetter, cut_for_dead_letter
 
     assert cut_for_dead_letter(b"short", 10) == (b"short", [])
     assert cut_for_dead_letter(b"x" * 11, 10) == (b"x" * 10, [("custodes.truncated", b"11")])
