@@ -111,8 +111,11 @@ def create_app(
     output = KafkaOutput(app, {"alerts": alerts_out, "dead_letter": dead_letter, "rerouted": rerouted}, state,
                          settings.partitions, exactly_once)
     runner = Runner(settings, pipeline, output, state, metrics, clock, lambda: app.consumer)
-    app.agent(inputs, name="custodes-route")(runner.route)
-    if not exactly_once:
+    if exactly_once:  # every send inside its message's transaction: Faust's agent, one message at a time
+        app.agent(inputs, name="custodes-route")(runner.route)
+    else:  # fetched record batches straight into the micro-batch (stream/worker/fetched.py)
+        app.topics.add(inputs)
+        app.consumer.taker = runner
         app.task(runner.flush_gathered)
     app.timer(interval=5.0)(runner.report_lag)
     app.timer(interval=float(settings.state_sweep_interval_s))(runner.sweep_state)

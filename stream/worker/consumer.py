@@ -9,6 +9,7 @@ from typing import Any
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
 
+from .fetched import FetchedBatches
 from .handoff import QuickHandOff
 
 
@@ -59,7 +60,7 @@ class _ConsumerThread(AIOKafkaConsumerThread):
         return consumer
 
 
-class _Consumer(QuickHandOff, AIOKafkaConsumer):
+class _Consumer(FetchedBatches, QuickHandOff, AIOKafkaConsumer):
     """Faust's aiokafka consumer, with a ``seek_to_committed`` that rewinds every partition we commit.
 
     Faust drops records it has fetched but not yet processed (it clears the agents' queues when flow
@@ -72,7 +73,9 @@ class _Consumer(QuickHandOff, AIOKafkaConsumer):
     uncommitted partition starts (the beginning: ``consumer_auto_offset_reset="earliest"``), in the
     same consumer-thread call so no fetch runs in between.
 
-    It also hands each message to the agents without a task per message (``QuickHandOff``)."""
+    It also hands each message to the agents without a task per message (``QuickHandOff``), and the
+    input topics' fetched records to the micro-batch a partition's batch at a time
+    (``FetchedBatches``, when the app sets ``taker``)."""
 
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _ConsumerThread(self, loop=self.loop, beacon=self.beacon)

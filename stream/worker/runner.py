@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from detectors.base import Clock
@@ -40,7 +40,10 @@ class Runner:
         # Under exactly_once every send must happen inside its own message's transaction, so each message
         # is its own micro-batch. Otherwise messages gather up to batch_max_events / batch_max_wait_s.
         self.max_events = 1 if self.exactly_once else settings.batch_max_events
-        self.gathered: list[Any] = []  # Faust events, not yet acknowledged
+        self.gathered: list[Any] = []
+        """Messages (Faust's, or aiokafka's records) gathered, not yet acknowledged."""
+        self.acks: list[Any] = []
+        """How to acknowledge them: Faust events, or (partition, records)."""
         self.gathered_events = 0
         self.gathered_since = 0.0
         self.read: dict[Any, int] = {}
@@ -51,6 +54,8 @@ class Runner:
         self.stream: Any = None
         self.consumer = consumer
         """The Faust consumer (once the app has made it)."""
+        self.topics = frozenset((t.events, t.rerouted))
+        """The input topics (stream.worker.fetched.Taker)."""
 
     def home(self, user: str) -> int:
         return home_partition(user, self.settings.partitions)
@@ -80,29 +85,61 @@ class Runner:
         async with self.lock:
             if not self.gathered:
                 return
-            events, self.gathered, self.gathered_events = self.gathered, [], 0
+            messages, self.gathered, self.gathered_events = self.gathered, [], 0
+            acks, self.acks = self.acks, []
+            await self.process(messages, self._acker(acks))
+
+    def _acker(self, acks: list[Any]) -> Callable[[], Awaitable[None]]:
+        if self.stream is not None:  # Faust's agent: events, acknowledged on its stream
             stream = self.stream
 
             async def ack() -> None:
-                for event in events:
+                for event in acks:
                     await stream.ack(event)
+        else:  # fetched batches: (partition, records), acknowledged on the consumer
+            consumer = self.consumer()
 
-            await self.process([event.message for event in events], ack)
+            async def ack() -> None:
+                for tp, records in acks:
+                    consumer.ack_offsets(tp, [record.offset for record in records])
+
+        return ack
 
     async def route(self, stream: Any) -> None:
-        """The agent: gather each message, process when ``batch_max_events`` are gathered."""
+        """The agent (under exactly_once, where every send belongs to its message's transaction):
+        gather each message, process when ``batch_max_events`` are gathered."""
         manual = stream.noack()
         self.stream = manual
         async for event in manual.events():
             if not self.gathered:
                 self.gathered_since = time.monotonic()
-            self.gathered.append(event)
             message = event.message
+            self.gathered.append(message)
+            self.acks.append(event)
             self.read[message.tp] = message.offset
             value = message.value
             self.gathered_events += value.count(b"\n") + 1 if value else 1
             if self.gathered_events >= self.max_events:
                 await self.flush()
+
+    async def take(self, tp: Any, records: list[Any]) -> None:
+        """One partition's fetched records (stream.worker.fetched): gathered at once, before any
+        await; processed when ``batch_max_events`` are gathered."""
+        if not self.gathered:
+            self.gathered_since = time.monotonic()
+        self.gathered.extend(records)
+        self.acks.append((tp, records))
+        self.read[tp] = records[-1].offset
+        events = 0
+        for record in records:
+            value = record.value
+            events += value.count(b"\n") + 1 if value else 1
+        self.gathered_events += events
+        if self.gathered_events >= self.max_events:
+            await self.flush()
+
+    async def drain(self) -> None:
+        await self.flush()
 
     async def flush_gathered(self) -> None:
         """Process a micro-batch that has waited batch_max_wait_s, however small, or while the worker
