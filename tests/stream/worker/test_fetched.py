@@ -70,6 +70,7 @@ class _App:
     def __init__(self) -> None:
         self.topics = self
         self.monitor = self
+        self.stream_inbound_time: dict[Any, float] = {}
 
     def acks_enabled_for(self, topic: str) -> bool:
         return topic == TOPIC
@@ -122,6 +123,7 @@ def test_input_records_go_to_the_taker_a_partition_at_a_time_others_to_faust():
     assert _drain(consumer) == [(OTHER, ("message", 3))]
     assert taker.taken == [(TP0, [0, 1]), (TP1, [5])]
     assert consumer._read_offset[TP0] == 1 and consumer._read_offset[TP1] == 5
+    assert set(consumer.app.stream_inbound_time) == {TP0, TP1}  # Faust's event-path check sees them busy
 
 
 def test_without_a_taker_everything_takes_faust_path():
