@@ -82,7 +82,7 @@ def test_events_off_their_home_partition_are_rerouted(pipeline):
 
 
 def test_redelivered_message_does_not_count_twice(pipeline):
-    """The worker writes state only after the message's alerts are acknowledged (stream/worker/app.py), so a
+    """The worker writes state only after the message's alerts are acknowledged (stream/worker/delivery.py), so a
     redelivered message whose state survived has nothing left to send."""
     events = pipeline.split(lines(export("alice", T0, 150, event_id="e1")), "events", 0, 10).groups["alice"]
     first = pipeline.apply("alice", events, None, "e", 0, 10)
