@@ -69,8 +69,8 @@ def chunks(lines: list[bytes], size: int = 500) -> list[bytes]:
 
 def run_pipeline(messages: list[bytes], now: float):
     from detectors import registry
+    from stream.contract.settings import load
     from stream.offline.replay import ReplayResult, run_messages
-    from stream.settings import load
     from stream.worker.pipeline import Pipeline
 
     settings = load()
@@ -172,7 +172,7 @@ def main() -> None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
         return
-    from stream.gctune import tune_for_throughput
+    from stream.worker.gctune import tune_for_throughput
 
     tune_for_throughput()
     now = time.time()

@@ -151,8 +151,8 @@ def quix_kafka(broker: str, topic: str, expected: int, messages: int) -> dict:
 def custodes_file(path: Path, all_detectors: bool, reference: Path | None) -> dict:
     from bench.peers.workload import only_bulk_export
     from detectors.registry import CATALOG, index
+    from stream.contract.settings import load
     from stream.offline.replay import replay
-    from stream.settings import load
 
     settings = load()
     update: dict[str, Any] = {} if reference is None else {"reference_dir": reference}

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 from detectors.alert import Alert
+from stream.contract.settings import Settings
+from stream.sources.summary import Summary
 
-from ..settings import Settings
-from ..summary import Summary
 from ..worker.microbatch import DeadLetter
 from ..worker.pipeline import Pipeline
 from ..worker.step import gather, run_batch
@@ -49,7 +49,7 @@ class ReplayResult:
 
 def _chunks(settings: Settings, paths: Iterable[Path], fmt: str, mapping: Path | None,
             result: ReplayResult, progress: Callable[[int], None] | None) -> Iterator[bytes]:
-    from ..normalise.files import canonical_bytes, read
+    from stream.sources.files import canonical_bytes, read
 
     lines: list[bytes] = []
     origins: list[tuple[str, int]] = []
@@ -83,11 +83,11 @@ def replay(
     progress: Callable[[int], None] | None = None,
     keep_dead_letters: bool = False,
 ) -> ReplayResult:
-    from ..gctune import tune_for_throughput
+    from stream.worker.gctune import tune_for_throughput
 
     tune_for_throughput()
     clock = (lambda: as_of) if as_of is not None else time.time
-    from ..reference import detectors_for
+    from stream.detection.reference import detectors_for
 
     holder, detectors = detectors_for(settings)
     pipeline = Pipeline(settings, detectors, clock, reference=holder)

@@ -19,9 +19,9 @@ import faust
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from detectors.base import Clock
+from stream.contract.settings import Settings
+from stream.telemetry.metrics import PipelineMetrics
 
-from ..metrics import PipelineMetrics
-from ..settings import Settings
 from .consumer import _Consumer
 from .kafka_output import KafkaOutput
 from .pipeline import Pipeline
@@ -36,18 +36,18 @@ def create_app(
 ) -> faust.App:
     if not settings.broker:
         raise ValueError("the worker needs a broker (CUSTODES_BROKER or --broker)")
-    from ..reference import FileReloader, detectors_for, follow_topics
+    from stream.detection.reference import FileReloader, detectors_for, follow_topics
 
     registry = registry if registry is not None else CollectorRegistry()
     metrics = PipelineMetrics(registry)
     holder, detectors = detectors_for(settings, hot_rules=True)
     reloader = FileReloader(holder, settings.reference_dir)
-    from ..rules import RulesReloader
+    from stream.detection.rules import RulesReloader
 
     sigma_unit = next((d for d in detectors if d.id == "sigma"), None)
     rules_reloader = RulesReloader(sigma_unit.rules, settings.rules) if sigma_unit is not None else None
     if sigma_unit is not None:
-        from ..rules import rules_gauge
+        from stream.detection.rules import rules_gauge
 
         rules_gauge(registry, sigma_unit.rules)
     pipeline = Pipeline(settings, detectors, clock, metrics, reference=holder)
@@ -154,15 +154,15 @@ def run_worker(settings: Settings) -> None:
     """Run the worker until SIGINT/SIGTERM (the process's main loop)."""
     from faust.worker import Worker
 
-    from ..gctune import tune_for_throughput
-    from ..reference import ensure_reference_topics
-    from ..topics import ensure_topics
+    from stream.contract.topics import ensure_topics
+    from stream.detection.reference import ensure_reference_topics
+    from stream.worker.gctune import tune_for_throughput
 
     ensure_topics(settings, settings.broker or "")
     ensure_reference_topics(settings, settings.broker or "")
     app = create_app(settings)
     tune_for_throughput()
-    from ..logs import dict_config
+    from stream.telemetry.logs import dict_config
 
     worker = Worker(app, loglevel=settings.log_level.upper(), quiet=True, redirect_stdouts=False,
                     logging_config=dict_config(settings.log_level))

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 from aiokafka.errors import MessageSizeTooLargeError
 
-from ..metrics import PipelineMetrics
+from stream.telemetry.metrics import PipelineMetrics
+
 from .microbatch import DeadLetter
 from .step import BatchOutcome, Record, StateWrite
 

@@ -11,7 +11,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from ..partitioning import home_partition
+from stream.contract.partitioning import home_partition
+
 from .step import Record, StateWrite
 
 

@@ -34,10 +34,10 @@ from detectors.base import Clock, Detector
 from detectors.engine import Engine, Failure
 from detectors.event import Event
 from detectors.reference import ReferenceHolder
+from stream.contract.schema import Invalid, Limits, decode, validate
+from stream.contract.settings import Settings
+from stream.telemetry.metrics import PipelineMetrics
 
-from ..metrics import PipelineMetrics
-from ..schema import Invalid, Limits, decode, validate
-from ..settings import Settings
 from .microbatch import Applied, DeadLetter, Segment, Split
 
 DIGEST_BYTES = 4
@@ -129,7 +129,7 @@ class Pipeline:
         self.activities = None
         """The activity table (config/activities.toml): activity for events that carry none."""
         if settings.activities_file is not None:
-            from ..normalise.activities import load as load_activities
+            from stream.sources.activities import load as load_activities
 
             self.activities = load_activities(settings.activities_file)
         self.unclassified: dict[str, int] = {}

@@ -14,10 +14,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from detectors.base import Clock
+from stream.contract.partitioning import home_partition
+from stream.contract.settings import Settings
+from stream.telemetry.metrics import PipelineMetrics
 
-from ..metrics import PipelineMetrics
-from ..partitioning import home_partition
-from ..settings import Settings
 from .consumer import micro_batch_due, unread
 from .delivery import Output, deliver, publish
 from .pipeline import Pipeline

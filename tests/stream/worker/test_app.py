@@ -2,7 +2,7 @@ import asyncio
 
 import pytest
 
-from stream.settings import load
+from stream.contract.settings import load
 from stream.worker.app import create_app
 from stream.worker.consumer import _ConsumerThread, set_fetch_max_wait
 

@@ -10,8 +10,8 @@ import orjson
 import pytest
 from kafka import KafkaProducer
 
-from stream.partitioning import home_partition
-from stream.topics import ensure_topics
+from stream.contract.partitioning import home_partition
+from stream.contract.topics import ensure_topics
 from stream.worker.consumer import micro_batch_due, unread
 
 from ..events import export

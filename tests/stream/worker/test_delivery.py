@@ -12,7 +12,7 @@ import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
 from detectors.alert import Alert
-from stream.metrics import PipelineMetrics
+from stream.telemetry.metrics import PipelineMetrics
 from stream.worker.delivery import deliver, publish, too_large
 from stream.worker.microbatch import DeadLetter
 from stream.worker.step import BatchOutcome, Counts, Record, StateWrite

@@ -184,8 +184,8 @@ def test_the_runner_acknowledges_fetched_records_only_after_their_outcome_is_del
     from prometheus_client import CollectorRegistry
 
     from detectors.registry import build
-    from stream.metrics import PipelineMetrics
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.telemetry.metrics import PipelineMetrics
     from stream.worker.pipeline import Pipeline
     from stream.worker.runner import Runner
 

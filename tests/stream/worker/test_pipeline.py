@@ -8,8 +8,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from detectors.registry import build
-from stream import schema
-from stream.settings import load
+from stream.contract import schema
+from stream.contract.settings import load
 from stream.worker.pipeline import Pipeline
 
 from ..events import T0, export, iso, lines
@@ -341,7 +341,7 @@ def _directory_pipeline(settings, text=STAFF_WITH_ALIASES):
 
     from detectors.reference import ReferenceHolder
     from detectors.reference import load as load_reference
-    from stream.metrics import PipelineMetrics
+    from stream.telemetry.metrics import PipelineMetrics
 
     holder = ReferenceHolder(load_reference({"staff.jsonl": text}))
     metrics = PipelineMetrics(CollectorRegistry())
@@ -369,7 +369,7 @@ def test_aliases_from_every_source_meet_on_the_person_and_keep_the_alias(setting
 
 
 def test_events_are_rekeyed_by_person_not_alias(settings):
-    from stream.partitioning import home_partition
+    from stream.contract.partitioning import home_partition
 
     _, _, pipe = _directory_pipeline(settings)
     home = home_partition("pc-1001", 8)

@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from detectors.registry import build
-from stream.settings import load
+from stream.contract.settings import load
 from stream.worker.pipeline import Pipeline
 from stream.worker.step import BatchOutcome, gather, run_batch, sweep
 
