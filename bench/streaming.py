@@ -18,6 +18,8 @@ and of Custodes' ratio to each peer. Needs the bench extra (pip install -e '.[be
 
 Starts its own Apache Kafka broker (KRaft, from the test harness's Maven cache) unless --broker is
 given. Prints a table; --json also writes the figures. Timings are wall-clock on this machine.
+``worker_peak_rss_mb``: the largest resident set of a worker process, sampled every 0.25 s while it
+consumes.
 """
 
 from __future__ import annotations
@@ -205,10 +207,15 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
                             or time.monotonic() > deadline:
                         raise
 
+        import psutil
+
+        workers = [psutil.Process(c.procs["worker"].pid) for c in group]
+        peak_rss = 0
         first = last = None
         consumed = 0.0
         while consumed < expected_events and time.monotonic() < deadline:
             consumed = total("custodes_events_consumed_total")
+            peak_rss = max(peak_rss, max(w.memory_info().rss for w in workers))
             now = time.perf_counter()
             if consumed and first is None:
                 first = (now, consumed)
@@ -222,7 +229,7 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
         batches = total("custodes_batch_messages_count")
         return {"events_per_s": rate, "consumed": consumed,
                 "cpu_in_handler_s": seconds, "alerts": total("custodes_alerts_raised_total"),
-                "micro_batches": batches,
+                "micro_batches": batches, "worker_peak_rss_mb": peak_rss / 2**20,
                 "messages_per_micro_batch": total("custodes_batch_messages_sum") / batches if batches else 0.0}
     finally:
         for c in group:
@@ -441,6 +448,7 @@ def main() -> None:
             "ratio_to_naive_agent": round(worker["events_per_s"] / naive, 3) if naive else None,
             "alerts": worker["alerts"], "micro_batches": int(worker["micro_batches"]),
             "messages_per_micro_batch": round(worker["messages_per_micro_batch"], 1),
+            "worker_peak_rss_mb": round(worker["worker_peak_rss_mb"]),
             "broker": "given" if args.broker else "Apache Kafka 3.9.1 (KRaft)",
         }
         width = max(len(k) for k in result)

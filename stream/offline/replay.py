@@ -12,12 +12,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from detectors.activity_days import DayCounts
 from detectors.alert import Alert
 from stream.contract.settings import Settings
 from stream.sources.summary import Summary
-from stream.worker.pipeline import DeadLetter, MicroBatch, Pipeline
+
+from ..worker.microbatch import DeadLetter
+from ..worker.pipeline import Pipeline
+from ..worker.step import gather, run_batch
 
 CHUNK_EVENTS = 500
 
@@ -35,12 +39,12 @@ class ReplayResult:
     dead_letters: list[DeadLetter] = field(default_factory=list)
     summary: Summary = field(default_factory=Summary)
     """Events by source and activity, unclassified per dataset, first places of each dead-letter reason."""
+    origins: dict[int, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
+    """(file, line) of each event of the messages of the micro-batch being run, by message offset."""
     days: dict[tuple[str, str], DayCounts] = field(default_factory=dict)
     """(person, ISO day) -> that day's activity counts by kind, as the store would hold them."""
     late_activity: int = 0
     """Events more than a day older than their person's newest day: not in ``days``."""
-    origins: dict[int, list[tuple[str, int]]] = field(default_factory=dict, repr=False)
-    """(file, line) of each event of the messages of the micro-batch being run, by message offset."""
 
     def keep(self, alert: Alert) -> None:
         old = self.alerts.get(alert.id)
@@ -104,47 +108,62 @@ def _chunks_for(settings: Settings, paths: Iterable[Path], fmt: str, mapping: Pa
 
 def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]],
                  keep_dead_letters: bool = False) -> ReplayResult:
-    """Feed messages (bytes of newline-delimited events) through the pipeline like the worker does:
-    gathered into micro-batches of up to ``batch_max_events`` events, each user's events in a
-    micro-batch run together against their state."""
+    """Feed messages (bytes of newline-delimited events) through the worker's micro-batch step
+    (``stream.worker.step``): gathered into micro-batches of up to ``batch_max_events`` events, each
+    user's events in a micro-batch run together against their state, kept here in a dict."""
     result, messages = source
-    states: dict[str, bytes] = {}
+    states: dict[bytes, bytes] = {}
     limit = pipeline.settings.batch_max_events
-    batch, size = MicroBatch(), 0
+    gathered: list[_Message] = []
+    size = 0
     for offset, value in enumerate(messages):
-        batch.add(pipeline.split(value, "replay", 0, offset), "replay", 0, offset, "replay")
+        gathered.append(_Message(offset, value))
         size += value.count(b"\n") + 1
         if size >= limit:
-            _run_batch(pipeline, batch, states, result, keep_dead_letters)
-            batch, size = MicroBatch(), 0
-    _run_batch(pipeline, batch, states, result, keep_dead_letters)
+            _run_batch(pipeline, gathered, states, result, keep_dead_letters)
+            gathered, size = [], 0
+    _run_batch(pipeline, gathered, states, result, keep_dead_letters)
     return result
 
 
-def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], result: ReplayResult,
+class _Message(NamedTuple):
+    """A chunk of a file as the step takes a Kafka message."""
+
+    offset: int
+    value: bytes
+    topic: str = "replay"
+    partition: int = 0
+    headers: None = None
+
+
+_CODES = {"replay": "replay"}
+
+
+def _run_batch(pipeline: Pipeline, messages: list[_Message], states: dict[bytes, bytes], result: ReplayResult,
                keep_dead_letters: bool) -> None:
-    result.consumed += sum(batch.consumed.values())
-    result.expired += batch.expired
-    letters = list(batch.dead)
+    batch = gather(pipeline, messages, _CODES, None)
     summary = result.summary
-    for user, segments in batch.users.items():
+    for segments in batch.users.values():
         for seg in segments:
             for ev in seg.events:
                 summary.event(ev.doc, ev.kind)
-        applied = pipeline.apply_segments(user, segments, states.get(user))
-        if applied.state is None:
-            states.pop(user, None)
+    outcome = run_batch(pipeline, states.get, batch)
+    for key, _old, new in outcome.new_states:
+        if new is None:
+            states.pop(key, None)
         else:
-            states[user] = applied.state
-        for alert in applied.alerts:
-            result.keep(alert)
-        for day in applied.days:  # absolute counts: the latest record of a day is its count
-            result.days[(day.person, day.day)] = day
-        result.late_activity += applied.late_activity
-        letters.extend(pipeline.segment_failure_letters(applied.failures, segments))
-        result.processed += sum(len(seg.events) for seg in segments) - len(applied.failures)
-        result.duplicates += applied.duplicates
-    for letter in letters:
+            states[key] = new
+    for _key, alert in outcome.alerts:
+        result.keep(alert)
+    for _key, day in outcome.days:  # absolute counts: the latest record of a day is its count
+        result.days[(day.person, day.day)] = day
+    result.late_activity += outcome.counts.late_activity
+    counts = outcome.counts
+    result.consumed += sum(counts.consumed.values())
+    result.expired += counts.expired
+    result.processed += sum(counts.processed.values())
+    result.duplicates += counts.duplicates
+    for letter in outcome.dead_letters:
         result.dead_lettered[letter.reason] += 1
         origin = result.origins.get(letter.offset)
         if origin is not None and 0 < letter.line <= len(origin):

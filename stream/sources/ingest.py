@@ -21,7 +21,7 @@ from stream.contract.partitioning import home_partition
 from stream.contract.settings import Settings
 from stream.contract.topics import ensure_topics
 from stream.sources.summary import Summary
-from stream.worker.pipeline import cut_for_dead_letter
+from stream.worker.microbatch import cut_for_dead_letter
 
 
 @dataclass

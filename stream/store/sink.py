@@ -35,7 +35,7 @@ from stream.contract.settings import Settings
 from stream.store.alerts import AlertStore
 from stream.telemetry.endpoints import serve
 from stream.telemetry.metrics import SinkMetrics
-from stream.worker.pipeline import cut_for_dead_letter
+from stream.worker.microbatch import cut_for_dead_letter
 
 log = logging.getLogger("custodes.sink")
 

@@ -3,7 +3,8 @@ import asyncio
 import pytest
 
 from stream.contract.settings import load
-from stream.worker.app import _ConsumerThread, create_app, set_fetch_max_wait
+from stream.worker.app import create_app
+from stream.worker.consumer import _ConsumerThread, set_fetch_max_wait
 
 
 def test_the_producer_builds_record_batches_as_large_as_configured():

@@ -12,9 +12,10 @@ from kafka import KafkaProducer
 
 from stream.contract.partitioning import home_partition
 from stream.contract.topics import ensure_topics
-from stream.worker.app import micro_batch_due, unread
-from tests.stream.events import export
-from tests.stream.processes import Custodes, wait_until
+from stream.worker.consumer import micro_batch_due, unread
+
+from ..events import export
+from ..processes import Custodes, wait_until
 
 MESSAGES = 6_000
 PARTITIONS = 2

@@ -13,7 +13,7 @@ from faust.transport.consumer import Event as FaustConsumerEvent
 from mode import Service
 from mode.utils.locks import Event
 
-from stream.worker.app import _Consumer
+from stream.worker.consumer import _Consumer
 from stream.worker.handoff import QuickHandOff
 
 

@@ -11,7 +11,8 @@ from detectors.registry import build
 from stream.contract import codec as schema
 from stream.contract.settings import load
 from stream.worker.pipeline import Pipeline
-from tests.stream.events import T0, export, iso, lines
+
+from ..events import T0, export, iso, lines
 
 NOW = T0 + 3600
 
@@ -81,7 +82,7 @@ def test_events_off_their_home_partition_are_rerouted(pipeline):
 
 
 def test_redelivered_message_does_not_count_twice(pipeline):
-    """The worker writes state only after the message's alerts are acknowledged (stream/worker/app.py), so a
+    """The worker writes state only after the message's alerts are acknowledged (stream/worker/delivery.py), so a
     redelivered message whose state survived has nothing left to send."""
     events = pipeline.split(lines(export("alice", T0, 150, event_id="e1")), "events", 0, 10).groups["alice"]
     first = pipeline.apply("alice", events, None, "e", 0, 10)
@@ -210,7 +211,7 @@ def test_tick_finds_what_time_alone_reveals(settings):
 
 
 def test_a_dead_letter_keeps_at_most_its_limit_and_says_how_much_there_was():
-    from stream.worker.pipeline import DeadLetter, cut_for_dead_letter
+    from stream.worker.microbatch import DeadLetter, cut_for_dead_letter
 
     assert cut_for_dead_letter(b"short", 10) == (b"short", [])
     assert cut_for_dead_letter(b"x" * 11, 10) == (b"x" * 10, [("custodes.truncated", b"11")])
