@@ -82,7 +82,7 @@ class DetectorConfig:
 
 class Detector(ABC):
     id: ClassVar[str]
-    """Matches the module's file name (``detectors/bulk_export.py`` -> ``bulk_export``)."""
+    """Matches the module's file name (``detectors/bulk_export/`` -> ``bulk_export``)."""
     version: ClassVar[int] = 1
     summary: ClassVar[str]
     """What it catches, in one line, for ``custodes detectors`` and the docs."""

@@ -1,151 +1,25 @@
-"""bulk_export: a user exporting or looking up more records than their sensitivity allows in a window.
+"""The bulk_export detector: records per sensitivity in a sliding window (see the package docstring)."""
 
-Counts, per dataset sensitivity, the records a user touched through the configured channels (report
-download/export, record look-up, print, removable media, web upload, share, and a message carrying
-an attachment) within a sliding window of event time, two ways: the records each event reports
-(``custodes.record.count``, or the number of record ids), and the distinct record ids. More than the
-threshold for that sensitivity raises one alert for the window; further hits within ``suppress_s``
-of its first are folded into the same alert (its ``count``) instead of raising new ones.
-
-Events are counted and checked one at a time in arrival order, so how a stream is cut into batches
-does not change the alerts. State per user and sensitivity (bounded): record counts in ``bucket_s``
-buckets covering twice the window plus grace (a late event's window reaches that far back); a map
-of at most ``threshold + 1`` hashed record ids with the bucket last seen; the last few
-contributing event ids for evidence (events whose window holds at least ``evidence_from`` of a
-threshold, since the last in-order event whose window held less: most users, far below, hold none); an
-upper bound of the records in all its buckets (an event is only checked against the window when that
-bound or the number of ids held is over a threshold); plus the open alert windows
-(:mod:`detectors.suppression`). The window is measured in whole buckets,
-so its edge is exact to ``bucket_s``.
-
-Documents, not only records: a document download or export (a Drive or SharePoint file, an attachment
-saved) touches no records, so it also counts the *distinct documents* a person downloads or exports
-(``document_kinds``) within ``document_window_s`` (5 minutes by default), per sensitivity:
-``min_documents`` or more raises an alert (20 for medium, the default sensitivity of a document whose
-source says none: a common public rule fires at 20 in 5 minutes). A document is its
-``custodes.object.id`` (drive item, SharePoint object, file path), else its ``file.name`` when the
-event reports no records (an export of records with a file name is a record export, counted above).
-A failed download (``event.outcome`` failure) is not counted. The same document again is not counted
-again: it is remembered with the time it was last seen. State
-per sensitivity: at most twice ``min_documents`` short hashes (6 bytes) with that time, the oldest
-making way when full (so an alert reports up to twice the threshold exactly, "at least" beyond), and
-the last few contributing event ids for evidence (as for records).
-
-State layout (version 3; :func:`upgrade` reads the layouts of earlier versions, so stored state
-written by any release still loads and counts on)::
-
-    {"newest": <newest counted event time>,
-     "records": {<sensitivity>: {"buckets": [[<bucket start>, <records>], ...],   # sorted
-                                 "record_ids": {<6-byte hash, hex>: <bucket last seen>},
-                                 "evidence": [<event id>, ...],
-                                 "records_at_most": <upper bound of the records in "buckets">}},
-     "documents": {<sensitivity>: {"document_ids": {<hash>: <last seen>}, "evidence": [...]}},
-     "open": {<key>: <open alert window (detectors.suppression.Folding's record)
-                      + "records", "distinct_records" or "documents": the most seen in it>}}
-
-Version 2 had the same content under one-letter keys (``n``, ``l`` with ``b``/``d``/``e``/``t``, ``m``
-with ``d``/``e``, ``o`` with ``r``/``u``/``m``); version 1 (the first release) only the record levels,
-keyed by sensitivity at the top.
-"""
 
 from __future__ import annotations
 
 import math
 from bisect import bisect_left
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from functools import cached_property
 from hashlib import blake2b
-from operator import itemgetter
 from typing import Any
 
-from .alert import EVIDENCE_EVENTS_MAX, Alert
-from .base import Clock, Detector, DetectorConfig, Needs
-from .event import SENSITIVITIES, Event
-from .suppression import Folding, Hit, expire_open
+from ..alert import EVIDENCE_EVENTS_MAX, Alert
+from ..base import Clock, Detector, Needs
+from ..event import SENSITIVITIES, Event
+from ..suppression import Folding, Hit, expire_open
+from .config import BulkExportConfig
+from .documents import DocumentCounting
+from .state import KNOWN_SENSITIVITIES, first_item, insert_bucket, upgrade
 
 
-@dataclass(frozen=True)
-class BulkExportConfig(DetectorConfig):
-    window_s: int = 3600
-    bucket_s: int = 60
-    grace_s: int = 600
-    """Events up to this much older than the newest seen still count (out-of-order delivery)."""
-    suppress_s: int = 3600
-    """Hits within this long of an alert's first hit fold into it."""
-    kinds: tuple[str, ...] = ("export", "record_access", "print", "removable_media", "web_upload", "share")
-    message_attachments: bool = True
-    """Also count ``message`` events that carry an attachment (``file.name``, ``custodes.media`` or
-    ``email.attachments``)."""
-    default_sensitivity: str = "medium"
-    """Sensitivity of an event whose dataset names none (`custodes.dataset.sensitivity`)."""
-    max_records: dict[str, int] = field(
-        default_factory=lambda: {"low": 5000, "medium": 1000, "high": 200, "special": 50}
-    )
-    """Records (as events report them) tolerated per sensitivity within the window; one more raises an alert."""
-    max_distinct_records: dict[str, int] = field(
-        default_factory=lambda: {"low": 1000, "medium": 300, "high": 100, "special": 25}
-    )
-    """Distinct record ids tolerated per sensitivity within the window; one more raises an alert."""
-    document_kinds: tuple[str, ...] = ("export",)
-    """Activities whose documents (``custodes.object.id``, else ``file.name``) are counted."""
-    document_window_s: int = 300
-    """The window (seconds) distinct downloaded or exported documents are counted in."""
-    min_documents: dict[str, int] = field(
-        default_factory=lambda: {"low": 40, "medium": 20, "high": 10, "special": 5}
-    )
-    """Distinct documents within ``document_window_s`` that raise an alert (this many or more)."""
-    role_max_records: dict[str, dict[str, int]] = field(default_factory=dict)
-    """Per staff role (staff directory ``role``), thresholds that replace ``max_records`` for the
-    sensitivities given (``{"analyst": {"low": 20000}}``): a performance analyst's month-end reports
-    are the job. The distinct-record thresholds scale by the same factor."""
-    evidence_from: float = 0.25
-    """An event is kept as evidence (the latest few, for the alert) when its window holds at least this
-    fraction of either threshold; an in-order event whose window holds less clears it. A user far below
-    every threshold holds no event ids in state. 0 keeps every counted event."""
-
-
-_SENSITIVITIES = frozenset(SENSITIVITIES)
-_first = itemgetter(0)
-
-
-def upgrade(state: dict[str, Any]) -> dict[str, Any]:
-    """A state written by an earlier version in the layout of version 3 (see the module's docstring);
-    the content is unchanged, so counting goes on exactly where it was."""
-    if "open" in state:
-        return state
-    if "l" not in state and "n" not in state and "o" not in state and "m" not in state:
-        state = {"l": {k: v for k, v in state.items() if k in SENSITIVITIES}}  # version 1
-    out: dict[str, Any] = {}
-    newest = state.get("n")
-    if newest is not None:
-        out["newest"] = newest
-    records = {}
-    for sens, lvl in (state.get("l") or {}).items():
-        new = {"buckets": lvl.get("b", []), "record_ids": lvl.get("d", {}), "evidence": lvl.get("e", [])}
-        if lvl.get("t") is not None:
-            new["records_at_most"] = lvl["t"]
-        records[sens] = new
-    out["records"] = records
-    if state.get("m"):
-        out["documents"] = {sens: {"document_ids": lvl.get("d", {}), "evidence": lvl.get("e", [])}
-                            for sens, lvl in state["m"].items()}
-    opened = {}
-    for key, rec in (state.get("o") or {}).items():
-        rec = dict(rec)
-        for old, name in (("r", "records"), ("u", "distinct_records"), ("m", "documents")):
-            if old in rec:
-                rec[name] = rec.pop(old)
-        opened[key] = rec
-    out["open"] = opened
-    return out
-
-
-def _hash_id(record_id: str) -> str:
-    return blake2b(record_id.encode(), digest_size=6).hexdigest()
-
-
-class BulkExport(Detector):
+class BulkExport(DocumentCounting, Detector):
     id = "bulk_export"
     version = 2
     """2: also counts distinct documents downloaded or exported (``min_documents``)."""
@@ -272,7 +146,7 @@ class BulkExport(Detector):
             elif not records and not ev.record_ids:
                 continue
             sens = ev.sensitivity
-            if sens not in _SENSITIVITIES:
+            if sens not in KNOWN_SENSITIVITIES:
                 sens = default_sensitivity
             group = groups.get(sens)
             if group is None:
@@ -309,11 +183,11 @@ class BulkExport(Detector):
                     buckets.append(last)
                     last_bucket = bucket
                 else:  # sorted: an older bucket goes in its place
-                    _insert(buckets, bucket, records)
+                    insert_bucket(buckets, bucket, records)
                 if records > 0:
                     total += records
                 for rid in ev.record_ids:  # each distinct id with the bucket it was last seen in
-                    h = blake2b(rid.encode(), digest_size=6).hexdigest()  # _hash_id(rid), inlined
+                    h = blake2b(rid.encode(), digest_size=6).hexdigest()  # hash_id(rid), inlined
                     t = seen.get(h)
                     if t is None:
                         if len(seen) < cap:
@@ -353,7 +227,7 @@ class BulkExport(Detector):
         alerts: list[Alert] = []
         opened = st.get("open")
         if found:
-            found.sort(key=_first)  # fold in arrival order
+            found.sort(key=first_item)  # fold in arrival order
             if opened is None:
                 opened = st["open"] = {}
             fold = Folding(self, opened, cfg.suppress_s, cfg.window_s + cfg.suppress_s + cfg.grace_s)
@@ -425,99 +299,6 @@ class BulkExport(Detector):
         return False
 
     # -- documents ------------------------------------------------------------------------------
-
-    def _count_documents(self, documents: list[tuple[int, Event, str, float]], document_levels: dict[str, Any]
-                         ) -> list[tuple[int, Hit, float, list[str]]] | None:
-        """Count each document event (arrival order; ``at``: the newest time when it was seen) into its
-        sensitivity's level ``{"document_ids": {hash: last seen}, "evidence": [ids]}``; the hits of those whose
-        window holds ``min_documents`` or more distinct documents.
-
-        At most ``2 * min_documents`` hashes are held: when full, those too old to count for any event
-        still accepted go first (decided from ``at``, so batching cannot change what is held), then the
-        oldest makes way for a newer one (the window holding them all was at the threshold already). A
-        late event is judged by the busiest window that contains it (:func:`_distinct_around`)."""
-        cfg = self.config
-        window_s = cfg.document_window_s
-        reach = 2 * window_s + cfg.grace_s
-        default_sensitivity = cfg.default_sensitivity
-        thresholds = cfg.min_documents
-        found: list[tuple[int, Hit, float, list[str]]] | None = None
-        for i, ev, document, at in documents:
-            sens = ev.sensitivity
-            if sens not in _SENSITIVITIES:
-                sens = default_sensitivity
-            most = thresholds.get(sens)
-            if not most:
-                continue
-            cap = 2 * most
-            lvl = document_levels.get(sens)
-            if lvl is None:
-                lvl = document_levels[sens] = {"document_ids": {}, "evidence": []}
-            seen: dict[str, float] = lvl["document_ids"]
-            ids: list[str] = lvl["evidence"]
-            ts = ev.ts
-            h = _hash_id(document)
-            last = seen.get(h)
-            if last is None:
-                if len(seen) >= cap:
-                    horizon = at - reach
-                    for old in [k for k, t in seen.items() if t <= horizon]:
-                        del seen[old]
-                if len(seen) < cap:
-                    seen[h] = ts
-                else:
-                    oldest = min(seen, key=seen.__getitem__)
-                    if seen[oldest] < ts:
-                        del seen[oldest]
-                        seen[h] = ts
-            elif ts > last:
-                seen[h] = ts
-            note = most * cfg.evidence_from
-            if len(seen) < note:  # far below: an in-order event ends the evidence
-                if ids and ts >= at:
-                    ids.clear()
-                continue
-            distinct = _distinct_around(seen, ts, window_s, late=ts < at)
-            if distinct >= note:
-                ids.append(ev.id)
-                if len(ids) > EVIDENCE_EVENTS_MAX:
-                    del ids[:-EVIDENCE_EVENTS_MAX]
-            elif ids and ts >= at:
-                ids.clear()
-            if distinct >= most:
-                if found is None:
-                    found = []
-                found.append((i, self._document_hit(sens, ev, distinct, most, distinct >= cap), at, list(ids)))
-        return found
-
-    def _expire_documents(self, document_levels: dict[str, Any], newest: float) -> None:
-        """Drop the documents too old to count for any event still accepted, and empty levels."""
-        horizon = newest - 2 * self.config.document_window_s - self.config.grace_s
-        for sens, lvl in list(document_levels.items()):
-            seen = lvl["document_ids"]
-            if seen and min(seen.values()) <= horizon:
-                seen = lvl["document_ids"] = {h: t for h, t in seen.items() if t > horizon}
-            if not seen:
-                del document_levels[sens]
-
-    def _document_hit(self, sens: str, ev: Event, documents: int, most: int, at_cap: bool) -> Hit:
-        cfg = self.config
-        ratio = documents / most
-        score = min(100.0, round(40 + 15 * math.log2(max(ratio, 1.0)) + 8 * SENSITIVITIES.index(sens), 1))
-        return Hit(
-            key=f"documents:{sens}", event=ev, score=score, title="", explanation="",
-            facts={
-                "sensitivity": sens,
-                "document_window_s": cfg.document_window_s,
-                "documents": documents,
-                "min_documents": most,
-                "documents_at_least": at_cap,
-                "dataset": ev.dataset,
-                "channel": ev.channel or ev.kind,
-            },
-        )
-
-    # -- evaluation -----------------------------------------------------------------------------
 
     def _window(self, lvl: dict[str, Any], ev: Event, late: bool = False) -> tuple[int, int]:
         """The records and the distinct record ids of the level in the event's window; for an event that
@@ -611,30 +392,3 @@ class BulkExport(Detector):
         )
         title = f"Bulk export: {max(records, distinct):,} {sens}-sensitivity records in {minutes} min"
         return title, explanation
-
-
-def _distinct_around(seen: dict[str, float], ts: float, window_s: float, late: bool) -> int:
-    """The distinct documents in the window ending at ``ts``; for an event that arrived after newer ones
-    (``late``), in the busiest window that contains it (ending at ``ts`` or at a newer document less than
-    a window later), so arrival order does not hide a burst."""
-    start = ts - window_s
-    best = sum(1 for t in seen.values() if start < t <= ts)
-    if late:
-        for end in {t for t in seen.values() if ts < t < ts + window_s}:
-            n = sum(1 for t in seen.values() if end - window_s < t <= end)
-            if n > best:
-                best = n
-    return best
-
-
-def _insert(buckets: list[list[float]], bucket: float, records: int) -> None:
-    """Add ``records`` to ``bucket`` in the sorted ``[[bucket, records], …]`` list."""
-    for i in range(len(buckets) - 1, -1, -1):
-        b = buckets[i]
-        if b[0] == bucket:
-            b[1] += records
-            return
-        if b[0] < bucket:
-            buckets.insert(i + 1, [bucket, records])
-            return
-    buckets.insert(0, [bucket, records])
