@@ -204,12 +204,16 @@ def create_app(
         the seek and the clear (faust/tables/recovery.py, Recovery.on_recovery_completed)."""
         app.consumer.stop_flow()
     retention = timedelta(seconds=settings.retention_s)
+    exactly_once = settings.processing_guarantee == "exactly_once"
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw",
                            "partitions": settings.partitions, "retention": retention}
     inputs = app.topic(t.events, t.rerouted, **raw)
     rerouted = app.topic(t.rerouted, **raw)
     dead_letter = app.topic(t.dead_letter, **raw)
     alerts_out = app.topic(t.alerts, **raw)
+    from .worker import correlation
+
+    groups = correlation.attach(app, settings, pipeline, metrics, registry, alerts_out, exactly_once)
     state = app.Table(
         "detector-state",
         partitions=settings.partitions,
@@ -223,7 +227,6 @@ def create_app(
     )
     positions: dict[tuple[str, int], int] = {}
     codes = {t.events: "e", t.rerouted: "r"}
-    exactly_once = settings.processing_guarantee == "exactly_once"
     # Under exactly_once every send must happen inside its own message's transaction, so each message
     # is its own micro-batch. Otherwise messages gather up to batch_max_events / batch_max_wait_s.
     max_events = 1 if exactly_once else settings.batch_max_events
@@ -338,6 +341,8 @@ def create_app(
             key = user.encode()
             stored = data.get(key)
             result = pipeline.apply_segments(user, segments, stored)
+            if groups is not None:
+                groups.take(segments)
             if result.state is not stored:
                 writes.append((key, stored, result.state))
             if result.alerts:
@@ -356,6 +361,8 @@ def create_app(
             value, headers = letter.record(settings.dead_letter_max_bytes)
             pending.append(await produce(dead_letter, None, value, headers=headers))
             metrics.dead_lettered.labels(letter.reason).inc()
+        if groups is not None:
+            pending.extend(await groups.send())
         if pending:
             # no state is written, and nothing acknowledged, before what this batch produced is on the
             # broker: a state that survives a crash implies its alerts were delivered

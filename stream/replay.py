@@ -12,12 +12,16 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from detectors.alert import Alert
 
 from .pipeline import DeadLetter, MicroBatch, Pipeline
 from .settings import Settings
 from .summary import Summary
+
+if TYPE_CHECKING:
+    from .worker.correlation import InMemoryGroups
 
 CHUNK_EVENTS = 500
 
@@ -103,22 +107,25 @@ def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]
     """Feed messages (bytes of newline-delimited events) through the pipeline like the worker does:
     gathered into micro-batches of up to ``batch_max_events`` events, each user's events in a
     micro-batch run together against their state."""
+    from .worker.correlation import InMemoryGroups
+
     result, messages = source
     states: dict[str, bytes] = {}
+    groups = InMemoryGroups.for_pipeline(pipeline)
     limit = pipeline.settings.batch_max_events
     batch, size = MicroBatch(), 0
     for offset, value in enumerate(messages):
         batch.add(pipeline.split(value, "replay", 0, offset), "replay", 0, offset, "replay")
         size += value.count(b"\n") + 1
         if size >= limit:
-            _run_batch(pipeline, batch, states, result, keep_dead_letters)
+            _run_batch(pipeline, batch, states, result, keep_dead_letters, groups)
             batch, size = MicroBatch(), 0
-    _run_batch(pipeline, batch, states, result, keep_dead_letters)
+    _run_batch(pipeline, batch, states, result, keep_dead_letters, groups)
     return result
 
 
 def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], result: ReplayResult,
-               keep_dead_letters: bool) -> None:
+               keep_dead_letters: bool, groups: InMemoryGroups | None = None) -> None:
     result.consumed += sum(batch.consumed.values())
     result.expired += batch.expired
     letters = list(batch.dead)
@@ -128,6 +135,8 @@ def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], 
             for ev in seg.events:
                 summary.event(ev.doc, ev.kind)
         applied = pipeline.apply_segments(user, segments, states.get(user))
+        if groups is not None:
+            groups.take(segments)
         if applied.state is None:
             states.pop(user, None)
         else:
@@ -137,6 +146,9 @@ def _run_batch(pipeline: Pipeline, batch: MicroBatch, states: dict[str, bytes], 
         letters.extend(pipeline.segment_failure_letters(applied.failures, segments))
         result.processed += sum(len(seg.events) for seg in segments) - len(applied.failures)
         result.duplicates += applied.duplicates
+    if groups is not None:  # Sigma correlations grouped by other than the person (stream/worker/correlation.py)
+        for alert in groups.run():
+            result.keep(alert)
     for letter in letters:
         result.dead_lettered[letter.reason] += 1
         origin = result.origins.get(letter.offset)

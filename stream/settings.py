@@ -29,6 +29,8 @@ class Topics(BaseModel):
     alerts: str = "custodes-alerts"
     alerts_dead_letter: str = "custodes-alerts-dead-letter"
     """Alerts the store refuses (a permanent error for that alert, not an outage), with the reason."""
+    sigma_groups: str = "custodes-sigma-groups"
+    """Records of Sigma correlations grouped by something other than the person, re-keyed by group."""
 
 
 class Rules(BaseModel):

@@ -22,7 +22,10 @@ LEVEL_SCORES = {"informational": 15.0, "low": 30.0, "medium": 50.0, "high": 75.0
 critical; the severity gives the weight in the person's risk score, ``[detectors.risk]``)."""
 
 PERSON_FIELDS = ("user.id",)
-"""Fields that name the person whose events are keyed together: a correlation must group by one."""
+"""Fields that name the person whose events are keyed together. A correlation grouped by one of them
+is counted in the person's own state; one grouped by other fields only (``host.name``, ``source.ip``,
+none at all) is *grouped*: its matching events are re-keyed by the group-by values and counted by the
+group stage (:mod:`.group`)."""
 
 FIELD_ROOTS = frozenset({
     # ECS field sets and top-level fields
@@ -85,6 +88,9 @@ class CorrelationRule:
     """The parsed extended condition of a temporal rule (and/or/not over rule names), if any."""
     names: tuple[str, ...] = ()
     """The referenced rules as named in the rule (for the extended condition)."""
+    grouped: bool = False
+    """True when the group-by does not include the person: counted across people by the group stage
+    (:mod:`.group`), from records the person pass emits, not in the person's state."""
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,7 @@ def compile_rules(
             aliases = {a.alias: {r.reference: f for r, f in a.mapping.items()} for a in rule.aliases}
             group = list(rule.group_by or [])
             per_rule = []
+            with_person = []
             for ref in refs:
                 fields = []
                 has_person = False
@@ -247,15 +254,14 @@ def compile_rules(
                         has_person = True
                     else:
                         fields.append(name)
-                if not has_person:
-                    raise _Refused(
-                        ",".join(group) or None,
-                        f"group-by must include the person ({' or '.join(person_fields)}): correlation state is "
-                        "kept per person; grouping across people would need the matching events re-keyed by "
-                        "the group-by value, which Custodes does not do",
-                        "group-by without the person")
+                with_person.append(has_person)
                 _check_fields(fields, roots)
                 per_rule.append(tuple(fields))
+            if any(with_person) and not all(with_person):
+                raise _Refused(",".join(group) or None, "group-by names the person for some referenced rules "
+                               "and not for others (aliases): the events cannot be counted together",
+                               "unsupported correlation")
+            grouped = not all(with_person)
             op, count, percentile = "gte", float(len(idx)), None
             value_fields: list[str | None] = [None] * len(idx)
             if not isinstance(cond, SigmaExtendedCorrelationCondition):
@@ -286,7 +292,7 @@ def compile_rules(
                 info=info, type=kind, rules=tuple(idx), timespan_s=timespan,
                 bucket_s=max(1, timespan // 60), group_by=tuple(per_rule), op=op, count=count,
                 value_field=tuple(value_fields), percentile=percentile, expression=expression,
-                names=tuple(refs),
+                names=tuple(refs), grouped=grouped,
             )
         except _Refused as exc:
             out.refused.append(Refusal(file, label, exc.field, exc.feature, exc.reason))

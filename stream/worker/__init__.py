@@ -1,0 +1,1 @@
+"""The worker's parts (issue 15 restructure: app, pipeline, handoff ... move here)."""
