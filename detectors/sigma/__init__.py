@@ -143,7 +143,7 @@ class SigmaRules(RuleDetector):
             return None
         group_text, value, number = inputs
         group = correlate.digest(group_text) if corr.group_by[pos] else "-"
-        groups = state.setdefault("c", {}).setdefault(corr.info.id, {})
+        groups = state.setdefault("c", {}).setdefault(corr.key, {})
         g = groups.get(group)
         if g is None:
             g = groups[group] = {}
@@ -167,7 +167,7 @@ class SigmaRules(RuleDetector):
         if inputs is None:
             return
         group_text, value, number = inputs
-        self.outbox[(id(event), corr.info.id, pos)] = (event, grouped.record(corr, pos, group_text, event, subject,
+        self.outbox[(id(event), corr.key, pos)] = (event, grouped.record(corr, pos, group_text, event, subject,
                                                                            value, number))
 
     def take_records(self) -> list[tuple[Event, dict[str, Any]]]:
@@ -185,7 +185,7 @@ class SigmaRules(RuleDetector):
             state.pop("c", None)
             return False
         rs = self.rules.current
-        live = {c.info.id: c for c in rs.correlations}
+        live = {c.key: c for c in rs.correlations}
         for cid in list(corr_state):
             corr = live.get(cid)
             if corr is None:  # the rule was removed or changed its id: its counts go

@@ -74,7 +74,7 @@ class GroupConfig:
 def record(corr: CorrelationRule, pos: int, group_text: str, event: Event, subject: str,
            value: str | None, number: float | None) -> dict[str, Any]:
     """The record the person pass emits for an event matching the ``pos``-th rule of ``corr``."""
-    out: dict[str, Any] = {"c": corr.info.id, "g": group_text, "r": pos, "t": event.ts, "u": subject,
+    out: dict[str, Any] = {"c": corr.key, "g": group_text, "r": pos, "t": event.ts, "u": subject,
                            "s": snapshot(event)}
     if value is not None:
         out["v"] = value
@@ -123,7 +123,7 @@ class GroupStage:
         line, index]``, or None: not deduplicated) -> the group's new state (None: nothing left) and
         alerts. ``state`` is updated in place."""
         st: dict[str, Any] = state if state else {}
-        live = {c.info.id: c for c in self._current().correlations if c.grouped}
+        live = {c.key: c for c in self._current().correlations if c.grouped}
         cfg = self.config
         newest: float | None = st.get("n")
         fold: Folding | None = None
@@ -138,7 +138,7 @@ class GroupStage:
             corr = live.get(rec.get("c"))  # type: ignore[arg-type]
             if corr is None:
                 continue  # the rule was removed or is no longer grouped
-            st["i"] = corr.info.id
+            st["i"] = corr.key
             ts = float(rec["t"])
             if newest is None or ts > newest:
                 newest = ts

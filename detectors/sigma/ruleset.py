@@ -88,6 +88,9 @@ class CorrelationRule:
     """The parsed extended condition of a temporal rule (and/or/not over rule names), if any."""
     names: tuple[str, ...] = ()
     """The referenced rules as named in the rule (for the extended condition)."""
+    key: str = ""
+    """The correlation's key in state and records: its id, or ``id@file`` for a later rule reusing an
+    id (the specification's own examples do), so two rules never share counts."""
     grouped: bool = False
     """True when the group-by does not include the person: counted across people by the group stage
     (:mod:`.group`), from records the person pass emits, not in the person's state."""
@@ -216,6 +219,7 @@ def compile_rules(
         for ref in (str(rule.id) if rule.id is not None else None, rule.name):
             if ref:
                 by_ref[ref] = i
+    keys: set[str] = set()
     for rule, file in correlations:
         label = str(rule.id) if rule.id is not None else (rule.name or rule.title or "?")
         try:
@@ -280,8 +284,11 @@ def compile_rules(
             if kind == "value_median":
                 percentile = 50.0
             if kind == "value_percentile" and percentile is None:
-                raise _Refused(None, "value_percentile without condition.percentile (which percentile to "
-                               "compare is not defined)", "unsupported correlation")
+                raise _Refused(cond.fieldref if isinstance(cond.fieldref, str) else None,
+                               "value_percentile without condition.percentile: the specification's example "
+                               "(a value seen in at most N % of the group's events, a rarity test) is not "
+                               "evaluated; give condition.percentile (e.g. 95) to compare that percentile of a "
+                               "numeric field", "unsupported correlation")
             if kind == "temporal_ordered" and expression is None and not (op == "gte" and count == len(idx)):
                 raise _Refused(None, "temporal_ordered with a condition other than every rule in order",
                                "unsupported correlation")
@@ -297,6 +304,8 @@ def compile_rules(
         except _Refused as exc:
             out.refused.append(Refusal(file, label, exc.field, exc.feature, exc.reason))
             continue
+        corr.key = info.id if info.id not in keys else f"{info.id}@{file}"
+        keys.add(corr.key)
         ci = len(out.correlations)
         out.correlations.append(corr)
         for i in corr.rules:

@@ -160,7 +160,6 @@ def test_extended_temporal_condition() -> None:
 
 
 @pytest.mark.parametrize(("text", "reason"), [
-    (correlation("event_count", ["a"], "        gte: 3\n", group="source.ip"), "group-by without the person"),
     (correlation("event_count", ["zzz"], "        gte: 3\n"), "referenced rule not loaded"),
     (correlation("value_percentile", ["a"], "        field: source.bytes\n        gte: 3\n"), "unsupported correlation"),
 ])
