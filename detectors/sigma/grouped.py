@@ -112,6 +112,8 @@ class GroupStage:
     def __init__(self, rules: _Rules | RuleSet, config: GroupConfig | None = None) -> None:
         self.rules = rules
         self.config = config if config is not None else GroupConfig()
+        self.redelivered = 0
+        """Records skipped since the start as applied before (a running count, for the runtime's metric)."""
 
     def _current(self) -> RuleSet:
         rules = self.rules
@@ -133,6 +135,7 @@ class GroupStage:
                 seen = st.setdefault("a", {})
                 origin, rest = str(at[0]), list(at[1:])
                 if _position_before(rest, seen.get(origin)):
+                    self.redelivered += 1
                     continue  # applied before a crash: not counted twice
                 seen[origin] = rest
             corr = live.get(rec.get("c"))  # type: ignore[arg-type]

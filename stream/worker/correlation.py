@@ -172,9 +172,10 @@ def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: 
         help="Sigma correlation state per group (counts, sketches; never event lists).",
     )
     records_total = Counter("custodes_sigma_group_records_total", "Records of grouped Sigma correlations, by "
-                            "outcome (sent by the person pass; counted, unreadable or failed in the group stage).",
+                            "outcome (sent by the person pass; counted, redelivered (applied before a restart), "
+                            "unreadable or failed in the group stage).",
                             ["outcome"], registry=registry)
-    for outcome in ("sent", "counted", "unreadable", "failed"):
+    for outcome in ("sent", "counted", "redelivered", "unreadable", "failed"):
         records_total.labels(outcome)
 
     async def produce(target: Any, key: bytes | None, value: bytes | None, *, partition: int | None = None,
@@ -220,6 +221,7 @@ def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: 
         message = event.message
         key = message.key or b""
         stored = table.data.get(key)
+        before = hook.stage.redelivered
         try:
             new, alerts, bad = hook.apply([message.value or b""], stored)
         except Exception:  # a bug must not stop the other groups: counted, logged without the record
@@ -231,6 +233,8 @@ def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: 
             records_total.labels("unreadable").inc(bad)
             log.error("sigma group record unreadable (topic %s partition %d offset %d): skipped",
                       message.topic, message.partition, message.offset)
+        elif hook.stage.redelivered > before:
+            records_total.labels("redelivered").inc()
         else:
             records_total.labels("counted").inc()
         pending = []
