@@ -110,10 +110,17 @@ class SigmaRules(RuleDetector):
         rs = self.rules.current
         if not rs.detections:
             return ()
-        if event.doc is None and event.raw is not None and not rs.index.may_match(event.raw):
-            return ()  # none of the values the rules need is in the event's text: nothing to decode
-        doc = Doc(event.document)
-        candidates = rs.index.candidates(doc)
+        index = rs.index
+        if event.doc is None and event.raw is not None:
+            # a closed document kept as text: validation read its event.action, a plain string
+            actions = (event.action,) if event.action is not None else ()
+            if not index.action_candidates(actions) and not (index.walks and index.may_match(event.raw)):
+                return ()  # no rule names its action, none of the others' values is in its text: not decoded
+            doc = Doc(event.document)
+            candidates = index.candidates(doc, actions)
+        else:
+            doc = Doc(event.document)
+            candidates = index.candidates(doc)
         if not candidates:
             return ()
         ctx = self.context(ref)

@@ -463,6 +463,9 @@ AnchorTree = Any
 values suffice) or ``("or", [trees])`` (every child's values are needed)."""
 
 
+ACTION = "event.action"
+"""The field most rules test first, and that validation reads into :attr:`Event.action`."""
+
 SUBSTRING_COST = 1000
 """A substring test is checked against every event that has the field: prefer an equality anchor."""
 
@@ -583,7 +586,13 @@ class Index:
     rules with none (keyword searches, regular expressions, negations only). Each rule's anchors are
     the rarest its condition allows (:func:`choose_anchors`, by how many rules test each value;
     equality before substrings). The indexed fields are read in one walk of the document (a trie of
-    their paths)."""
+    their paths).
+
+    Rules whose anchors are all ``event.action`` equalities (most SigmaHQ cloud rules: an Okta
+    ``eventType``, an M365 ``Operation``, a Workspace ``eventName``) are kept apart in
+    :attr:`by_action`: their candidates come from the event's action, which validation has already
+    read (:attr:`Event.action`), so an event whose action no rule names, and whose text holds none of
+    the other rules' values, is neither decoded nor walked (:meth:`SigmaRules.hits`)."""
 
     def __init__(self, compiled: Sequence[Compiled]) -> None:
         freq: dict[tuple[str, ...], int] = {}
@@ -594,11 +603,17 @@ class Index:
         contain: dict[str, dict[str, list[int]]] = {}
         self.always: list[int] = []
         self.chosen: list[frozenset[tuple[str, ...]] | None] = []
+        self.by_action: dict[str, list[int]] = {}
+        """Lower-cased ``event.action`` -> the rules anchored on it alone."""
         for i, c in enumerate(compiled):
             anchors = choose_anchors(c.anchor_tree, freq)
             self.chosen.append(anchors)
             if anchors is None:
                 self.always.append(i)
+                continue
+            if all(len(a) == 2 and a[0] == ACTION for a in anchors):
+                for atom in anchors:
+                    self.by_action.setdefault(atom[1], []).append(i)
                 continue
             for atom in anchors:
                 table = contain if len(atom) == 3 else equal
@@ -608,11 +623,17 @@ class Index:
         literals = {v for _, table, needles in self.fields for v in (*table, *(n for n, _ in needles))}
         self.raw_needles: tuple[bytes, ...] | None = (
             tuple(sorted(v.encode() for v in literals))
-            if not self.always and literals and all(v.isascii() and v for v in literals) else None
+            if not self.always and all(v.isascii() and v for v in literals) else None
         )
-        """Every value the indexed rules need, as bytes: an event whose JSON text holds none of them
-        (compared in lower case) cannot match, and is not decoded at all. None when some rule has no
-        anchor or a value is not plain ASCII (then every event is read)."""
+        """Every value the indexed rules other than :attr:`by_action`'s need, as bytes: an event whose
+        JSON text holds none of them (compared in lower case) cannot match one of those, and unless
+        its action is in :attr:`by_action` is not decoded at all. None when some rule has no anchor or
+        a value is not plain ASCII (then every event is read)."""
+        self._needles = list(self.raw_needles or ())
+        """The same, the one found last moved to the front (events of a stream are alike: the needle
+        that found one is the likeliest to find the next, so most searches stop at the first)."""
+        self.walks = bool(self.fields) or bool(self.always)
+        """Whether any rule needs the document read (else :attr:`by_action` says everything)."""
         self.trie: dict[str, Any] = {}
         for entry in self.fields:
             f = entry[0]
@@ -632,18 +653,43 @@ class Index:
     def may_match(self, raw: bytes) -> bool:
         """False only when the event's JSON text cannot hold a value any rule needs. Text with a
         backslash (an escape could spell a value differently) is always read."""
-        needles = self.raw_needles
-        if needles is None or b"\\" in raw:
+        if self.raw_needles is None or b"\\" in raw:
             return True
         lower = raw.lower()
-        return any(n in lower for n in needles)
+        needles = self._needles
+        for i, n in enumerate(needles):
+            if n in lower:
+                if i:
+                    needles[i], needles[0] = needles[0], n
+                return True
+        return False
 
-    def candidates(self, doc: Doc) -> list[int]:
-        """Indexes of the rules that may match, ascending (rule order)."""
-        found: set[int] = set()
+    def action_candidates(self, actions: Iterable[Any]) -> list[int] | None:
+        """The :attr:`by_action` rules the event's ``event.action`` values name (None: none)."""
+        by_action = self.by_action
+        if not by_action:
+            return None
+        found = None
+        for v in actions:
+            if v is None:
+                continue
+            hit = by_action.get(v.lower() if type(v) is str else _text(v).lower())
+            if hit:
+                found = hit if found is None else sorted({*found, *hit})
+        return found
+
+    def candidates(self, doc: Doc, actions: Iterable[Any] | None = None) -> list[int]:
+        """Indexes of the rules that may match, ascending (rule order). ``actions``: the event's
+        ``event.action`` values when the caller knows them (else read from ``doc``)."""
+        by_action = None
+        if self.by_action:
+            by_action = self.action_candidates(doc.get(ACTION) if actions is None else actions)
+        if not self.walks:
+            return by_action or []
+        found: set[int] = set(by_action) if by_action else set()
         if not _walk_trie(doc.doc, self.trie, doc.cache, found):
             # dotted keys somewhere on the way: read each indexed field the general way
-            found.clear()
+            found = set(by_action) if by_action else set()
             cache, d = doc.cache, doc.doc
             for f, table, needles in self.fields:
                 values = cache.get(f)
