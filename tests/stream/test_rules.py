@@ -295,3 +295,60 @@ def test_rules_gauge_follows_reloads(tmp_path: Path) -> None:
     (tmp_path / "b.yml").write_text("title: broken\ndetection: [\n")
     assert reloader.check()
     assert value("custodes_sigma_rules", {"state": "refused"}) == 1
+
+
+def _brute_force_keys(rs: Any, unit: SigmaRules, event: Any) -> list[str]:
+    from detectors.reference import Reference
+    from detectors.sigma.match import Doc as SigmaDoc
+
+    doc = SigmaDoc(event.document)
+    ctx = unit.context(Reference())
+    return sorted(f"r:{r.info.id}" for r in rs.detections if r.alert and r.compiled.matcher(doc, ctx))
+
+
+_SUITE_RULES: list[Any] = []
+
+
+def _suite_unit() -> tuple[Any, SigmaRules]:
+    if not _SUITE_RULES:
+        rs = load(Rules(dir=SUITE, placeholders={"legtimate_identifiers": ("svc-okta",)})).rules
+        _SUITE_RULES.append((rs, SigmaRules(RulesHolder(rs), SigmaConfig())))
+    return _SUITE_RULES[0]
+
+
+
+from hypothesis import given  # noqa: E402
+from hypothesis import settings as hsettings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(action=st.one_of(st.sampled_from(["user.session.start", "FileDownloaded", "view", "x"]),
+                        st.sampled_from(["user.mfa.factor.deactivate", "Add domain to company.", "Set-Mailbox",
+                                         "CHANGE_APPLICATION_SETTING", "system.api_token.create"])),
+       upper=st.booleans(), provider=st.sampled_from([None, "okta", "Exchange", "admin.googleapis.com"]),
+       extra=st.sampled_from([None, {"source": {"ip": "10.0.0.1"}}, {"message": "pwd reset by admin"},
+                              {"okta": {"legacy_event_type": "core.user_auth.login_failed"}}]),
+       dotted=st.booleans())
+def test_the_index_finds_exactly_what_every_rule_run_on_every_event_finds(action, upper, provider, extra,
+                                                                           dotted) -> None:
+    """The index (event.action from validation, text prefilter, the walk) hides no match and adds
+    none, for closed events kept as text and open ones, nested and dotted keys."""
+    rs, unit = _suite_unit()
+    doc: dict[str, Any] = {"@timestamp": "2026-11-02T10:00:00Z", "user": {"id": "pc-1"}}
+    if dotted:
+        doc["event.action"] = action.upper() if upper else action
+    else:
+        doc["event"] = {"action": action.upper() if upper else action}
+    if provider:
+        doc.setdefault("event", {})["provider"] = provider
+    if extra:
+        doc.update(extra)
+    raw = orjson.dumps(doc)
+    from stream.schema import decode as dec
+    from stream.schema import validate as val
+
+    for keep in (False, True):
+        event = val(dec(raw), raw, keep_doc=keep)
+        hits = sorted(h.key for h in unit.hits("pc-1", event, {}, unit.holder.current, event.ts))
+        assert hits == _brute_force_keys(rs, unit, event)
