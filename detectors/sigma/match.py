@@ -594,7 +594,9 @@ class Index:
     read (:attr:`Event.action`), so an event whose action no rule names, and whose text holds none of
     the other rules' values, is neither decoded nor walked (:meth:`SigmaRules.hits`)."""
 
-    def __init__(self, compiled: Sequence[Compiled]) -> None:
+    def __init__(self, compiled: Sequence[Compiled], skip: Iterable[int] = ()) -> None:
+        """``skip``: rules never to run (quiet rules of a disabled correlation)."""
+        skipped = frozenset(skip)
         freq: dict[tuple[str, ...], int] = {}
         for c in compiled:
             for atom in anchor_atoms(c.anchor_tree):
@@ -606,6 +608,9 @@ class Index:
         self.by_action: dict[str, list[int]] = {}
         """Lower-cased ``event.action`` -> the rules anchored on it alone."""
         for i, c in enumerate(compiled):
+            if i in skipped:
+                self.chosen.append(frozenset())
+                continue
             anchors = choose_anchors(c.anchor_tree, freq)
             self.chosen.append(anchors)
             if anchors is None:

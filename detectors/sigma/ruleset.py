@@ -189,10 +189,14 @@ def compile_rules(
     by_ref: dict[str, int] = {}
     used: set[str] = set()
     correlations = []
+    silenced: set[str] = set()
     for rule, file in rules:
         label = str(rule.id) if rule.id is not None else (rule.name or rule.title or "?")
         if str(rule.id) in off or (rule.name and rule.name in off) or label in off:
             out.disabled.append(label)
+            if isinstance(rule, SigmaCorrelationRule) and not rule.generate:
+                # its rules stay quiet: disabling a correlation must not turn its helpers into alerts
+                silenced.update(r.reference for r in (rule.rules or []))
             continue
         if isinstance(rule, SigmaCorrelationRule):
             correlations.append((rule, file))
@@ -312,8 +316,12 @@ def compile_rules(
             out.detections[i].correlations.append(ci)
             if not rule.generate:
                 out.detections[i].alert = False
+    for ref in silenced:
+        if ref in by_ref:
+            out.detections[by_ref[ref]].alert = False
     out.placeholders = frozenset(used)
-    out.index = Index([r.compiled for r in out.detections])
+    out.index = Index([r.compiled for r in out.detections],
+                      skip=[i for i, r in enumerate(out.detections) if not r.alert and not r.correlations])
     return out
 
 

@@ -11,6 +11,9 @@ from typing import Any
 
 import orjson
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -33,6 +36,7 @@ from sigma.types import (
 )
 
 from detectors.sigma import RulesHolder, SigmaConfig, SigmaRules
+from detectors.sigma.match import Doc as SigmaDoc
 from stream.cli import main
 from stream.rules import RulesReloader, load, run_tests
 from stream.schema import decode, validate
@@ -210,7 +214,7 @@ def test_shipped_rules_load_and_pass_their_examples() -> None:
     settings = load_settings(ROOT / "config" / "custodes.toml", env={})
     loaded, results = run_tests(settings)
     assert not loaded.refused, [r.message() for r in loaded.refused]
-    assert len(results) == 12
+    assert len(results) == 16
     assert all(r.ok for r in results), [r for r in results if not r.ok]
 
 
@@ -249,7 +253,7 @@ def test_cli_check_and_test() -> None:
     assert "okta_session_impersonation_granted.yml" in result.output and "legtimate_identifiers" in result.output
     result = runner.invoke(main, ["rules", "test"])
     assert result.exit_code == 0, result.output
-    assert "12 passed, 0 failed" in result.output
+    assert "16 passed, 0 failed" in result.output
     result = runner.invoke(main, ["rules", "list"])
     assert "Document shared by anonymous link  [config/rules/anonymous_link_share.yml]  (disabled)" in result.output
 
@@ -317,9 +321,6 @@ def _suite_unit() -> tuple[Any, SigmaRules]:
 
 
 
-from hypothesis import given  # noqa: E402
-from hypothesis import settings as hsettings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
 
 
 @hsettings(max_examples=200, deadline=None)
@@ -352,3 +353,20 @@ def test_the_index_finds_exactly_what_every_rule_run_on_every_event_finds(action
         event = val(dec(raw), raw, keep_doc=keep)
         hits = sorted(h.key for h in unit.hits("pc-1", event, {}, unit.holder.current, event.ts))
         assert hits == _brute_force_keys(rs, unit, event)
+
+
+def test_a_disabled_correlation_leaves_its_rules_quiet(tmp_path: Path) -> None:
+    """The shipped grouped correlation is off by default: the look-up rule it counts raises nothing of
+    its own (and is not even run)."""
+    settings = load_settings(ROOT / "config" / "custodes.toml", env={})
+    rs = load(settings.rules).rules
+    (lookup,) = [r for r in rs.detections if r.info.name == "custodes_record_lookup"]
+    assert not lookup.alert and not lookup.correlations
+    unit = SigmaRules(RulesHolder(rs), SigmaConfig())
+    doc = {"@timestamp": "2026-11-02T13:00:00Z", "user": {"id": "pc-1"},
+           "custodes": {"activity": "record_access", "record": {"ids": ["nominal-1"]}}}
+    raw = orjson.dumps(doc)
+    event = validate(decode(raw), raw)
+    assert not list(unit.hits("pc-1", event, {}, unit.holder.current, event.ts))
+    assert rs.detections.index(lookup) not in rs.index.candidates(SigmaDoc(doc))
+
