@@ -625,7 +625,7 @@ class Index:
                 table.setdefault(atom[0], {}).setdefault(atom[1], []).append(i)
         self.fields: tuple[tuple[str, dict[str, list[int]], tuple[tuple[str, list[int]], ...]], ...] = tuple(
             (f, equal.get(f, {}), tuple(contain.get(f, {}).items())) for f in sorted(set(equal) | set(contain)))
-        literals = {v for _, table, needles in self.fields for v in (*table, *(n for n, _ in needles))}
+        literals = {_needle(f, v) for f, table, needles in self.fields for v in (*table, *(n for n, _ in needles))}
         self.raw_needles: tuple[bytes, ...] | None = (
             tuple(sorted(v.encode() for v in literals))
             if not self.always and all(v.isascii() and v for v in literals) else None
@@ -709,6 +709,19 @@ class Index:
 
 
 _LEAF = "\x00"
+
+NEEDLE_MIN = 4
+"""A tested value shorter than this (``3``, ``500``), or a JSON literal (``true``), is found in nearly
+every event's text: the text prefilter looks for its field's name instead (:func:`_needle`)."""
+
+
+def _needle(field_name: str, value: str) -> str:
+    """What an event's JSON text (lower-cased) must contain for ``field_name`` to hold ``value``: the
+    value itself, or, for a short value, the field's last name and the quote closing it (``type"``:
+    in a nested ``"type":`` key and at the end of a dotted ``"onelogin.event.type":`` key alike)."""
+    if len(value) >= NEEDLE_MIN and value not in ("true", "false", "null"):
+        return value
+    return field_name.rsplit(".", 1)[-1].lower() + '"'
 
 
 def _hits(values: list[Any], table: dict[str, list[int]], needles: tuple[tuple[str, list[int]], ...],

@@ -160,7 +160,9 @@ def test_an_event_whose_text_holds_no_needed_value_is_not_decoded() -> None:
     assert rs.index.by_action == {"filedownloaded": [0]}
     assert rs.index.action_candidates(["FILEDOWNLOADED"]) == [0]  # case-insensitive, like Sigma
     assert rs.index.action_candidates(["FileUploaded"]) is None
-    assert rs.index.raw_needles == (b"500", b"secret plan")
+    # a short value (500) is looked for by its field's name: "500" is in nearly every event's text
+    assert rs.index.raw_needles == (b'count"', b"secret plan")
+    assert not rs.index.may_match(b'{"@timestamp": "2026-05-00T10:00:00Z", "n": 500}')
     assert not rs.index.may_match(b'{"event": {"action": "FileUploaded"}, "message": "nothing"}')
     assert rs.index.may_match(b'{"message": "a SECRET plan"}')
     assert rs.index.may_match(b'{"message": "a \\u0073ecret plan"}')  # an escape: always read
