@@ -167,7 +167,7 @@ def test_an_event_whose_text_holds_no_needed_value_is_not_decoded() -> None:
     assert rs.index.may_match(b'{"message": "a SECRET plan"}')
     assert rs.index.may_match(b'{"message": "a \\u0073ecret plan"}')  # an escape: always read
     assert rs.index.may_match(orjson.dumps({"custodes": {"record": {"count": 500}}}))
-    assert rs.index.may_match(b'{"message": "a SECRET plan"}')  # the last needle found is tried first
+
     keyword = ruleset(detection("    keywords:\n        - 'mimikatz'\n    condition: keywords"))
     assert keyword.index.raw_needles is None  # a rule without an anchor: every event is read
 
