@@ -55,8 +55,8 @@ class GroupedCorrelations:
         self.unit = unit
         self.stage = GroupStage(unit.rules, GroupConfig(suppress_s=unit.config.suppress_s,
                                                          grace_s=unit.config.grace_s))
-        self.out: list[tuple[list[Any], bytes, bytes]] = []
-        """(origin position, key, value) of the records taken and not yet sent."""
+        self.out: list[tuple[list[Any], str, dict[str, Any]]] = []
+        """(origin position, group key, record) of the records taken and not yet sent or run."""
 
     @classmethod
     def for_pipeline(cls, pipeline: Pipeline) -> GroupedCorrelations | None:
@@ -82,14 +82,14 @@ class GroupedCorrelations:
             at = where.get(id(ev))
             if at is not None:
                 rec["a"] = at
-            self.out.append((at or [""], group_key(rec).encode(), orjson.dumps(rec)))
+            self.out.append((at or [""], group_key(rec), rec))
         return len(records)
 
-    def ordered(self) -> list[tuple[bytes, bytes]]:
+    def ordered(self) -> list[tuple[str, dict[str, Any]]]:
         """The records taken, in origin order, and forget them."""
         out, self.out = self.out, []
         out.sort(key=lambda r: r[0])
-        return [(key, value) for _, key, value in out]
+        return [(key, rec) for _, key, rec in out]
 
     def apply(self, values: Sequence[bytes], stored: bytes | None) -> tuple[bytes | None, list[Alert], int]:
         """One group's records (in arrival order) against its stored state: (new state, alerts,
@@ -112,28 +112,36 @@ class GroupedCorrelations:
 
 
 class InMemoryGroups(GroupedCorrelations):
-    """``custodes replay``: the group stage's states in a dict, run after each micro-batch."""
+    """``custodes replay``: the group stage's states in a dict (as decoded JSON: no serialising, the
+    state is JSON all the same), run after each micro-batch."""
+
+    SWEEP_RUNS = 64
+    """Stale groups are looked for every this many micro-batches."""
 
     def __init__(self, unit: SigmaRules) -> None:
         super().__init__(unit)
-        self.states: dict[bytes, bytes] = {}
+        self.states: dict[str, dict[str, Any]] = {}
         self.watermark = float("-inf")
+        self._runs = 0
 
     def run(self) -> list[Alert]:
-        by_key: dict[bytes, list[bytes]] = {}
-        for key, value in self.ordered():
-            by_key.setdefault(key, []).append(value)
+        by_key: dict[str, list[tuple[dict[str, Any], Any]]] = {}
+        for key, rec in self.ordered():
+            by_key.setdefault(key, []).append((rec, rec.pop("a", None)))
         alerts: list[Alert] = []
-        for key, values in by_key.items():
-            new, got, _ = self.apply(values, self.states.get(key))
+        for key, recs in by_key.items():
+            new, got = self.stage.apply(recs, self.states.get(key))
             if new is None:
                 self.states.pop(key, None)
             else:
                 self.states[key] = new
-                self.watermark = max(self.watermark, orjson.loads(new).get("n", self.watermark))
+                if new["n"] > self.watermark:
+                    self.watermark = new["n"]
             alerts.extend(got)
-        for key in [k for k, v in self.states.items() if stale(orjson.loads(v), self.watermark)]:
-            del self.states[key]
+        self._runs += 1
+        if self._runs % self.SWEEP_RUNS == 0:
+            for key in [k for k, v in self.states.items() if stale(v, self.watermark)]:
+                del self.states[key]
         return alerts
 
 
@@ -146,7 +154,7 @@ class WorkerGroups(GroupedCorrelations):
 
     async def send(self) -> list[Any]:
         """Send the records taken so far; returns their delivery futures (to wait on with the rest)."""
-        return [await self._send_one(key, value) for key, value in self.ordered()]
+        return [await self._send_one(key.encode(), orjson.dumps(rec)) for key, rec in self.ordered()]
 
 
 def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: Any, alerts_out: Any,
