@@ -45,6 +45,8 @@ EVERYDAY = [
 ]
 PROVIDERS = ["okta", "Exchange", "SharePoint", "AzureActiveDirectory", "admin.googleapis.com", "drive"]
 WALL = False
+ENABLE: tuple[str, ...] = ()
+"""Shipped rules to run although config/custodes.toml disables them (``--enable ID``)."""
 """Measure wall-clock time (``--wall``) instead of the process's CPU time."""
 TESTED_SHARE = 0.01
 """Of the cloud events, the share whose action is one a rule tests."""
@@ -118,8 +120,9 @@ def run(messages: list[bytes], now: float, rules: Path | None, placeholders: dic
         settings = settings.model_copy(update={"rules": Rules(enabled=False)})
     else:
         # the shipped rules a site runs by default: those config/custodes.toml disables stay off
+        disabled = tuple(r for r in settings.rules.disabled if r not in ENABLE)
         settings = settings.model_copy(update={"rules": Rules(dir=rules, placeholders=placeholders,
-                                                              disabled=settings.rules.disabled)})
+                                                              disabled=disabled)})
     holder = ReferenceHolder()
     detectors = registry.build(settings.detectors, holder)
     loaded = 0
@@ -149,9 +152,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="best of this many runs per rule count (shared machine)")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--wall", action="store_true", help="wall-clock time instead of the process's CPU time")
+    ap.add_argument("--enable", action="append", default=[], metavar="RULE_ID",
+                    help="run a shipped rule config/custodes.toml disables (e.g. a grouped correlation)")
     args = ap.parse_args()
-    global WALL
+    global WALL, ENABLE
     WALL = args.wall
+    ENABLE = tuple(args.enable)
     tune_for_throughput()
     now = time.time()
     messages = chunks(make_events(args.events, args.users, now))
