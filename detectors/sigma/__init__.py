@@ -9,6 +9,10 @@ matching detection rule raises a hit under its own key, unless only correlations
 per rule (and correlation group) per ``suppress_s`` (:mod:`detectors.suppression`), so a replayed or
 re-batched stream gives the same alerts.
 
+A correlation grouped by something other than the person is not counted here: the unit emits a
+record for each matching event (:meth:`SigmaRules.take_records`), which the runtime re-keys by group
+for the group stage (:mod:`.grouped`).
+
 An alert carries the rule's title, id, level (as its score, hence severity and risk weight), ATT&CK
 tags and false-positive notes in ``facts``; the review app shows them.
 
