@@ -9,6 +9,8 @@ State of one correlation for one group of one person (JSON):
 ``value_percentile`` / ``_median`` ``{"b": [[bucket, {bin: n}], …]}``: a log-binned histogram per
                                  bucket (relative error <= ``SKETCH_ERROR``, at most ``SKETCH_BINS``
                                  bins a bucket: the lowest merged)
+``value_percentile`` without     ``{"b": [[bucket, events, {hash(value): n}, full], …]}``: the share of
+``percentile``                   events with a value (:func:`value_share`, the specification's example)
 ``temporal``                     ``{"r": {rule: last time seen}}``
 ``temporal_ordered``             ``{"k": [[start, end] | null, …]}``: per prefix of the rule list,
                                  the latest start of a chain of matches in order, and its end
@@ -170,6 +172,38 @@ def value_percentile(g: dict[str, Any], ts: float, number: float, timespan_s: in
     return 0.0
 
 
+SHARE_VALUES = 256
+"""``value_percentile`` without ``percentile`` (the specification's rarity example): distinct values
+counted per bucket at most; a value first seen in a full bucket is counted in the total only."""
+
+
+def value_share(g: dict[str, Any], ts: float, value: str, timespan_s: int, bucket_s: int) -> float | None:
+    """The specification's ``value_percentile`` example ("a process name seen in at most 1 % of the
+    computer's processes"): the percentage of the group's events in the window that have this event's
+    value, this one included. State ``{"b": [[bucket, events, {hash(value): n}, full], …]}``. None when
+    a bucket of the window was full without this value (its count there is unknown: not judged)."""
+    buckets = g.setdefault("b", [])
+    b = bucket_of(ts, bucket_s)
+    entry = _add(buckets, b, [0, {}, False])
+    entry[1] += 1
+    h = digest(value)
+    seen: dict[str, int] = entry[2]
+    if h in seen or len(seen) < SHARE_VALUES:
+        seen[h] = seen.get(h, 0) + 1
+    else:
+        entry[3] = True
+    start = b - timespan_s + bucket_s
+    total = count = 0
+    for at, n, values, full in buckets:
+        if start <= at <= b:
+            total += n
+            k = values.get(h)
+            if k is None and full:
+                return None
+            count += k or 0
+    return 100.0 * count / total if total else None
+
+
 # -- temporal ----------------------------------------------------------------------------------------
 
 
@@ -253,7 +287,7 @@ def correlation_inputs(corr: CorrelationRule, pos: int, doc: Doc) -> tuple[str, 
     kind = corr.type
     value: str | None = None
     number: float | None = None
-    if kind == "value_count":
+    if kind == "value_count" or (kind == "value_percentile" and corr.percentile is None):  # a value, as text
         vf = corr.value_field[pos]
         got = [v for v in doc.get(vf) if v is not None] if vf else []
         if not got:
@@ -286,6 +320,12 @@ def observe(corr: CorrelationRule, g: dict[str, Any], pos: int, ts: float, value
         cap = int(max(corr.count, 1)) + 1
         observed = value_count(g, ts, value or "", span, bucket, cap)
         what = f"distinct values of {corr.value_field[pos]}"
+    elif kind == "value_percentile" and corr.percentile is None:
+        share = value_share(g, ts, value or "", span, bucket)
+        if share is None:
+            return None  # this value went untracked in a full bucket of the window: not judged
+        observed = share
+        what = f"% of the group's events with this {corr.value_field[pos]}"
     elif kind in METRIC_TYPES:
         assert number is not None
         vf = corr.value_field[pos]

@@ -287,12 +287,8 @@ def compile_rules(
                     _check_fields([f for f in value_fields if f], roots)
             if kind == "value_median":
                 percentile = 50.0
-            if kind == "value_percentile" and percentile is None:
-                raise _Refused(cond.fieldref if isinstance(cond.fieldref, str) else None,
-                               "value_percentile without condition.percentile: the specification's example "
-                               "(a value seen in at most N % of the group's events, a rarity test) is not "
-                               "evaluated; give condition.percentile (e.g. 95) to compare that percentile of a "
-                               "numeric field", "unsupported correlation")
+            if kind == "value_percentile" and percentile is None and value_fields == [None] * len(idx):
+                raise _Refused(None, "value_percentile without condition.field", "unsupported correlation")
             if kind == "temporal_ordered" and expression is None and not (op == "gte" and count == len(idx)):
                 raise _Refused(None, "temporal_ordered with a condition other than every rule in order",
                                "unsupported correlation")

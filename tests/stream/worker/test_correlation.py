@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -49,9 +50,7 @@ def lines(docs: list[dict]) -> Iterator[bytes]:
 def test_every_specification_correlation_example_runs() -> None:
     rules = Rules(dir=SPEC, pipeline=ROOT / "config" / "sigma-pipeline.yml")
     loaded = load(rules)
-    assert len(loaded.rules.correlations) == 7
-    assert [(r.file.rsplit("/", 1)[-1], r.reason) for r in loaded.refused] == [
-        ("value_percentile.yml", "unsupported correlation")]
+    assert len(loaded.rules.correlations) == 8 and not loaded.refused
     docs = []
     # 100 failed logons by 100 people on one computer, workstation and DNS name: the three examples
     # grouped without the person (event_count by ComputerName, by dns.question.name; value_count of
@@ -69,7 +68,15 @@ def test_every_specification_correlation_example_runs() -> None:
         docs.append({"@timestamp": iso(T0 + 2100 + i), "user": {"id": "pc-500"},
                      "event": {"id": f"u{i}", "action": "upload"}, "source": {"ip": "10.1.1.1", "bytes": 700_000},
                      "url": {"domain": "paste.example"}})
-    messages = [b"\n".join(lines(docs[i:i + 7])) for i in range(0, len(docs), 7)]
+    # value_percentile (the specification's reading: a process image seen in at most 1 % of the
+    # computer's process creations within 24 h): 120 creations of one image, then a rare one (in a
+    # message of its own: within one message the records are counted person by person)
+    for i in range(121):
+        image = "C:\\Windows\\System32\\svchost.exe" if i < 120 else "C:\\Users\\Public\\x.exe"
+        docs.append({"@timestamp": iso(T0 + 3000 + i), "user": {"id": f"pc-{600 + i % 3}"},
+                     "event": {"id": f"p{i}"}, "host": {"name": "ws-9"}, "process": {"executable": image}})
+    body = docs[:-1]
+    messages = [b"\n".join(lines(body[i:i + 7])) for i in range(0, len(body), 7)] + [b"".join(lines(docs[-1:]))]
     got = {}
     for batch in (1, 20, 10_000):
         result = replay(rules, messages, batch)
@@ -78,14 +85,18 @@ def test_every_specification_correlation_example_runs() -> None:
     assert got[1] == got[20] == got[10_000]
     titles = sorted((title, grouped) for _, _, title, grouped, _ in got[1])
     assert titles == [
+        ("A computer spawned a processes name in the last 24h than 1% of all the processes.", True),
         ("Failed login", True),  # value_count: 100 distinct users on ws-17 / WS17
         ("Many failed logins", True), ("Many failed logins", True),  # event_count by computer, by DNS name
         ("Possible Exfiltration to Website", False),  # value_sum > 1,000,000 bytes
         ("Recon", False), ("Recon ordered", False),
         ("Suspicious average network traffic", False),  # value_avg > 500
     ]
-    grouped = [a for a in got[1] if a[3]]
-    assert {subject for _, subject, _, _, _ in grouped} == {"pc-099"}  # who completed the hundred
+    grouped = {title: subject for _, subject, title, is_grouped, _ in got[1] if is_grouped}
+    assert grouped["Many failed logins"] == grouped["Failed login"] == "pc-099"  # who completed the hundred
+    rare = next(a for a in replay(rules, messages, 50).alerts.values() if a.facts["correlation"] == "value_percentile")
+    assert rare.subject == "pc-600" and rare.count == 1  # the rare image: 1 of 121, 0.8 %
+    assert rare.facts["observed"] == pytest.approx(100 / 121)
 
 
 RULES = """title: failed logon
