@@ -104,7 +104,7 @@ class Refusal:
     field: str | None
     feature: str
     reason: str
-    """A short category for counting (``unmapped field``, ``group-by without the person`` …)."""
+    """A short category for counting (``unmapped field``, ``unsupported correlation`` …)."""
 
     def message(self) -> str:
         where = f", field {self.field!r}" if self.field else ""
