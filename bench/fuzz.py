@@ -39,10 +39,10 @@ def main() -> None:
     from prometheus_client import CollectorRegistry
 
     from detectors import registry
-    from stream.pipeline import Pipeline
-    from stream.settings import load
-    from stream.sink import Sink
-    from stream.store import AlertStore
+    from stream.contract.settings import load
+    from stream.store.alerts import AlertStore
+    from stream.store.sink import Sink
+    from stream.worker.pipeline import Pipeline
     from tests.resilience.fuzzgen import alert_records, per_record, records
 
     now = time.time()

@@ -43,9 +43,9 @@ def run(bootstrap: str, work: Path, rate: float, seconds: float, probe_rate: flo
     from sqlalchemy import select
 
     from bench.streaming import CASES_PER_USER, case_of, write_reference
-    from stream.partitioning import home_partition
-    from stream.store import AlertStore
-    from stream.tables import alerts
+    from stream.contract.partitioning import home_partition
+    from stream.store.alerts import AlertStore
+    from stream.store.tables import alerts
     from tests.stream.events import export
     from tests.stream.processes import Custodes
 

@@ -34,7 +34,7 @@ def make_lines(n: int, users: int, now: float, seed: int = 1, uuid_ids: bool = F
     their length is what the evidence ids in state cost). Each line is an exact-size copy of orjson's
     output (``owned``): kept as it is, each pins orjson's larger buffer, and 100k lines held ~300 MB
     more RSS with orjson 3.13 (bench/state.py measured the input, not the state)."""
-    from stream.pipeline import owned
+    from stream.worker.pipeline import owned
     from tests.stream.events import export
 
     rng = random.Random(seed)
@@ -69,9 +69,9 @@ def chunks(lines: list[bytes], size: int = 500) -> list[bytes]:
 
 def run_pipeline(messages: list[bytes], now: float):
     from detectors import registry
-    from stream.pipeline import Pipeline
-    from stream.replay import ReplayResult, run_messages
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.offline.replay import ReplayResult, run_messages
+    from stream.worker.pipeline import Pipeline
 
     settings = load()
     pipeline = Pipeline(settings, registry.build(settings.detectors), lambda: now)
@@ -172,7 +172,7 @@ def main() -> None:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_bytes(orjson.dumps(out, option=orjson.OPT_INDENT_2))
         return
-    from stream.gctune import tune_for_throughput
+    from stream.worker.gctune import tune_for_throughput
 
     tune_for_throughput()
     now = time.time()

@@ -110,10 +110,10 @@ def rule_dir(count: int, into: Path) -> Path:
 def run(messages: list[bytes], now: float, rules: Path | None, placeholders: dict) -> tuple[float, int, int, int]:
     from detectors import registry
     from detectors.reference import ReferenceHolder
-    from stream.pipeline import Pipeline
-    from stream.replay import ReplayResult, run_messages
-    from stream.rules import detector_for
-    from stream.settings import Rules, load
+    from stream.contract.settings import Rules, load
+    from stream.detection.rules import detector_for
+    from stream.offline.replay import ReplayResult, run_messages
+    from stream.worker.pipeline import Pipeline
 
     settings = load()
     if rules is None:
@@ -143,7 +143,7 @@ def main() -> None:
     import tempfile
 
     from bench.replay import chunks
-    from stream.gctune import tune_for_throughput
+    from stream.worker.gctune import tune_for_throughput
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=100_000)

@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
     from bench.replay import chunks, make_lines
     from detectors import registry
-    from stream.gctune import tune_for_throughput
-    from stream.pipeline import Pipeline
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.worker.gctune import tune_for_throughput
+    from stream.worker.pipeline import Pipeline
 
     tune_for_throughput()
     now = time.time()
@@ -96,7 +96,7 @@ def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool
     from kafka.admin import KafkaAdminClient, NewTopic
 
     from bench.replay import make_lines
-    from stream.partitioning import home_partition
+    from stream.contract.partitioning import home_partition
     from tests.stream.processes import Custodes
 
     work = Path(tempfile.mkdtemp(prefix="custodes-state-"))
@@ -170,13 +170,13 @@ def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool
             started_broker.close()
         shutil.rmtree(work, ignore_errors=True)
 def measure_generated(directory: Path) -> dict:
-    from stream.evaluate import _merged_docs, period_end
-    from stream.gctune import tune_for_throughput
-    from stream.normalise.files import canonical_bytes
-    from stream.pipeline import Pipeline
-    from stream.reference import detectors_for
-    from stream.replay import CHUNK_EVENTS, ReplayResult
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.detection.reference import detectors_for
+    from stream.offline.evaluate import _merged_docs, period_end
+    from stream.offline.replay import CHUNK_EVENTS, ReplayResult
+    from stream.sources.files import canonical_bytes
+    from stream.worker.gctune import tune_for_throughput
+    from stream.worker.pipeline import Pipeline
 
     tune_for_throughput()
     as_of = period_end(directory)

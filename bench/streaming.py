@@ -40,7 +40,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stream.partitioning import home_partition  # noqa: E402
+from stream.contract.partitioning import home_partition  # noqa: E402
 
 CASES_PER_USER = 3
 

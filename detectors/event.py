@@ -1,6 +1,6 @@
 """The detectors' view of one canonical audit event.
 
-``stream.schema`` validates a decoded JSON object (ECS field names, ``custodes.*`` extensions) and
+``stream.contract.schema`` validates a decoded JSON object (ECS field names, ``custodes.*`` extensions) and
 builds an :class:`Event`. Detectors read the typed attributes; ``doc`` keeps the validated document
 for evidence snapshots. Times are POSIX seconds (float, UTC).
 """

@@ -2,7 +2,7 @@
 
 ECS allows nested objects (``{"custodes": {"record": {...}}}``) and dotted keys
 (``{"custodes.record.postcode_area": ...}``) and mixtures of both; :func:`lookup` accepts all of them.
-Pure, no dependency on the runtime (``stream.schema`` has its own copy for validation).
+Pure, no dependency on the runtime (``stream.contract.schema`` has its own copy for validation).
 """
 
 from __future__ import annotations

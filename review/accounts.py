@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from stream.settings import Settings
+from stream.contract.settings import Settings
 
 
 def count_accounts(settings: Settings) -> int:
     """Active review accounts in the store (0 when the store has no tables yet)."""
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
-    from stream.store import engine_for
+    from stream.store.alerts import engine_for
 
     from .tables import users
 

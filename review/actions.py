@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
 
-from stream.tables import ALERT_STATUSES, alerts
+from stream.store.tables import ALERT_STATUSES, alerts
 
 from . import queries
 from .audit import AuditTrail
@@ -348,7 +348,7 @@ class Review:
     def set_hold(self, account: Account, case_id: int, hold: bool, reason: str = "") -> None:
         """Place or lift a legal hold. The hold is a row in the retention job's ``holds`` table (kind
         "case"), which keeps the case's alerts past the retention window; ``cases.legal_hold`` mirrors it."""
-        from stream.retention import holds
+        from stream.store.retention import holds
 
         if account.role != "supervisor":
             raise Forbidden("only a supervisor can place or lift a legal hold")

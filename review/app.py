@@ -38,9 +38,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from sqlalchemy import Engine, text
 
 from detectors.risk import RiskConfig
-from stream import audit_chain
-from stream.settings import Settings
-from stream.store import engine_for, migrate
+from stream.contract.settings import Settings
+from stream.store import audit_chain
+from stream.store.alerts import engine_for, migrate
 
 from . import audit
 from .actions import ActionError, Review
@@ -109,7 +109,7 @@ def kafka_dead_letters(settings: Settings) -> DeadLetterReader | None:
         return None
 
     def read(limit: int, reason: str | None):
-        from stream.deadletters import read_topic
+        from stream.worker.deadletters import read_topic
 
         return read_topic(settings.broker, settings.topics.dead_letter, limit, reason, timeout_s=3.0,
                           scan_last=DEAD_LETTER_SCAN)
@@ -373,7 +373,7 @@ def safe_back(request: Request) -> str:
 def serve(settings: Settings, **kwargs: Any) -> None:
     import uvicorn
 
-    from stream.logs import dict_config
+    from stream.telemetry.logs import dict_config
 
     app = create_app(settings, **kwargs)
     # structured JSON logs without personal data, as in the worker and the sink; no access log

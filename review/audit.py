@@ -1,5 +1,5 @@
 """The review app's audit trail: every reviewer action appends a record to the keyed hash chain of
-:mod:`stream.audit_chain` (HMAC-SHA256 with the audit key kept out of the database; see there).
+:mod:`stream.store.audit_chain` (HMAC-SHA256 with the audit key kept out of the database; see there).
 
 Writes go through :meth:`AuditTrail.transaction`, which serialises appenders (a process lock, and a
 table lock on PostgreSQL), so the action and its audit record commit together or not at all.
@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, func, select, text
 from sqlalchemy.exc import IntegrityError
 
-from stream import audit_chain
-from stream.audit_chain import (  # noqa: F401  (the chain's API, as the review app uses it)
+from stream.store import audit_chain
+from stream.store.audit_chain import (  # noqa: F401  (the chain's API, as the review app uses it)
     GENESIS,
     KEYED,
     PLAIN,

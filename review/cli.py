@@ -1,9 +1,9 @@
 """Commands the review app adds to ``custodes``: ``review``, ``users add/disable/list``,
 ``audit verify/seal``; and the recorder of ``--reveal`` in ``custodes alerts`` / ``custodes replay``
-(:func:`record_disclosure`, which ``stream.cli`` passes to ``stream.disclosure.record``).
+(:func:`record_disclosure`, which ``stream.cli`` passes to ``stream.privacy.disclosure.record``).
 
 ``stream.cli`` imports ``COMMANDS`` from here; this module does not import ``stream.cli`` back (the
-settings come from the root click context's object, or from ``stream.settings.load``).
+settings come from the root click context's object, or from ``stream.contract.settings.load``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from stream.settings import Settings, SettingsError, load
+from stream.contract.settings import Settings, SettingsError, load
 
 
 def _settings() -> Settings:
@@ -29,7 +29,7 @@ def _settings() -> Settings:
 
 
 def _audit_key(settings: Settings, create: bool = True) -> bytes:
-    from stream.audit_chain import KeyMissing, load_key
+    from stream.store.audit_chain import KeyMissing, load_key
 
     try:
         return load_key(settings, create=create)
@@ -38,7 +38,7 @@ def _audit_key(settings: Settings, create: bool = True) -> bytes:
 
 
 def _engine(settings: Settings):
-    from stream.store import engine_for, migrate
+    from stream.store.alerts import engine_for, migrate
 
     engine = engine_for(settings.db_url)
     migrate(engine)
@@ -160,7 +160,7 @@ def audit_verify(head_file: Path | None) -> None:
     """Check every record's keyed hash and link, and that the chain still holds the signed head kept
     outside the database (a removed tail); exit 1 naming the first broken record. Needs the audit key
     (CUSTODES_AUDIT_KEY or data_dir/audit.key); it is never printed."""
-    from stream.audit_chain import HEAD_FILE, HeadForged, read_head, write_head
+    from stream.store.audit_chain import HEAD_FILE, HeadForged, read_head, write_head
 
     from .audit import verify
 
@@ -203,7 +203,7 @@ def audit_seal() -> None:
 
 
 def record_disclosure(settings: Settings, disclosure) -> None:
-    """The recorder of ``custodes alerts --reveal`` / ``custodes replay --reveal`` (stream/disclosure.py):
+    """The recorder of ``custodes alerts --reveal`` / ``custodes replay --reveal`` (stream/privacy/disclosure.py):
     an audit record per stored alert shown (``reveal`` of alert X, like a reveal in the app), or one
     for an offline replay output (its alert count and a digest of their ids), with the reason, before
     anything is shown. The reason must be as long as the app asks of reviewers."""

@@ -1,6 +1,6 @@
 """The review app's own knobs, read from ``CUSTODES_REVIEW_*`` environment variables.
 
-``stream.settings.Settings`` is frozen and forbids unknown keys, so until it grows a ``[review]``
+``stream.contract.settings.Settings`` is frozen and forbids unknown keys, so until it grows a ``[review]``
 section these live here. Every value has a safe default: reveals last 15 minutes, the proxy identity
 header is OFF, no proxy is trusted for the client address or the scheme, cookies are Secure.
 

@@ -1,7 +1,7 @@
 """Warn reviewers ahead of the retention job: an alert or case that will pass the window within
 ``retention_warning_days`` (and is not under legal hold) shows when it will be deleted.
 
-The dates come from the rules the job applies (stream/retention_targets.py): an alert by its newest
+The dates come from the rules the job applies (stream/store/retention_targets.py): an alert by its newest
 evidence, a case by its newest activity (an update, an alert added, a comment), open or closed.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from stream.retention_targets import case_activity, due_at, held_ids
-from stream.tables import alerts
+from stream.store.retention_targets import case_activity, due_at, held_ids
+from stream.store.tables import alerts
 
 from .tables import cases
 

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import delete, select, update
 
-from stream.settings import Settings
+from stream.contract.settings import Settings
 
 DEMO_ACCOUNT = "demo-reviewer"
 DEMO_ROLE = "reviewer"
@@ -23,8 +23,8 @@ DEMO_ROLE = "reviewer"
 
 def ensure_demo_account(settings: Settings, clock=time.time) -> tuple[str, str, bool]:
     """Create the demo account or reset its password; returns (name, password, created)."""
-    from stream import audit_chain
-    from stream.store import engine_for, migrate
+    from stream.store import audit_chain
+    from stream.store.alerts import engine_for, migrate
 
     from .audit import AuditTrail
     from .auth import add_user, hash_password

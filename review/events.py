@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 import orjson
 
-from stream.settings import Settings
+from stream.contract.settings import Settings
 
 log = logging.getLogger("custodes.review.events")
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from detectors.alert import SEVERITIES
-from stream.tables import ALERT_STATUSES
+from stream.store.tables import ALERT_STATUSES
 
 from . import audit, queries
 from .actions import ActionError, NotFound

@@ -13,7 +13,7 @@ from sqlalchemy import Connection, func, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from detectors.risk import RiskConfig, squash, weighted
-from stream.tables import ALERT_STATUSES, alerts
+from stream.store.tables import ALERT_STATUSES, alerts
 
 from .auth import Account
 from .privacy import shown_list_title

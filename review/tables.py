@@ -1,7 +1,7 @@
-"""The review app's tables. They are defined in :mod:`stream.review_tables` (the store owns every table
+"""The review app's tables. They are defined in :mod:`stream.store.review_tables` (the store owns every table
 its migrations create and its retention job deletes from); this module re-exports them."""
 
-from stream.review_tables import (
+from stream.store.review_tables import (
     CASE_STATUSES,
     DISPOSITIONS,
     REVEAL_SCOPES,

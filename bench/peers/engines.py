@@ -20,7 +20,7 @@ What each does per event:
 - quixstreams (``StreamingDataFrame.apply(stateful=True)``): the same decode and step, the state read
   from and written to its RocksDB store (JSON values) and, on commit (every 5 s), to the store's
   changelog topic on Kafka, so a restarted app recovers it; at-least-once.
-- Custodes on the file (``custodes-file``): ``stream.replay.replay``, what ``custodes replay FILE``
+- Custodes on the file (``custodes-file``): ``stream.offline.replay.replay``, what ``custodes replay FILE``
   runs: read the file in 500-line chunks, decode and validate each event (schema, limits, retention
   gate), group each micro-batch per user, dedupe by event id, run the enabled detectors against the
   user's state (bulk_export only, or with ``--all-detectors`` all nine), encode the state.
@@ -151,8 +151,8 @@ def quix_kafka(broker: str, topic: str, expected: int, messages: int) -> dict:
 def custodes_file(path: Path, all_detectors: bool, reference: Path | None) -> dict:
     from bench.peers.workload import only_bulk_export
     from detectors.registry import CATALOG, index
-    from stream.replay import replay
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.offline.replay import replay
 
     settings = load()
     update: dict[str, Any] = {} if reference is None else {"reference_dir": reference}

@@ -62,7 +62,7 @@ def make_events(n: int, users: int, *, span_s: int = 6 * 3600, heavy_every: int 
                          # every detector enabled need_to_know stays quiet
                          "case": {"ref": f"C{u:05d}-{rng.randrange(3)}"}},
         }
-        out.append((user, memoryview(orjson.dumps(doc)).tobytes()))  # exact size: see stream.pipeline.owned
+        out.append((user, memoryview(orjson.dumps(doc)).tobytes()))  # exact size: see stream.worker.pipeline.owned
     return out
 
 

@@ -1,7 +1,7 @@
 """``custodes run --demo``: a small synthetic organisation streamed live into the broker.
 
 :func:`run_demo` writes the organisation's reference data to ``<data_dir>/demo/reference/`` and
-publishes it to the compacted reference topics (:func:`stream.reference.push`), which every worker
+publishes it to the compacted reference topics (:func:`stream.detection.reference.push`), which every worker
 follows, so the detectors know the demo's staff, cases and registers without a restart. It then
 produces the organisation's ordinary activity at a steady ``rate_eps``, stamped with the current time
 (a working day is compressed into minutes), and every ``scenario_every_s`` seconds one insider
@@ -24,8 +24,8 @@ from typing import Any
 
 import orjson
 
-from stream.normalise import device
-from stream.settings import Settings
+from stream.contract.settings import Settings
+from stream.sources import device
 
 from .behaviour import near
 from .generate import merged
@@ -147,9 +147,9 @@ def run_demo(settings: Settings, stop_event: threading.Event, seed: int = 7, sta
     (it polls the reference topics every second) before any event that needs it arrives."""
     from kafka import KafkaProducer
 
-    from stream.partitioning import home_partition
-    from stream.reference import push
-    from stream.topics import ensure_topics
+    from stream.contract.partitioning import home_partition
+    from stream.contract.topics import ensure_topics
+    from stream.detection.reference import push
 
     org, leavers = demo_organisation(seed, staff)
     push(settings, write_reference(settings, org))

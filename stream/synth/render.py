@@ -1,5 +1,5 @@
 """Planned activities -> documents: canonical audit events (ECS names + ``custodes.*``) and
-managed-device notification records (the export format :mod:`stream.normalise.device` reads).
+managed-device notification records (the export format :mod:`stream.sources.device` reads).
 
 An activity is ``(kind, payload)``; :func:`render` turns one into ``(is_device, document)``. Phone
 activities (``unlock``, ``phone_msg``) become device notifications; everything else is canonical.
@@ -20,7 +20,7 @@ def iso(ts: float) -> str:
 
 
 def server_time(ts: float) -> str:
-    """The device export's server time: UTC without a zone (see stream/normalise/device.py)."""
+    """The device export's server time: UTC without a zone (see stream/sources/device.py)."""
     return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(ts))
 
 

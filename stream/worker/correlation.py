@@ -12,7 +12,7 @@ sends the alerts, writes the state and waits for the changelog, then acknowledge
 at any point recounts nothing twice (the state keeps the last origin position applied per origin) and
 loses nothing (an unacknowledged record is redelivered).
 
-Hook points in the worker (stream/app.py ``create_app``):
+Hook points in the worker (stream/worker/app.py ``create_app``):
 
 1. ``groups = correlation.attach(app, settings, pipeline, metrics, registry, alerts_out, exactly_once)``
    after the alerts topic is declared (None when no Sigma unit runs: nothing else to do);
@@ -20,7 +20,7 @@ Hook points in the worker (stream/app.py ``create_app``):
    ``groups.take(segments)``;
 3. in ``process``, before waiting for ``pending``: ``pending.extend(await groups.send())``.
 
-Replay (stream/replay.py): ``groups = InMemoryGroups.for_pipeline(pipeline)``; after each
+Replay (stream/offline/replay.py): ``groups = InMemoryGroups.for_pipeline(pipeline)``; after each
 ``apply_segments``: ``groups.take(segments)``; after each micro-batch: ``for a in groups.run(): keep(a)``.
 """
 
@@ -37,9 +37,8 @@ import orjson
 from detectors.alert import Alert
 from detectors.sigma import SigmaRules
 from detectors.sigma.grouped import GroupConfig, GroupStage, group_key, stale
-
-from ..partitioning import home_partition
-from ..pipeline import Pipeline, Segment, owned
+from stream.contract.partitioning import home_partition
+from stream.worker.pipeline import Pipeline, Segment, owned
 
 log = logging.getLogger("custodes.sigma.groups")
 

@@ -12,8 +12,8 @@ from typing import Any
 import yaml
 from prometheus_client import CollectorRegistry
 
-from stream.metrics import PipelineMetrics, SinkMetrics
-from stream.settings import Settings
+from stream.contract.settings import Settings
+from stream.telemetry.metrics import PipelineMetrics, SinkMetrics
 
 from ..harness.services import service_unavailable
 
@@ -37,7 +37,7 @@ ALERTS = (
     "CustodesAuditChainBroken", "CustodesAlertsDeadLettered",
 )
 
-# Metrics of the review app (and the retention job's, which stream.retention also defines). Names agreed
+# Metrics of the review app (and the retention job's, which stream.store.retention also defines). Names agreed
 # with their authors; expressions over them must be valid PromQL even before any process exports them.
 OTHER_METRICS = {
     "custodes_review_queue_alerts", "custodes_review_oldest_open_alert_age_seconds",
@@ -119,12 +119,12 @@ def concrete(expr: str) -> str:
 
 
 def known_metrics() -> set[str]:
-    """Every series name the worker and the sink export (from stream.metrics), plus OTHER_METRICS and up."""
+    """Every series name the worker and the sink export (from stream.telemetry.metrics), plus OTHER_METRICS and up."""
     registry = CollectorRegistry()
     PipelineMetrics(registry)
     SinkMetrics(registry)
     try:
-        from stream.retention import RetentionMetrics
+        from stream.store.retention import RetentionMetrics
     except ImportError:  # pragma: no cover - older tree
         pass
     else:

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 import pytest
 
 from stream.cli import main as cli
-from stream.settings import REPO_CONFIG, Settings, load
+from stream.contract.settings import REPO_CONFIG, Settings, load
 
 from .common import DEPLOY, REPO, ROLE_PORT, SETTINGS_ENV, load_yaml
 
@@ -88,7 +88,7 @@ def test_custodes_services_use_real_commands_and_settings(service):
         assert command[1] in cli.commands["db"].commands
     variables = env(service)
     unknown = set(variables) - SETTINGS_ENV
-    assert not unknown, f"{service}: {unknown} are not fields of stream.settings.Settings"
+    assert not unknown, f"{service}: {unknown} are not fields of stream.contract.settings.Settings"
     settings = settings_of(service)  # every value must validate, with the config file shipped in the image
     assert settings.broker == "kafka:9092"
     assert settings.web_bind == "0.0.0.0"

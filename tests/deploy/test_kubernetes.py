@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from stream.cli import main as cli
-from stream.settings import REPO_CONFIG, Settings, load
+from stream.contract.settings import REPO_CONFIG, Settings, load
 
 from .common import DEPLOY, ROLE_PORT, SETTINGS_ENV
 

@@ -29,7 +29,7 @@ import orjson
 import pytest
 import yaml
 
-from stream.settings import REPO_CONFIG
+from stream.contract.settings import REPO_CONFIG
 
 from ..harness.ports import HOST, free_ports
 from ..harness.services import tail
@@ -262,8 +262,8 @@ def review_session(env: dict[str, str], base: str) -> None:
     """A reviewer logs in and opens a stored alert, so the review app's counters have data."""
     import httpx2 as httpx
 
-    from stream.settings import load
-    from stream.store import AlertStore
+    from stream.contract.settings import load
+    from stream.store.alerts import AlertStore
 
     subprocess.run([sys.executable, "-m", "stream.cli", "users", "add", "rev1", "--role", "reviewer",
                     "--password-stdin"], input="a long enough passphrase\n", text=True, env=env, check=True,

@@ -1,4 +1,4 @@
-"""stream.logs: one JSON object per line, and fields that must never be logged are dropped or masked."""
+"""stream.telemetry.logs: one JSON object per line, and fields that must never be logged are dropped or masked."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import orjson
 import pytest
 from pydantic import SecretStr
 
-from stream import logs
+from stream.telemetry import logs
 
 from .common import REPO
 
@@ -94,7 +94,7 @@ def test_a_bad_format_string_does_not_lose_the_record(capture):
 
 def test_configure_writes_json_lines_to_stderr():
     code = (
-        "import logging; from stream import logs; logs.configure('info'); "
+        "import logging; from stream.telemetry import logs; logs.configure('info'); "
         "logging.getLogger('custodes.worker').info('started', extra={'partitions': 4, 'user': 'bob'}); "
         "logging.getLogger('custodes.worker').debug('hidden'); "
         "logging.getLogger('kafka.conn').info('chatty client')"
@@ -109,7 +109,7 @@ def test_configure_writes_json_lines_to_stderr():
 
 def test_configure_text_mode_still_redacts():
     code = (
-        "import logging; from stream import logs; logs.configure('debug', json=False); "
+        "import logging; from stream.telemetry import logs; logs.configure('debug', json=False); "
         "logging.getLogger('custodes').info('url %s', 'postgresql://a:secretpw@h/db')"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60,

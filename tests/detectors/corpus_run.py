@@ -12,8 +12,8 @@ import orjson
 from detectors.alert import Alert
 from detectors.engine import Engine
 from detectors.registry import build
-from stream.schema import validate
-from stream.settings import load as load_settings
+from stream.contract.schema import validate
+from stream.contract.settings import load as load_settings
 
 from .helpers import example_reference
 

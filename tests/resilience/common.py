@@ -18,8 +18,8 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, KafkaProducer
 
-from stream.partitioning import home_partition
-from stream.replay import replay
+from stream.contract.partitioning import home_partition
+from stream.offline.replay import replay
 from tests.stream.events import export
 from tests.stream.processes import Custodes
 

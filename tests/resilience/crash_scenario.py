@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 import orjson
 
-from stream.partitioning import home_partition
-from stream.store import AlertStore
+from stream.contract.partitioning import home_partition
+from stream.store.alerts import AlertStore
 from tests.stream.events import export
 from tests.stream.processes import wait_until
 

@@ -60,7 +60,7 @@ _WRONG_TYPE_VALUES = ([1, 2], {"a": 1}, 3.5, True, None, -1, "xxx")
 
 
 def _wrong_type_outcome(path: str, value: object) -> str:
-    """What stream.schema makes of ``value`` at ``path`` (the rules the fuzz checks it keeps)."""
+    """What stream.contract.schema makes of ``value`` at ``path`` (the rules the fuzz checks it keeps)."""
     if path == "user":
         return "missing_user" if value is None else "processed" if type(value) in (int, str) else "wrong_type"
     if path == "@timestamp":
@@ -221,7 +221,7 @@ def batches(lines: list[bytes], max_lines: int = 200, max_bytes: int = 700_000) 
 
 
 def _derived_id(raw: bytes) -> str:
-    """The id stream.schema gives an event without event.id."""
+    """The id stream.contract.schema gives an event without event.id."""
     return "sha-" + hashlib.blake2b(raw, digest_size=12).hexdigest()
 
 
@@ -281,7 +281,7 @@ def per_record(pipeline, fuzzed: Iterable[Fuzzed], max_lines: int = 200) -> tupl
 
 def outcomes(pipeline, messages: list[bytes]) -> dict:
     """consumed / processed / expired / dead letters by reason, as the worker would count them."""
-    from stream.replay import ReplayResult, run_messages
+    from stream.offline.replay import ReplayResult, run_messages
 
     result = run_messages(pipeline, (ReplayResult(), iter(messages)))
     return {"consumed": result.consumed, "processed": result.processed, "expired": result.expired,
@@ -308,7 +308,7 @@ def _alert(rng: random.Random, i: int) -> dict:
 
 def alert_records(n: int, seed: int = 1) -> list[Fuzzed]:
     """``n`` alert messages as the worker would send them, some mutated. Outcomes: ``stored``, or the
-    sink's dead-letter reason (stream.sink.SINK_REASONS); some depend on the database (SQLite is
+    sink's dead-letter reason (stream.store.sink.SINK_REASONS); some depend on the database (SQLite is
     lenient where PostgreSQL refuses), so either is allowed there."""
     rng = random.Random(seed)
     out: list[Fuzzed] = []
@@ -355,7 +355,7 @@ def sink_outcomes(sink, fuzzed: list[Fuzzed], batch_size: int = 500) -> tuple[Co
     """Run alert messages through ``sink`` (its decode and write, as its Kafka loop does, in batches of
     ``batch_size``) and check each one's outcome against what it may have, and that the store holds
     exactly the alerts stored. Returns outcomes by (mutation, outcome) and the problems found."""
-    from stream.sink import Origin
+    from stream.store.sink import Origin
 
     by_kind: Counter = Counter()
     wrong: list[str] = []

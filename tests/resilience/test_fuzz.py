@@ -4,7 +4,7 @@ and some valid events) through Apache Kafka into the worker.
 
 What it proves: the worker never crashes (still running, /health 200), every record is accounted
 for (consumed - rerouted == processed + dead-lettered + expired == 20,000), the dead-letter topic
-holds one record per rejected line with a reason from stream.schema.REASONS, and the counts by
+holds one record per rejected line with a reason from stream.contract.schema.REASONS, and the counts by
 reason equal the in-process oracle (the same messages through ``Pipeline``, as replay does). The
 worker runs with ``max_event_bytes`` 256 KiB here so lines over the limit (``event_too_large``) still
 fit the broker's messages.
@@ -23,8 +23,8 @@ from collections import Counter
 import pytest
 
 from detectors import registry
-from stream.pipeline import Pipeline
-from stream.schema import REASONS
+from stream.contract.schema import REASONS
+from stream.worker.pipeline import Pipeline
 from tests.stream.processes import wait_until
 
 from .common import Feeder, Runner, letter_reasons, read_all
@@ -77,7 +77,7 @@ def test_fuzzed_records_are_all_accounted_for(kafka_broker, topic_prefix, tmp_pa
 
 
 def fuzz_pipeline(now: float) -> Pipeline:
-    from stream.settings import load
+    from stream.contract.settings import load
 
     settings = load()
     return Pipeline(settings, registry.build(settings.detectors), lambda: now)
@@ -121,11 +121,11 @@ def test_each_mutation_alone_gets_its_expected_outcome(kind):
 
 
 def test_fuzzed_files_through_the_readers_give_the_same_outcomes(tmp_path):
-    """The same fuzzed records written to a file and read by ``custodes replay`` (stream/normalise/
+    """The same fuzzed records written to a file and read by ``custodes replay`` (stream/sources/
     files.py, which rejects some records itself before the pipeline) are counted exactly as the
     in-process run counts them."""
-    from stream.replay import replay
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.offline.replay import replay
 
     now = time.time()
     fuzzed = list(records(5000, now, seed=5))
@@ -143,9 +143,9 @@ def test_fuzzed_files_through_the_readers_give_the_same_outcomes(tmp_path):
 def test_fuzzed_alerts_through_the_sink_are_stored_or_dead_lettered_with_their_reason(database_url):
     from prometheus_client import CollectorRegistry
 
-    from stream.settings import load
-    from stream.sink import SINK_REASONS, Sink
-    from stream.store import AlertStore
+    from stream.contract.settings import load
+    from stream.store.alerts import AlertStore
+    from stream.store.sink import SINK_REASONS, Sink
 
     store = AlertStore(database_url)
     try:

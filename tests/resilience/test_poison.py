@@ -15,9 +15,9 @@ import orjson
 import pytest
 
 from detectors import registry
-from stream.pipeline import Pipeline
-from stream.settings import load
-from stream.store import AlertStore
+from stream.contract.settings import load
+from stream.store.alerts import AlertStore
+from stream.worker.pipeline import Pipeline
 from tests.stream.events import export
 from tests.stream.processes import wait_until
 
@@ -67,7 +67,7 @@ def test_worker_dead_letters_poison_with_detector_id(kafka_broker, topic_prefix,
         r.start("sink")
         r.start("worker")
         r.wait_ready("worker")
-        from stream.partitioning import home_partition
+        from stream.contract.partitioning import home_partition
 
         Feeder(r.bootstrap, r.settings.topics.events,
                [(home_partition("victim", PARTITIONS), b"\n".join(lines))], seconds=0).start().join()

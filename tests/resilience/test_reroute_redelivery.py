@@ -24,8 +24,8 @@ import time
 import orjson
 import pytest
 
-from stream.partitioning import home_partition
-from stream.store import AlertStore
+from stream.contract.partitioning import home_partition
+from stream.store.alerts import AlertStore
 from tests.stream.events import export
 from tests.stream.processes import wait_until
 

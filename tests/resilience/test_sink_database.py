@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from stream.store import AlertStore
+from stream.store.alerts import AlertStore
 from tests.stream.processes import wait_until
 
 from .common import Feeder, Runner, expected_alerts, messages, stored, workload

@@ -16,8 +16,8 @@ from review.auth import add_user, hash_password
 from review.config import ReviewConfig
 from review.events import MemoryEmitter
 from review.tables import users
-from stream.settings import Settings
-from stream.store import engine_for, migrate
+from stream.contract.settings import Settings
+from stream.store.alerts import engine_for, migrate
 
 from .seed import NOW, PASSWORD
 

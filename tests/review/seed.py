@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from detectors.alert import Alert, alert_id
-from stream.store import AlertStore
+from stream.store.alerts import AlertStore
 
 T0 = 1_770_000_000.0  # 2026-02-02, the tests' "now" is a few hours after
 NOW = T0 + 6 * 3600

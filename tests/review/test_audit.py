@@ -197,7 +197,7 @@ def test_an_upgraded_unkeyed_chain_verifies_once_sealed(database_url, tmp_path):
     from datetime import UTC, datetime
 
     from review.audit import GENESIS, canonical
-    from stream.store import engine_for, migrate
+    from stream.store.alerts import engine_for, migrate
 
     before_c14 = table("audit_log", *[column(c.name, c.type) for c in audit_log.c if c.name != "hash_version"])
     engine = engine_for(database_url)
@@ -234,7 +234,7 @@ def _rewrite_plain_prefix(url: str) -> None:
     import hashlib
 
     from review.audit import GENESIS, canonical
-    from stream.store import engine_for
+    from stream.store.alerts import engine_for
 
     engine = engine_for(url)
     with engine.begin() as conn:

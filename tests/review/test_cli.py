@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from review.tables import users
 from stream.cli import main
-from stream.store import engine_for
+from stream.store.alerts import engine_for
 
 
 def run(args, url, tmp_path, stdin=None):
@@ -41,7 +41,7 @@ def test_commands_are_registered():
 
 def _store_alert(url):
     from detectors.alert import Alert
-    from stream.store import AlertStore
+    from stream.store.alerts import AlertStore
 
     t = 1_770_000_000.0
     alert = Alert(id="a1", detector="third_party_transfer", detector_version=1, severity="high", score=70.0,
@@ -74,8 +74,8 @@ def test_alerts_reveal_is_recorded_in_the_audit_trail_before_anything_is_shown(d
     assert total == 1 and records[0]["actor"].startswith("cli")
     assert records[0]["detail"] == {"scope": "identity+content", "reason": "PSD referral 2026/14",
                                     "via": "custodes alerts"}
-    from stream.audit_chain import load_key
-    from stream.settings import load
+    from stream.contract.settings import load
+    from stream.store.audit_chain import load_key
 
     key = load_key(load(None, env={"CUSTODES_CONFIG": ""}, data_dir=tmp_path), create=False)
     assert verify(engine, key=key).ok  # the CLI's records are links of the keyed chain

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from review.app import create_app
 from review.config import ReviewConfig
 from review.events import MemoryEmitter
-from stream.deadletters import letter
-from stream.settings import Settings
+from stream.contract.settings import Settings
+from stream.worker.deadletters import letter
 
 from .conftest import AUDIT_KEY, Clock
 from .seed import PASSWORD, login

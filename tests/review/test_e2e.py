@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from review.tables import audit_log
-from stream.store import engine_for
+from stream.store.alerts import engine_for
 from tests.harness.browser import ARTIFACTS
 from tests.harness.browser import served as serve_app
 

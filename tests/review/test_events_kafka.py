@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from review.events import KafkaEmitter, review_event
-from stream.schema import parse
-from stream.store import AlertStore
+from stream.contract.schema import parse
+from stream.store.alerts import AlertStore
 from tests.stream.processes import Custodes, wait_until
 
 pytestmark = pytest.mark.kafka

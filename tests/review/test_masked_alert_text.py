@@ -24,8 +24,8 @@ from detectors.reference import load as load_reference
 from detectors.registry import CATALOG, build
 from detectors.signal import Indicator
 from review.tables import reveals
-from stream.schema import validate
-from stream.settings import load as load_settings
+from stream.contract.schema import validate
+from stream.contract.settings import load as load_settings
 
 from .conftest import ACCOUNTS, Clock
 from .conftest import build as build_app

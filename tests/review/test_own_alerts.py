@@ -18,8 +18,8 @@ from sqlalchemy import select, update
 from detectors.registry import build as build_detectors
 from review.auth import Account, add_user
 from review.tables import reveals, users
-from stream.schema import validate
-from stream.store import AlertStore
+from stream.contract.schema import validate
+from stream.store.alerts import AlertStore
 
 from .conftest import PASSWORD_HASH, Clock, add_accounts, build
 from .seed import NOW, login, make_alert, seed

@@ -10,9 +10,9 @@ from sqlalchemy import insert, select, update
 
 from review.audit import AuditTrail, verify
 from review.tables import audit_checkpoints, audit_log, case_alerts, cases, comments, reveals, sessions, users
-from stream.retention import Retention, place_hold
-from stream.store import AlertStore
-from tests.stream.test_store import make_alert
+from stream.store.alerts import AlertStore
+from stream.store.retention import Retention, place_hold
+from tests.stream.store.test_store import make_alert
 
 DAY = 86_400
 WINDOW = 730 * DAY
@@ -92,8 +92,8 @@ def test_when_every_record_is_old_the_chain_continues_from_the_checkpoint(engine
 
 def test_review_records_past_the_window_are_deleted_unless_held(engine):
     store_alerts = [dataclasses.replace(make_alert(n), ts=OLD, first_seen=OLD, last_seen=OLD) for n in (1, 2)]
-    from stream.store import alert_row
-    from stream.tables import alerts
+    from stream.store.alerts import alert_row
+    from stream.store.tables import alerts
 
     with engine.begin() as conn:
         for a in store_alerts:
@@ -140,8 +140,8 @@ def test_review_records_past_the_window_are_deleted_unless_held(engine):
 
 
 def _insert_alert(conn, n: int, ts: float, first_seen: float | None = None) -> str:
-    from stream.store import alert_row
-    from stream.tables import alerts
+    from stream.store.alerts import alert_row
+    from stream.store.tables import alerts
 
     a = dataclasses.replace(make_alert(n), ts=ts, first_seen=first_seen or ts, last_seen=ts)
     conn.execute(insert(alerts).values(**alert_row(a, utc(ts))))
@@ -174,7 +174,7 @@ def _too_old(conn, cutoff: datetime) -> dict[str, list[dict]]:
 
 
 def test_every_kind_of_record_goes_by_the_age_of_its_newest_personal_content(engine):
-    from stream.tables import alerts, holds, retention_receipts
+    from stream.store.tables import alerts, holds, retention_receipts
 
     with engine.begin() as conn:
         old_alert = _insert_alert(conn, 1, OLD)
@@ -266,7 +266,7 @@ def test_a_job_clock_ahead_of_the_wall_clock_finishes(engine):
     itself past the cutoff (stamped with the wall clock, each batch deleted the previous one's record)."""
     import time as _time
 
-    from stream.retention import Interrupted
+    from stream.store.retention import Interrupted
 
     wall = _time.time()
     audit(engine, wall - DAY, 5)

@@ -16,7 +16,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 
 from review.auth import Account
-from stream.store import AlertStore
+from stream.store.alerts import AlertStore
 
 from .conftest import ACCOUNTS, Clock, add_accounts, build
 from .seed import login, make_alert

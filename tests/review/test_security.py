@@ -6,7 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from stream.tables import alerts
+from stream.store.tables import alerts
 
 from .conftest import build
 from .seed import CSRF, PASSWORD, make_alert, seed

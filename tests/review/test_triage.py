@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from review.tables import cases
-from stream.retention import holds
+from stream.store.retention import holds
 
 from .conftest import build
 from .seed import T0, login, make_alert, seed
@@ -153,7 +153,7 @@ def test_actions_are_emitted_as_review_events(app_parts, client, review_url):
     post(f"/api/alerts/{a.id}/reveals", {"scope": "identity", "reason": "contact the manager"}, 201)
     post(f"/api/alerts/{a.id}/status", {"status": "closed", "disposition": "benign", "note": "ok"}, 200)
     assert [e["event"]["action"] for e in emitter.events[-3:]] == ["reveal_identity", "close", "disposition"]
-    from stream.schema import validate
+    from stream.contract.schema import validate
 
     parsed = validate(emitter.events[-3])
     assert (parsed.kind, parsed.user_id, parsed.action) == ("review", "u-rita", "reveal_identity")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from stream.settings import REPO_CONFIG, Settings, load
+from stream.contract.settings import REPO_CONFIG, Settings, load
 from tests.harness.ports import free_port
 
 

@@ -11,13 +11,12 @@ import pytest
 
 from detectors.registry import CATALOG
 from detectors.signal import Indicator
-from stream.ingest import ingest
-from stream.reference import push
-from stream.replay import replay
-from stream.store import AlertStore
-
-from .events import iso
-from .processes import Custodes, wait_until
+from stream.detection.reference import push
+from stream.offline.replay import replay
+from stream.sources.ingest import ingest
+from stream.store.alerts import AlertStore
+from tests.stream.events import iso
+from tests.stream.processes import Custodes, wait_until
 
 pytestmark = pytest.mark.kafka
 CORPUS = Path(__file__).resolve().parents[1] / "detectors" / "corpus"
@@ -110,7 +109,7 @@ def test_aliases_of_one_person_meet_in_the_worker_and_follow_a_reference_update(
     bulk_export alert for the person), and an id nobody knows is counted, not taken for a person."""
     from kafka import KafkaProducer
 
-    from stream.partitioning import home_partition
+    from stream.contract.partitioning import home_partition
 
     settings = custodes.settings
     custodes.start("worker")

@@ -15,12 +15,11 @@ import orjson
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
-from stream.ingest import ingest
-from stream.replay import replay
-from stream.store import AlertStore
-
-from .events import export, iso
-from .processes import Custodes, wait_until
+from stream.offline.replay import replay
+from stream.sources.ingest import ingest
+from stream.store.alerts import AlertStore
+from tests.stream.events import export, iso
+from tests.stream.processes import Custodes, wait_until
 
 pytestmark = pytest.mark.kafka
 
@@ -93,7 +92,7 @@ def test_events_through_kafka_become_stored_alerts(custodes, tmp_path, database_
     assert counts.events == len(lines) - 1
     # single events without a key, on a partition that is not frank's home: the worker re-keys them
     # to their user. (All on one partition so they keep their order, as replay of the file does.)
-    from stream.partitioning import home_partition
+    from stream.contract.partitioning import home_partition
 
     away = (home_partition("frank", settings.partitions) + 1) % settings.partitions
     producer = KafkaProducer(bootstrap_servers=custodes.bootstrap)

@@ -9,12 +9,11 @@ import time
 import orjson
 import pytest
 
-from stream.ingest import ingest
-from stream.replay import replay
-from stream.store import AlertStore
-
-from .events import export
-from .processes import Custodes, wait_until
+from stream.offline.replay import replay
+from stream.sources.ingest import ingest
+from stream.store.alerts import AlertStore
+from tests.stream.events import export
+from tests.stream.processes import Custodes, wait_until
 
 pytestmark = pytest.mark.kafka
 

@@ -21,9 +21,9 @@ from bench.peers.workload import (
 )
 from detectors import registry
 from detectors.registry import CATALOG, index
-from stream.pipeline import Pipeline
-from stream.replay import ReplayResult, run_messages
-from stream.settings import REPO_CONFIG, load
+from stream.contract.settings import REPO_CONFIG, load
+from stream.offline.replay import ReplayResult, run_messages
+from stream.worker.pipeline import Pipeline
 
 RULE = Rule(window_s=600, bucket_s=60, threshold=10, suppress_s=300)
 

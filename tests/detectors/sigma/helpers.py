@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 def ruleset(*texts: str, placeholders: tuple[str, ...] = ("names",), **kwargs: Any) -> RuleSet:
-    from stream.rules import _field_map, load_pipeline
+    from stream.detection.rules import _field_map, load_pipeline
 
     pipeline = load_pipeline(ROOT / "config" / "sigma-pipeline.yml")
     parsed = []

@@ -15,12 +15,12 @@ from hypothesis import strategies as st
 
 from detectors.reference import ReferenceHolder
 from detectors.sigma import SigmaRules
-from stream.pipeline import Pipeline
-from stream.replay import ReplayResult, run_messages
-from stream.rules import load, sigma_config
-from stream.settings import Rules
-from stream.settings import load as load_settings
+from stream.contract.settings import Rules
+from stream.contract.settings import load as load_settings
+from stream.detection.rules import load, sigma_config
+from stream.offline.replay import ReplayResult, run_messages
 from stream.worker.correlation import GroupedCorrelations, InMemoryGroups
+from stream.worker.pipeline import Pipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 SPEC = ROOT / "tests" / "data" / "sigma" / "specification"
@@ -168,7 +168,7 @@ def test_records_carry_their_origin_and_a_redelivery_counts_once(tmp_path: Path)
     docs = [{"@timestamp": iso(T0 + i), "user": {"id": f"pc-{i}"}, "host": {"name": "ws-1"},
              "event": {"id": f"e{i}", "action": "logon", "outcome": "failure"}} for i in range(3)]
     value = b"\n".join(lines(docs))
-    from stream.pipeline import MicroBatch
+    from stream.worker.pipeline import MicroBatch
 
     for _ in range(2):  # the same message twice: a redelivery after a crash
         batch = MicroBatch()

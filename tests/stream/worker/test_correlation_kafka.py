@@ -16,10 +16,10 @@ from kafka import KafkaProducer
 
 from detectors.reference import ReferenceHolder
 from detectors.sigma import SigmaRules
-from stream.partitioning import home_partition
-from stream.pipeline import Pipeline
-from stream.replay import ReplayResult, run_messages
-from stream.rules import load, sigma_config
+from stream.contract.partitioning import home_partition
+from stream.detection.rules import load, sigma_config
+from stream.offline.replay import ReplayResult, run_messages
+from stream.worker.pipeline import Pipeline
 
 from ..events import iso
 from ..processes import Custodes, wait_until

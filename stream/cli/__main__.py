@@ -1,0 +1,4 @@
+"""``python -m stream.cli``."""
+from stream.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""The event contract: the canonical audit event, its codec, settings, topics and keying."""

@@ -1,0 +1,1 @@
+"""Wiring detectors and rules to reference data and configuration."""

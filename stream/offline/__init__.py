@@ -1,0 +1,1 @@
+"""Offline runs of the same pipeline: replay and evaluate."""

@@ -1,0 +1,1 @@
+"""Pseudonyms, keys and recorded disclosures."""
