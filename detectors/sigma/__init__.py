@@ -9,6 +9,10 @@ matching detection rule raises a hit under its own key, unless only correlations
 per rule (and correlation group) per ``suppress_s`` (:mod:`detectors.suppression`), so a replayed or
 re-batched stream gives the same alerts.
 
+A correlation grouped by something other than the person is not counted here: the unit emits a
+record for each matching event (:meth:`SigmaRules.take_records`), which the runtime re-keys by group
+for the group stage (:mod:`.grouped`).
+
 An alert carries the rule's title, id, level (as its score, hence severity and risk weight), ATT&CK
 tags and false-positive notes in ``facts``; the review app shows them.
 
@@ -20,17 +24,18 @@ groups per correlation (the least recently seen dropped first).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..base import Clock
 from ..event import Event
 from ..reference import Reference, ReferenceHolder
-from ..suppression import Folding, Hit, RuleDetector, duration
-from . import correlate
-from .match import Context, Doc, _text
-from .ruleset import CorrelationRule, DetectionRule, RuleSet
+from ..suppression import Folding, Hit, RuleDetector
+from . import correlate, grouped
+from .explain import correlation_hit, rule_hit
+from .match import Context, Doc
+from .ruleset import CorrelationRule, RuleSet
 
 REFERENCE_PLACEHOLDERS = ("staff", "leavers", "approved_domains", "sanctioned_apps")
 """``%name%`` lists that ``expand`` may use, read from the reference data (updated without a reload):
@@ -85,6 +90,8 @@ class SigmaRules(RuleDetector):
         super().__init__(config if config is not None else SigmaConfig(), reference)
         self.rules = rules if isinstance(rules, RulesHolder) else RulesHolder(rules)
         self._context: tuple[Any, Context] | None = None
+        self.outbox: dict[tuple[int, str, int], tuple[Event, dict[str, Any]]] = {}
+        """Records of grouped correlations (:meth:`take_records`)."""
 
     def needs(self) -> None:
         return None
@@ -107,10 +114,17 @@ class SigmaRules(RuleDetector):
         rs = self.rules.current
         if not rs.detections:
             return ()
-        if event.doc is None and event.raw is not None and not rs.index.may_match(event.raw):
-            return ()  # none of the values the rules need is in the event's text: nothing to decode
-        doc = Doc(event.document)
-        candidates = rs.index.candidates(doc)
+        index = rs.index
+        if event.doc is None and event.raw is not None:
+            # a closed document kept as text: validation read its event.action, a plain string
+            actions = (event.action,) if event.action is not None else ()
+            if not index.action_candidates(actions) and not (index.walks and index.may_match(event.raw)):
+                return ()  # no rule names its action, none of the others' values is in its text: not decoded
+            doc = Doc(event.document)
+            candidates = index.candidates(doc, actions)
+        else:
+            doc = Doc(event.document)
+            candidates = index.candidates(doc)
         if not candidates:
             return ()
         ctx = self.context(ref)
@@ -121,30 +135,26 @@ class SigmaRules(RuleDetector):
             if not rule.compiled.matcher(doc, ctx):
                 continue
             if rule.alert:
-                out.append(self._rule_hit(rule, event))
-            if rule.correlations and not late:
-                for ci in rule.correlations:
-                    hit = self._correlate(rs.correlations[ci], i, doc, event, state)
+                out.append(rule_hit(rule, event))
+            for ci in rule.correlations:
+                corr = rs.correlations[ci]
+                if corr.grouped:
+                    self._emit(corr, i, doc, event, subject)  # lateness is the group stage's to judge
+                elif not late:
+                    hit = self._correlate(corr, i, doc, event, state)
                     if hit is not None:
                         out.append(hit)
         return out
 
-    def _rule_hit(self, rule: DetectionRule, event: Event) -> Hit:
-        info = rule.info
-        return Hit(key=f"r:{info.id}", event=event, score=info.score, title=f"Sigma: {info.title}",
-                   explanation=_explain(info), facts=_facts(info))
-
     def _correlate(self, corr: CorrelationRule, rule_index: int, doc: Doc, event: Event,
                    state: dict[str, Any]) -> Hit | None:
         pos = corr.rules.index(rule_index)
-        values = []
-        for f in corr.group_by[pos]:
-            got = [v for v in doc.get(f) if v is not None]
-            if not got:
-                return None  # an event without a group-by field is not grouped (as backends drop nulls)
-            values.append(_text(got[0]))
-        group = correlate.digest("\x1f".join(values)) if values else "-"
-        groups = state.setdefault("c", {}).setdefault(corr.info.id, {})
+        inputs = correlate.correlation_inputs(corr, pos, doc)
+        if inputs is None:
+            return None
+        group_text, value, number = inputs
+        group = correlate.digest(group_text) if corr.group_by[pos] else "-"
+        groups = state.setdefault("c", {}).setdefault(corr.key, {})
         g = groups.get(group)
         if g is None:
             g = groups[group] = {}
@@ -154,62 +164,28 @@ class SigmaRules(RuleDetector):
         ts = event.ts
         if g.get("t", -math.inf) < ts:
             g["t"] = ts
-        kind, span, bucket = corr.type, corr.timespan_s, corr.bucket_s
-        what = ""
-        if kind == "event_count":
-            observed = correlate.event_count(g, ts, span, bucket)
-            what = "matching events"
-        elif kind == "value_count":
-            vf = corr.value_field[pos]
-            got = [v for v in doc.get(vf) if v is not None] if vf else []
-            if not got:
-                return None
-            cap = int(max(corr.count, 1)) + 1
-            observed = correlate.value_count(g, ts, _text(got[0]), span, bucket, cap)
-            what = f"distinct values of {vf}"
-        elif kind in ("value_sum", "value_avg", "value_percentile", "value_median"):
-            vf = corr.value_field[pos]
-            number = None
-            for v in doc.get(vf) if vf else ():
-                if type(v) in (int, float) or (type(v) is str and _numeric(v)):
-                    number = float(v)
-                    break
-            if number is None:
-                return None
-            if kind in ("value_sum", "value_avg"):
-                observed = correlate.value_sum(g, ts, number, span, bucket, kind == "value_avg")
-                what = f"{'sum' if kind == 'value_sum' else 'average'} of {vf}"
-            else:
-                observed = correlate.value_percentile(g, ts, number, span, bucket, corr.percentile or 50.0)
-                what = f"{corr.percentile:g}th percentile of {vf}"
-        elif kind == "temporal":
-            observed, inside = correlate.temporal(g, ts, pos, span)
-            if corr.expression is not None:
-                seen = {corr.names[k] for k in inside}
-                if not _holds(corr.expression, seen):
-                    return None
-                return self._correlation_hit(corr, event, group, corr.group_by[pos], observed, "referenced rules", True)
-            what = "of the referenced rules"
-        else:  # temporal_ordered
-            if not correlate.temporal_ordered(g, ts, pos, len(corr.rules), span):
-                return None
-            return self._correlation_hit(corr, event, group, corr.group_by[pos], float(len(corr.rules)),
-                                         "referenced rules in order", True)
-        if not correlate.OPS[corr.op](observed, corr.count):
+        got = correlate.observe(corr, g, pos, ts, value, number)
+        if got is None:
             return None
-        return self._correlation_hit(corr, event, group, corr.group_by[pos], observed, what, False)
+        return correlation_hit(corr, event, group, corr.group_by[pos], *got)
 
-    def _correlation_hit(self, corr: CorrelationRule, event: Event, group: str, group_by: Sequence[str],
-                         observed: float, what: str, sequence: bool) -> Hit:
-        info = corr.info
-        shown = f"{observed:g}"
-        found = f"{shown} {what} matched" if sequence else f"{shown} {what} (condition: {corr.op} {corr.count:g})"
-        facts = {**_facts(info), "correlation": corr.type, "timespan_s": corr.timespan_s,
-                 "observed": observed, "condition": {corr.op: corr.count}}
-        if group_by:
-            facts["group_by"] = list(group_by)  # the field names only: their values may be personal data
-        return Hit(key=f"c:{info.id}:{group}", event=event, score=info.score, title=f"Sigma: {info.title}",
-                   explanation=f"{found} within {duration(corr.timespan_s)}. {_explain(info)}", facts=facts)
+    def _emit(self, corr: CorrelationRule, rule_index: int, doc: Doc, event: Event, subject: str) -> None:
+        """A grouped correlation: the event's record for the group stage (:mod:`.group`), kept in
+        :attr:`outbox` until the runtime takes it (one per event, correlation and referenced rule, so
+        the engine re-running a batch to isolate a failure does not double it)."""
+        pos = corr.rules.index(rule_index)
+        inputs = correlate.correlation_inputs(corr, pos, doc)
+        if inputs is None:
+            return
+        group_text, value, number = inputs
+        self.outbox[(id(event), corr.key, pos)] = (event, grouped.record(corr, pos, group_text, event, subject,
+                                                                           value, number))
+
+    def take_records(self) -> list[tuple[Event, dict[str, Any]]]:
+        """The grouped-correlation records emitted since the last call (event, record), in order."""
+        out = list(self.outbox.values())
+        self.outbox.clear()
+        return out
 
     # -- expiry ------------------------------------------------------------------------------------
 
@@ -220,7 +196,7 @@ class SigmaRules(RuleDetector):
             state.pop("c", None)
             return False
         rs = self.rules.current
-        live = {c.info.id: c for c in rs.correlations}
+        live = {c.key: c for c in rs.correlations}
         for cid in list(corr_state):
             corr = live.get(cid)
             if corr is None:  # the rule was removed or changed its id: its counts go
@@ -239,49 +215,6 @@ class SigmaRules(RuleDetector):
             del state["c"]
             return False
         return True
-
-
-def _numeric(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
-
-
-def _holds(node: Any, seen: set[str]) -> bool:
-    """An extended temporal condition (pySigma's parse tree) over the rules seen in the window."""
-    from sigma.correlations import (
-        CorrelationConditionAND,
-        CorrelationConditionNOT,
-        CorrelationConditionOR,
-        SigmaRuleReference,
-    )
-
-    if isinstance(node, SigmaRuleReference):
-        return node.reference in seen
-    if isinstance(node, CorrelationConditionAND):
-        return all(_holds(a, seen) for a in node.args)
-    if isinstance(node, CorrelationConditionOR):
-        return any(_holds(a, seen) for a in node.args)
-    if isinstance(node, CorrelationConditionNOT):
-        return not _holds(node.args[0], seen)
-    raise ValueError(f"unknown correlation condition element {type(node).__name__}")
-
-
-def _explain(info: Any) -> str:
-    text = info.description or info.title
-    return f"{text} (Sigma rule {info.id}, level {info.level}, {info.file})."
-
-
-def _facts(info: Any) -> dict[str, Any]:
-    facts: dict[str, Any] = {"rule_id": info.id, "rule_title": info.title, "level": info.level,
-                             "rule_file": info.file}
-    if info.tags:
-        facts["tags"] = list(info.tags)
-    if info.falsepositives:
-        facts["falsepositives"] = list(info.falsepositives)
-    return facts
 
 
 def build(rules: RulesHolder | RuleSet, config: SigmaConfig | Mapping[str, Any] | None = None,

@@ -9,6 +9,8 @@ State of one correlation for one group of one person (JSON):
 ``value_percentile`` / ``_median`` ``{"b": [[bucket, {bin: n}], …]}``: a log-binned histogram per
                                  bucket (relative error <= ``SKETCH_ERROR``, at most ``SKETCH_BINS``
                                  bins a bucket: the lowest merged)
+``value_percentile`` without     ``{"b": [[bucket, events, {hash(value): n}, full], …]}``: the share of
+``percentile``                   events with a value (:func:`value_share`, the specification's example)
 ``temporal``                     ``{"r": {rule: last time seen}}``
 ``temporal_ordered``             ``{"k": [[start, end] | null, …]}``: per prefix of the rule list,
                                  the latest start of a chain of matches in order, and its end
@@ -26,7 +28,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from hashlib import blake2b
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from .match import Doc, _text
+
+if TYPE_CHECKING:
+    from .ruleset import CorrelationRule
 
 SKETCH_ERROR = 0.01
 SKETCH_BINS = 256
@@ -165,6 +172,38 @@ def value_percentile(g: dict[str, Any], ts: float, number: float, timespan_s: in
     return 0.0
 
 
+SHARE_VALUES = 256
+"""``value_percentile`` without ``percentile`` (the specification's rarity example): distinct values
+counted per bucket at most; a value first seen in a full bucket is counted in the total only."""
+
+
+def value_share(g: dict[str, Any], ts: float, value: str, timespan_s: int, bucket_s: int) -> float | None:
+    """The specification's ``value_percentile`` example ("a process name seen in at most 1 % of the
+    computer's processes"): the percentage of the group's events in the window that have this event's
+    value, this one included. State ``{"b": [[bucket, events, {hash(value): n}, full], …]}``. None when
+    a bucket of the window was full without this value (its count there is unknown: not judged)."""
+    buckets = g.setdefault("b", [])
+    b = bucket_of(ts, bucket_s)
+    entry = _add(buckets, b, [0, {}, False])
+    entry[1] += 1
+    h = digest(value)
+    seen: dict[str, int] = entry[2]
+    if h in seen or len(seen) < SHARE_VALUES:
+        seen[h] = seen.get(h, 0) + 1
+    else:
+        entry[3] = True
+    start = b - timespan_s + bucket_s
+    total = count = 0
+    for at, n, values, full in buckets:
+        if start <= at <= b:
+            total += n
+            k = values.get(h)
+            if k is None and full:
+                return None
+            count += k or 0
+    return 100.0 * count / total if total else None
+
+
 # -- temporal ----------------------------------------------------------------------------------------
 
 
@@ -230,3 +269,112 @@ def expire(kind: str, g: dict[str, Any], horizon: float, bucket_s: int) -> bool:
         g["k"] = [c if c is not None and c[0] > horizon else None for c in g["k"]]
         return all(c is None for c in g["k"])
     return True
+
+
+# -- one event of a correlation -----------------------------------------------------------------------
+
+
+def correlation_inputs(corr: CorrelationRule, pos: int, doc: Doc) -> tuple[str, str | None, float | None] | None:
+    """What an event matching the ``pos``-th referenced rule gives a correlation: its group (the
+    group-by values joined), the value counted by ``value_count``, the number of the metric types;
+    None when it does not count (a group-by or value field absent: backends drop nulls too)."""
+    values = []
+    for f in corr.group_by[pos]:
+        got = [v for v in doc.get(f) if v is not None]
+        if not got:
+            return None
+        values.append(_text(got[0]))
+    kind = corr.type
+    value: str | None = None
+    number: float | None = None
+    if kind == "value_count" or (kind == "value_percentile" and corr.percentile is None):  # a value, as text
+        vf = corr.value_field[pos]
+        got = [v for v in doc.get(vf) if v is not None] if vf else []
+        if not got:
+            return None
+        value = _text(got[0])
+    elif kind in METRIC_TYPES:
+        vf = corr.value_field[pos]
+        for v in doc.get(vf) if vf else ():
+            if type(v) in (int, float) or (type(v) is str and _numeric(v)):
+                number = float(v)
+                break
+        if number is None:
+            return None
+    return "\x1f".join(values), value, number
+
+
+METRIC_TYPES = ("value_sum", "value_avg", "value_percentile", "value_median")
+
+
+def observe(corr: CorrelationRule, g: dict[str, Any], pos: int, ts: float, value: str | None,
+            number: float | None) -> tuple[float, str, bool] | None:
+    """Count one event of a group (``g``: that group's state, updated in place) and check the
+    condition at it: (observed, what was counted, whether a sequence) when it holds, else None. The
+    same code for a person's groups and for the group stage's."""
+    kind, span, bucket = corr.type, corr.timespan_s, corr.bucket_s
+    if kind == "event_count":
+        observed = event_count(g, ts, span, bucket)
+        what = "matching events"
+    elif kind == "value_count":
+        cap = int(max(corr.count, 1)) + 1
+        observed = value_count(g, ts, value or "", span, bucket, cap)
+        what = f"distinct values of {corr.value_field[pos]}"
+    elif kind == "value_percentile" and corr.percentile is None:
+        share = value_share(g, ts, value or "", span, bucket)
+        if share is None:
+            return None  # this value went untracked in a full bucket of the window: not judged
+        observed = share
+        what = f"% of the group's events with this {corr.value_field[pos]}"
+    elif kind in METRIC_TYPES:
+        assert number is not None
+        vf = corr.value_field[pos]
+        if kind in ("value_sum", "value_avg"):
+            observed = value_sum(g, ts, number, span, bucket, kind == "value_avg")
+            what = f"{'sum' if kind == 'value_sum' else 'average'} of {vf}"
+        else:
+            observed = value_percentile(g, ts, number, span, bucket, corr.percentile or 50.0)
+            what = f"{corr.percentile:g}th percentile of {vf}"
+    elif kind == "temporal":
+        observed, inside = temporal(g, ts, pos, span)
+        if corr.expression is not None:
+            seen = {corr.names[k] for k in inside}
+            if not _holds(corr.expression, seen):
+                return None
+            return observed, "referenced rules", True
+        what = "of the referenced rules"
+    else:  # temporal_ordered
+        if not temporal_ordered(g, ts, pos, len(corr.rules), span):
+            return None
+        return float(len(corr.rules)), "referenced rules in order", True
+    if not OPS[corr.op](observed, corr.count):
+        return None
+    return observed, what, False
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _holds(node: Any, seen: set[str]) -> bool:
+    """An extended temporal condition (pySigma's parse tree) over the rules seen in the window."""
+    from sigma.correlations import (
+        CorrelationConditionAND,
+        CorrelationConditionNOT,
+        CorrelationConditionOR,
+        SigmaRuleReference,
+    )
+
+    if isinstance(node, SigmaRuleReference):
+        return node.reference in seen
+    if isinstance(node, CorrelationConditionAND):
+        return all(_holds(a, seen) for a in node.args)
+    if isinstance(node, CorrelationConditionOR):
+        return any(_holds(a, seen) for a in node.args)
+    if isinstance(node, CorrelationConditionNOT):
+        return not _holds(node.args[0], seen)
+    raise ValueError(f"unknown correlation condition element {type(node).__name__}")

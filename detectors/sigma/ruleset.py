@@ -22,7 +22,10 @@ LEVEL_SCORES = {"informational": 15.0, "low": 30.0, "medium": 50.0, "high": 75.0
 critical; the severity gives the weight in the person's risk score, ``[detectors.risk]``)."""
 
 PERSON_FIELDS = ("user.id",)
-"""Fields that name the person whose events are keyed together: a correlation must group by one."""
+"""Fields that name the person whose events are keyed together. A correlation grouped by one of them
+is counted in the person's own state; one grouped by other fields only (``host.name``, ``source.ip``,
+none at all) is *grouped*: its matching events are re-keyed by the group-by values and counted by the
+group stage (:mod:`.group`)."""
 
 FIELD_ROOTS = frozenset({
     # ECS field sets and top-level fields
@@ -85,6 +88,12 @@ class CorrelationRule:
     """The parsed extended condition of a temporal rule (and/or/not over rule names), if any."""
     names: tuple[str, ...] = ()
     """The referenced rules as named in the rule (for the extended condition)."""
+    key: str = ""
+    """The correlation's key in state and records: its id, or ``id@file`` for a later rule reusing an
+    id (the specification's own examples do), so two rules never share counts."""
+    grouped: bool = False
+    """True when the group-by does not include the person: counted across people by the group stage
+    (:mod:`.group`), from records the person pass emits, not in the person's state."""
 
 
 @dataclass(frozen=True)
@@ -95,7 +104,7 @@ class Refusal:
     field: str | None
     feature: str
     reason: str
-    """A short category for counting (``unmapped field``, ``group-by without the person`` …)."""
+    """A short category for counting (``unmapped field``, ``unsupported correlation`` …)."""
 
     def message(self) -> str:
         where = f", field {self.field!r}" if self.field else ""
@@ -180,10 +189,14 @@ def compile_rules(
     by_ref: dict[str, int] = {}
     used: set[str] = set()
     correlations = []
+    silenced: set[str] = set()
     for rule, file in rules:
         label = str(rule.id) if rule.id is not None else (rule.name or rule.title or "?")
         if str(rule.id) in off or (rule.name and rule.name in off) or label in off:
             out.disabled.append(label)
+            if isinstance(rule, SigmaCorrelationRule) and not rule.generate:
+                # its rules stay quiet: disabling a correlation must not turn its helpers into alerts
+                silenced.update(r.reference for r in (rule.rules or []))
             continue
         if isinstance(rule, SigmaCorrelationRule):
             correlations.append((rule, file))
@@ -210,6 +223,7 @@ def compile_rules(
         for ref in (str(rule.id) if rule.id is not None else None, rule.name):
             if ref:
                 by_ref[ref] = i
+    keys: set[str] = set()
     for rule, file in correlations:
         label = str(rule.id) if rule.id is not None else (rule.name or rule.title or "?")
         try:
@@ -237,6 +251,7 @@ def compile_rules(
             aliases = {a.alias: {r.reference: f for r, f in a.mapping.items()} for a in rule.aliases}
             group = list(rule.group_by or [])
             per_rule = []
+            with_person = []
             for ref in refs:
                 fields = []
                 has_person = False
@@ -247,15 +262,14 @@ def compile_rules(
                         has_person = True
                     else:
                         fields.append(name)
-                if not has_person:
-                    raise _Refused(
-                        ",".join(group) or None,
-                        f"group-by must include the person ({' or '.join(person_fields)}): correlation state is "
-                        "kept per person; grouping across people would need the matching events re-keyed by "
-                        "the group-by value, which Custodes does not do",
-                        "group-by without the person")
+                with_person.append(has_person)
                 _check_fields(fields, roots)
                 per_rule.append(tuple(fields))
+            if any(with_person) and not all(with_person):
+                raise _Refused(",".join(group) or None, "group-by names the person for some referenced rules "
+                               "and not for others (aliases): the events cannot be counted together",
+                               "unsupported correlation")
+            grouped = not all(with_person)
             op, count, percentile = "gte", float(len(idx)), None
             value_fields: list[str | None] = [None] * len(idx)
             if not isinstance(cond, SigmaExtendedCorrelationCondition):
@@ -273,9 +287,8 @@ def compile_rules(
                     _check_fields([f for f in value_fields if f], roots)
             if kind == "value_median":
                 percentile = 50.0
-            if kind == "value_percentile" and percentile is None:
-                raise _Refused(None, "value_percentile without condition.percentile (which percentile to "
-                               "compare is not defined)", "unsupported correlation")
+            if kind == "value_percentile" and percentile is None and value_fields == [None] * len(idx):
+                raise _Refused(None, "value_percentile without condition.field", "unsupported correlation")
             if kind == "temporal_ordered" and expression is None and not (op == "gte" and count == len(idx)):
                 raise _Refused(None, "temporal_ordered with a condition other than every rule in order",
                                "unsupported correlation")
@@ -286,19 +299,25 @@ def compile_rules(
                 info=info, type=kind, rules=tuple(idx), timespan_s=timespan,
                 bucket_s=max(1, timespan // 60), group_by=tuple(per_rule), op=op, count=count,
                 value_field=tuple(value_fields), percentile=percentile, expression=expression,
-                names=tuple(refs),
+                names=tuple(refs), grouped=grouped,
             )
         except _Refused as exc:
             out.refused.append(Refusal(file, label, exc.field, exc.feature, exc.reason))
             continue
+        corr.key = info.id if info.id not in keys else f"{info.id}@{file}"
+        keys.add(corr.key)
         ci = len(out.correlations)
         out.correlations.append(corr)
         for i in corr.rules:
             out.detections[i].correlations.append(ci)
             if not rule.generate:
                 out.detections[i].alert = False
+    for ref in silenced:
+        if ref in by_ref:
+            out.detections[by_ref[ref]].alert = False
     out.placeholders = frozenset(used)
-    out.index = Index([r.compiled for r in out.detections])
+    out.index = Index([r.compiled for r in out.detections],
+                      skip=[i for i, r in enumerate(out.detections) if not r.alert and not r.correlations])
     return out
 
 

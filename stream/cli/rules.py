@@ -39,8 +39,10 @@ def rules_list(ctx: click.Context, dirs: tuple[Path, ...]) -> None:
         kind = "detection" if r.alert else "detection (used by a correlation)"
         click.echo(f"{r.info.id}  {r.info.level:<13} {kind:<34} {r.info.title}  [{r.info.file}]{mark(r.info)}")
     for c in loaded.rules.correlations:
+        by = ", ".join(c.group_by[0]) if c.group_by and c.group_by[0] else "everyone"
+        grouped = f"  (across people, by {by})" if c.grouped else ""
         click.echo(f"{c.info.id}  {c.info.level:<13} {'correlation ' + c.type:<34} {c.info.title}  "
-                   f"[{c.info.file}]{mark(c.info)}")
+                   f"[{c.info.file}]{mark(c.info)}{grouped}")
 
 
 @rules.command("check")

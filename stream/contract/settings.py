@@ -31,6 +31,8 @@ class Topics(BaseModel):
     """Alerts the store refuses (a permanent error for that alert, not an outage), with the reason."""
     activity_days: str = "custodes-activity-days"
     """Per person per UTC day, absolute activity counts by kind (the person story chart), for the sink."""
+    sigma_groups: str = "custodes-sigma-groups"
+    """Records of Sigma correlations grouped by something other than the person, re-keyed by group."""
 
 
 class Rules(BaseModel):

@@ -18,11 +18,11 @@ from stream.contract.settings import Settings
 
 def data_topics(settings: Settings) -> list[str]:
     t = settings.topics
-    return [t.events, t.rerouted, t.dead_letter, t.alerts, t.alerts_dead_letter, t.activity_days]
+    return [t.events, t.rerouted, t.dead_letter, t.alerts, t.alerts_dead_letter, t.activity_days, t.sigma_groups]
 
 
 def changelog_topics(settings: Settings) -> list[str]:
-    return [f"{settings.app_id}-detector-state-changelog"]
+    return [f"{settings.app_id}-detector-state-changelog", f"{settings.app_id}-sigma-group-state-changelog"]
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from detectors.sigma import RulesHolder, SigmaRules
+from detectors.sigma.grouped import GroupConfig, GroupStage, group_key
 from stream.contract.settings import Settings
 from stream.detection.rules import TEST_SUFFIXES, Loaded, display_path, load, sigma_config
 
@@ -77,9 +78,16 @@ def run_tests(settings: Settings, directories: Sequence[Path] | None = None) -> 
                 continue
             states: dict[str, Any] = {}
             alerts: dict[str, Any] = {}
+            stage = GroupStage(unit.rules, GroupConfig(suppress_s=unit.config.suppress_s,
+                                                       grace_s=unit.config.grace_s))
+            groups: dict[str, Any] = {}
             for ev in events:
                 st, got = unit.process(ev.user_id, [ev], states.get(ev.user_id), lambda t=ev.ts: t)
                 states[ev.user_id] = st
+                for _, rec in unit.take_records():  # correlations grouped by other than the person
+                    key = group_key(rec)
+                    groups[key], more = stage.apply([(rec, None)], groups.get(key))
+                    got = [*got, *more]
                 for a in got:
                     if a.facts.get("rule_id") in ids:
                         alerts[a.id] = a

@@ -19,6 +19,7 @@ from detectors.alert import Alert
 from stream.contract.settings import Settings
 from stream.sources.summary import Summary
 
+from ..worker.correlation import InMemoryGroups
 from ..worker.microbatch import DeadLetter
 from ..worker.pipeline import Pipeline
 from ..worker.step import gather, run_batch
@@ -113,6 +114,7 @@ def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]
     user's events in a micro-batch run together against their state, kept here in a dict."""
     result, messages = source
     states: dict[bytes, bytes] = {}
+    groups = InMemoryGroups.for_pipeline(pipeline)
     limit = pipeline.settings.batch_max_events
     gathered: list[_Message] = []
     size = 0
@@ -120,9 +122,9 @@ def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]
         gathered.append(_Message(offset, value))
         size += value.count(b"\n") + 1
         if size >= limit:
-            _run_batch(pipeline, gathered, states, result, keep_dead_letters)
+            _run_batch(pipeline, gathered, states, result, keep_dead_letters, groups)
             gathered, size = [], 0
-    _run_batch(pipeline, gathered, states, result, keep_dead_letters)
+    _run_batch(pipeline, gathered, states, result, keep_dead_letters, groups)
     return result
 
 
@@ -140,14 +142,14 @@ _CODES = {"replay": "replay"}
 
 
 def _run_batch(pipeline: Pipeline, messages: list[_Message], states: dict[bytes, bytes], result: ReplayResult,
-               keep_dead_letters: bool) -> None:
+               keep_dead_letters: bool, groups: InMemoryGroups | None = None) -> None:
     batch = gather(pipeline, messages, _CODES, None)
     summary = result.summary
     for segments in batch.users.values():
         for seg in segments:
             for ev in seg.events:
                 summary.event(ev.doc, ev.kind)
-    outcome = run_batch(pipeline, states.get, batch)
+    outcome = run_batch(pipeline, states.get, batch, groups)
     for key, _old, new in outcome.new_states:
         if new is None:
             states.pop(key, None)
@@ -155,6 +157,9 @@ def _run_batch(pipeline: Pipeline, messages: list[_Message], states: dict[bytes,
             states[key] = new
     for _key, alert in outcome.alerts:
         result.keep(alert)
+    if groups is not None:  # Sigma correlations grouped by other than the person (stream/worker/correlation.py)
+        for alert in groups.run(outcome.grouped):
+            result.keep(alert)
     for _key, day in outcome.days:  # absolute counts: the latest record of a day is its count
         result.days[(day.person, day.day)] = day
     result.late_activity += outcome.counts.late_activity

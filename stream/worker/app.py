@@ -22,6 +22,7 @@ from detectors.base import Clock
 from stream.contract.settings import Settings
 from stream.telemetry.metrics import PipelineMetrics
 
+from . import correlation
 from .consumer import _Consumer
 from .kafka_output import KafkaOutput
 from .pipeline import Pipeline
@@ -109,10 +110,12 @@ def create_app(
         help="Detector state per user (counts, sketches, running statistics; never event lists).",
     )
     exactly_once = settings.processing_guarantee == "exactly_once"
-    output = KafkaOutput(app, {"alerts": alerts_out, "dead_letter": dead_letter, "rerouted": rerouted,
-                                      "activity_days": days_out}, state,
-                         settings.partitions, exactly_once)
-    runner = Runner(settings, pipeline, output, state, metrics, clock, lambda: app.consumer)
+    groups = correlation.attach(app, settings, pipeline, metrics, registry, alerts_out, exactly_once)
+    outputs = {"alerts": alerts_out, "dead_letter": dead_letter, "rerouted": rerouted, "activity_days": days_out}
+    if groups is not None:  # Sigma correlations grouped by other than the person (stream/worker/correlation.py)
+        outputs["sigma_groups"] = groups.topic
+    output = KafkaOutput(app, outputs, state, settings.partitions, exactly_once)
+    runner = Runner(settings, pipeline, output, state, metrics, clock, lambda: app.consumer, groups)
     if exactly_once:  # every send inside its message's transaction: Faust's agent, one message at a time
         app.agent(inputs, name="custodes-route")(runner.route)
     else:  # fetched record batches straight into the micro-batch (stream/worker/fetched.py)

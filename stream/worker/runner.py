@@ -26,8 +26,10 @@ from .step import gather, run_batch, sweep
 
 class Runner:
     def __init__(self, settings: Settings, pipeline: Pipeline, output: Output, table: Any, metrics: PipelineMetrics,
-                 clock: Clock, consumer: Callable[[], Any]) -> None:
+                 clock: Clock, consumer: Callable[[], Any], groups: Any = None) -> None:
         self.settings = settings
+        self.groups = groups
+        """:class:`stream.worker.correlation.WorkerGroups` when Sigma rules run, else None."""
         self.pipeline = pipeline
         self.output = output
         self.table = table
@@ -68,9 +70,11 @@ class Runner:
         batch = gather(pipeline, messages, self.codes, self.home)
         for message in messages:
             self.positions[(message.topic, message.partition)] = message.offset
-        outcome = run_batch(pipeline, self.table.data.get, batch)
+        outcome = run_batch(pipeline, self.table.data.get, batch, self.groups.hook if self.groups else None)
         refused = await deliver(outcome, self.output, ack,
                                 dead_letter_max_bytes=self.settings.dead_letter_max_bytes)
+        if outcome.grouped:
+            self.groups.sent.inc(len(outcome.grouped))
         publish(self.metrics, outcome, refused, self.clock())
         pipeline.publish_timings()
         elapsed = time.perf_counter() - started

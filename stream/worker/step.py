@@ -75,6 +75,9 @@ class BatchOutcome:
     reroute: list[tuple[str, bytes, bytes, str]] = field(default_factory=list)
     """Events on a partition other than their user's: (user, line, origin header, topic)."""
     counts: Counts = field(default_factory=Counts)
+    grouped: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    """(group key, record) of Sigma correlations grouped by other than the person, in origin order, for
+    the group stage (stream/worker/correlation.py) on the ``sigma_groups`` topic."""
     days: list[tuple[bytes, DayCounts]] = field(default_factory=list)
     """(user key, a touched day's absolute activity counts by kind) for the activity-days topic: a
     record re-sent after a crash changes nothing (the store keeps the larger total of a day)."""
@@ -89,6 +92,8 @@ class BatchOutcome:
         for letter in self.dead_letters:
             value, headers = letter.record(dead_letter_max_bytes)
             yield Record("dead_letter", None, value, headers)
+        for group, rec in self.grouped:
+            yield Record("sigma_groups", group.encode(), orjson.dumps(rec))
         for key, day in self.days:
             yield Record("activity_days", key, orjson.dumps(day.to_dict()), timestamp=day.last_seen)
 
@@ -127,9 +132,12 @@ def gather(pipeline: Pipeline, messages: Iterable[Any], codes: dict[str, str],
     return batch
 
 
-def run_batch(pipeline: Pipeline, read_state: Callable[[bytes], bytes | None], batch: MicroBatch) -> BatchOutcome:
+def run_batch(pipeline: Pipeline, read_state: Callable[[bytes], bytes | None], batch: MicroBatch,
+              groups: Any = None) -> BatchOutcome:
     """Run each user's events of ``batch`` together against their state (``read_state(key)``, the key
-    being the user id in UTF-8): one read per user. Pure apart from the pipeline's own counters."""
+    being the user id in UTF-8): one read per user. Pure apart from the pipeline's own counters.
+    ``groups`` (a :class:`stream.worker.correlation.GroupedCorrelations`, when Sigma rules run) takes
+    the records of correlations grouped by other than the person as each person's events run."""
     counts = Counts(consumed=dict(batch.consumed), expired=batch.expired, newest_ts=batch.newest_ts)
     out = BatchOutcome(dead_letters=list(batch.dead), reroute=list(batch.reroute), counts=counts)
     processed = counts.processed
@@ -137,6 +145,8 @@ def run_batch(pipeline: Pipeline, read_state: Callable[[bytes], bytes | None], b
         key = user.encode()
         stored = read_state(key)
         result = pipeline.apply_segments(user, segments, stored)
+        if groups is not None:
+            groups.take(segments)
         if result.state is not stored:
             out.new_states.append((key, stored, result.state))
         for alert in result.alerts:
@@ -153,6 +163,8 @@ def run_batch(pipeline: Pipeline, read_state: Callable[[bytes], bytes | None], b
         counts.duplicates += result.duplicates
         counts.late_activity += result.late_activity
         out.days.extend((key, day) for day in result.days)
+    if groups is not None:
+        out.grouped = groups.ordered()
     return out
 
 

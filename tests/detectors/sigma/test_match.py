@@ -156,11 +156,18 @@ def test_an_event_whose_text_holds_no_needed_value_is_not_decoded() -> None:
     import orjson
 
     rs = _prefilter_rules()
-    assert rs.index.raw_needles == (b"500", b"filedownloaded", b"secret plan")
+    # the rule anchored on event.action alone is found from the action validation read, not the text
+    assert rs.index.by_action == {"filedownloaded": [0]}
+    assert rs.index.action_candidates(["FILEDOWNLOADED"]) == [0]  # case-insensitive, like Sigma
+    assert rs.index.action_candidates(["FileUploaded"]) is None
+    # a short value (500) is looked for by its field's name: "500" is in nearly every event's text
+    assert rs.index.raw_needles == (b'count"', b"secret plan")
+    assert not rs.index.may_match(b'{"@timestamp": "2026-05-00T10:00:00Z", "n": 500}')
     assert not rs.index.may_match(b'{"event": {"action": "FileUploaded"}, "message": "nothing"}')
-    assert rs.index.may_match(b'{"event": {"action": "FILEDOWNLOADED"}}')  # case-insensitive, like Sigma
+    assert rs.index.may_match(b'{"message": "a SECRET plan"}')
     assert rs.index.may_match(b'{"message": "a \\u0073ecret plan"}')  # an escape: always read
     assert rs.index.may_match(orjson.dumps({"custodes": {"record": {"count": 500}}}))
+
     keyword = ruleset(detection("    keywords:\n        - 'mimikatz'\n    condition: keywords"))
     assert keyword.index.raw_needles is None  # a rule without an anchor: every event is read
 
@@ -184,7 +191,7 @@ def test_the_text_prefilter_never_hides_a_candidate(flat: dict) -> None:
         node[last] = value
     for doc in (nested, flat):  # nested and dotted keys
         if rs.index.candidates(SigmaDoc(doc)):
-            assert rs.index.may_match(orjson.dumps(doc))
+            assert rs.index.action_candidates(field_values(doc, "event.action")) or rs.index.may_match(orjson.dumps(doc))
 
 
 def test_not_is_never_an_anchor() -> None:

@@ -37,6 +37,7 @@ def test_topics_are_created_with_the_window_as_retention(settings, kafka_broker)
     assert settings.topics.alerts_dead_letter in data_topics(settings)
     checks = check_topics(settings, kafka_broker.bootstrap)
     assert [c.problem for c in checks] == [None] * len(data_topics(settings))
+    assert settings.topics.sigma_groups in data_topics(settings)
     assert {c.partitions for c in checks} == {2}
 
 
