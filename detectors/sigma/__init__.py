@@ -33,8 +33,8 @@ from ..event import Event
 from ..reference import Reference, ReferenceHolder
 from ..suppression import Folding, Hit, RuleDetector
 from . import correlate, grouped
+from .document import Context, Doc
 from .explain import correlation_hit, rule_hit
-from .match import Context, Doc
 from .ruleset import CorrelationRule, RuleSet
 
 REFERENCE_PLACEHOLDERS = ("staff", "leavers", "approved_domains", "sanctioned_apps")

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from hashlib import blake2b
 from typing import TYPE_CHECKING, Any
 
-from .match import Doc, _text
+from .document import Doc, text_of
 
 if TYPE_CHECKING:
     from .ruleset import CorrelationRule
@@ -283,7 +283,7 @@ def correlation_inputs(corr: CorrelationRule, pos: int, doc: Doc) -> tuple[str, 
         got = [v for v in doc.get(f) if v is not None]
         if not got:
             return None
-        values.append(_text(got[0]))
+        values.append(text_of(got[0]))
     kind = corr.type
     value: str | None = None
     number: float | None = None
@@ -292,7 +292,7 @@ def correlation_inputs(corr: CorrelationRule, pos: int, doc: Doc) -> tuple[str, 
         got = [v for v in doc.get(vf) if v is not None] if vf else []
         if not got:
             return None
-        value = _text(got[0])
+        value = text_of(got[0])
     elif kind in METRIC_TYPES:
         vf = corr.value_field[pos]
         for v in doc.get(vf) if vf else ():

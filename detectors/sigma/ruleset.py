@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from .match import Compiled, Index, Unsupported, compile_conditions
+from .index import Index
+from .match import Compiled, compile_conditions
+from .values import Unsupported
 
 LEVELS = ("informational", "low", "medium", "high", "critical")
 LEVEL_SCORES = {"informational": 15.0, "low": 30.0, "medium": 50.0, "high": 75.0, "critical": 90.0}

@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sigma.types import SigmaString
 
-from detectors.sigma.match import Context, Doc, _string_test, field_values
+from detectors.sigma.document import Context, Doc, field_values
+from detectors.sigma.values import string_test
 
 from .helpers import detection, ruleset
 
@@ -179,7 +180,7 @@ def test_an_event_whose_text_holds_no_needed_value_is_not_decoded() -> None:
 def test_the_text_prefilter_never_hides_a_candidate(flat: dict) -> None:
     import orjson
 
-    from detectors.sigma.match import Doc as SigmaDoc
+    from detectors.sigma.document import Doc as SigmaDoc
 
     rs = _prefilter_rules()
     nested: dict = {}
@@ -217,7 +218,7 @@ _alphabet = st.sampled_from(list("abAB.*?\\-x"))
 def test_wildcards_agree_with_pysigma_regex(pattern: str, value: str) -> None:
     s = SigmaString(pattern)
     theirs = re.compile(str(s.to_regex().regexp), re.IGNORECASE | re.DOTALL)
-    assert _string_test(s, cased=False)(value) == (theirs.fullmatch(value) is not None)
+    assert string_test(s, cased=False)(value) == (theirs.fullmatch(value) is not None)
 
 
 def test_reference_placeholders_follow_reference_updates_without_reload() -> None:

@@ -36,7 +36,7 @@ from sigma.types import (
 )
 
 from detectors.sigma import RulesHolder, SigmaConfig, SigmaRules
-from detectors.sigma.match import Doc as SigmaDoc
+from detectors.sigma.document import Doc as SigmaDoc
 from stream.cli import main
 from stream.contract.codec import decode, validate
 from stream.contract.settings import Rules
@@ -303,7 +303,7 @@ def test_rules_gauge_follows_reloads(tmp_path: Path) -> None:
 
 def _brute_force_keys(rs: Any, unit: SigmaRules, event: Any) -> list[str]:
     from detectors.reference import Reference
-    from detectors.sigma.match import Doc as SigmaDoc
+    from detectors.sigma.document import Doc as SigmaDoc
 
     doc = SigmaDoc(event.document)
     ctx = unit.context(Reference())
