@@ -162,44 +162,17 @@ class Sink:
         fault (writing alert by alert until one is refused) and dead-letters it (:attr:`letters`), then
         the rest is tried as one batch again: a batch of n alerts with b bad ones takes at most n + b
         writes."""
-        delay = 0.5
-        pending = list(range(len(batch)))
-        one_by_one = False
-        while pending:
-            chunk = pending[:1] if one_by_one else pending
-            started = time.perf_counter()
-            try:
-                self._store().upsert_alerts([batch[i] for i in chunk])
-            except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
-                reason = permanent_reason(exc)
-                if reason is not None:
-                    self.metrics.db_up.set(1)  # the database answered: the data is at fault
-                    if not one_by_one and len(chunk) > 1:
-                        log.warning("store refused a batch of %d alerts (%s); writing them one by one",
-                                    len(chunk), type(exc).__name__)
-                        one_by_one = True
-                        continue
-                    self._dead_letter(batch[chunk[0]], origins[chunk[0]] if origins else None, reason,
-                                      _error_detail(exc))
-                    pending = pending[1:]
-                    one_by_one = False  # the rest as one batch again: each bad alert costs one more try
-                    continue
-                if not isinstance(exc, SQLAlchemyError):
-                    raise
-                self.metrics.db_errors.inc()
-                self.metrics.db_up.set(0)
-                log.warning("store unavailable (%s); retrying in %.1f s", type(exc).__name__, delay)
-                if self.stopping.is_set():
-                    raise
-                sleep(delay)
-                delay = min(delay * 2, 30.0)
-                continue
-            self.metrics.write_seconds.observe(time.perf_counter() - started)
-            self.metrics.db_up.set(1)
-            delay = 0.5
+
+        def refused(i: int, reason: str, exc: BaseException) -> None:
+            self._dead_letter(batch[i], origins[i] if origins else None, reason, _error_detail(exc))
+
+        def stored(chunk: list[int], seconds: float) -> None:
+            self.metrics.write_seconds.observe(seconds)
             for i in chunk:
                 self.metrics.stored.labels(batch[i].detector, batch[i].severity).inc()
-            pending = pending[len(chunk):]
+
+        self._write_isolating(len(batch), lambda chunk: self._store().upsert_alerts([batch[i] for i in chunk]),
+                              refused, stored, "alerts", sleep)
 
     def write_days(self, messages: list[Origin], sleep: Callable[[float], None] = time.sleep) -> None:
         """Store activity-day records (detectors/activity_days.py: one person's absolute counts of one
@@ -215,23 +188,45 @@ class Sink:
             except (orjson.JSONDecodeError, TypeError, ValueError, KeyError) as exc:
                 self.metrics.activity_days.labels("rejected").inc()
                 self._dead_letter(None, origin, "undecodable", f"not an activity-day record: {type(exc).__name__}")
+
+        def refused(i: int, reason: str, exc: BaseException) -> None:
+            self.metrics.activity_days.labels("rejected").inc()
+            self._dead_letter(None, origins[i], reason, _error_detail(exc).replace("alert", "record"))
+
+        def stored(chunk: list[int], seconds: float) -> None:
+            self.metrics.activity_days.labels("stored").inc(len(chunk))
+
+        self._write_isolating(len(days), lambda chunk: self._store().upsert_activity_days([days[i] for i in chunk]),
+                              refused, stored, "activity-day records", sleep)
+
+    def _write_isolating(self, n: int, write: Callable[[list[int]], None],
+                         refused: Callable[[int, str, BaseException], None],
+                         stored: Callable[[list[int], float], None], what: str,
+                         sleep: Callable[[float], None]) -> None:
+        """Write items 0..n-1 with ``write(indices)``: an outage is retried with backoff until it ends
+        (or the sink is stopping); a permanent error (the data at fault, :func:`permanent_reason`) makes
+        the rest go one by one until the item at fault is found and handed to ``refused``, then the rest
+        is tried as one batch again. ``stored(indices, seconds)`` after each successful write."""
         delay = 0.5
-        pending = list(range(len(days)))
+        pending = list(range(n))
         one_by_one = False
         while pending:
             chunk = pending[:1] if one_by_one else pending
+            started = time.perf_counter()
             try:
-                self._store().upsert_activity_days([days[i] for i in chunk])
+                write(chunk)
             except (SQLAlchemyError, ValueError, TypeError, OverflowError) as exc:
                 reason = permanent_reason(exc)
                 if reason is not None:
-                    self.metrics.db_up.set(1)
+                    self.metrics.db_up.set(1)  # the database answered: the data is at fault
                     if not one_by_one and len(chunk) > 1:
+                        log.warning("store refused a batch of %d %s (%s); writing them one by one",
+                                    len(chunk), what, type(exc).__name__)
                         one_by_one = True
                         continue
-                    self.metrics.activity_days.labels("rejected").inc()
-                    self._dead_letter(None, origins[chunk[0]], reason, _error_detail(exc).replace("alert", "record"))
-                    pending, one_by_one = pending[1:], False
+                    refused(chunk[0], reason, exc)
+                    pending = pending[1:]
+                    one_by_one = False  # the rest as one batch again: each bad item costs one more try
                     continue
                 if not isinstance(exc, SQLAlchemyError):
                     raise
@@ -245,7 +240,7 @@ class Sink:
                 continue
             self.metrics.db_up.set(1)
             delay = 0.5
-            self.metrics.activity_days.labels("stored").inc(len(chunk))
+            stored(chunk, time.perf_counter() - started)
             pending = pending[len(chunk):]
 
     def _dead_letter(self, alert: Alert | None, origin: Origin | None, reason: str, detail: str) -> None:
