@@ -24,7 +24,7 @@ from stream.telemetry.metrics import PipelineMetrics
 
 from . import correlation
 from .consumer import _Consumer
-from .kafka_output import KafkaOutput
+from .kafka_output import KafkaOutput, state_table
 from .pipeline import Pipeline
 from .runner import Runner
 
@@ -98,17 +98,8 @@ def create_app(
     dead_letter = app.topic(t.dead_letter, **raw)
     days_out = app.topic(t.activity_days, **raw)
     alerts_out = app.topic(t.alerts, **raw)
-    state = app.Table(
-        "detector-state",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        # writes (also the sweep's deletes, made outside any event) go to the key's home partition
-        use_partitioner=True,
-        # compacted, and also bounded by the window: no state entry outlives two years
-        extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": settings.retention_s * 1000},
-        help="Detector state per user (counts, sketches, running statistics; never event lists).",
-    )
+    state = state_table(app, settings, "detector-state",
+                        "Detector state per user (counts, sketches, running statistics; never event lists).")
     exactly_once = settings.processing_guarantee == "exactly_once"
     groups = correlation.attach(app, settings, pipeline, metrics, registry, alerts_out, exactly_once)
     outputs = {"alerts": alerts_out, "dead_letter": dead_letter, "rerouted": rerouted, "activity_days": days_out}

@@ -12,16 +12,13 @@ sends the alerts, writes the state and waits for the changelog, then acknowledge
 at any point recounts nothing twice (the state keeps the last origin position applied per origin) and
 loses nothing (an unacknowledged record is redelivered).
 
-Hook points in the worker (stream/worker/app.py ``create_app``):
-
-1. ``groups = correlation.attach(app, settings, pipeline, metrics, registry, alerts_out, exactly_once)``
-   after the alerts topic is declared (None when no Sigma unit runs: nothing else to do);
-2. in ``process``, after ``pipeline.apply_segments(user, segments, stored)``:
-   ``groups.take(segments)``;
-3. in ``process``, before waiting for ``pending``: ``pending.extend(await groups.send())``.
-
-Replay (stream/offline/replay.py): ``groups = InMemoryGroups.for_pipeline(pipeline)``; after each
-``apply_segments``: ``groups.take(segments)``; after each micro-batch: ``for a in groups.run(): keep(a)``.
+In the worker, ``create_app`` calls :func:`attach` (None when no Sigma unit runs) and routes the
+records' role ``sigma_groups`` to its topic; ``run_batch(..., groups.hook)`` takes the records as each
+person's segments are applied and puts them in ``BatchOutcome.grouped``, which the micro-batch's
+delivery sends with its alerts, before any person state is written (stream/worker/step.py,
+delivery.py). The group agent sends its own alerts and writes group states through the same
+:class:`~stream.worker.kafka_output.KafkaOutput`. Replay (stream/offline/replay.py) runs
+``InMemoryGroups.run(outcome.grouped)`` after each micro-batch.
 """
 
 from __future__ import annotations
@@ -38,8 +35,9 @@ import orjson
 from detectors.alert import Alert
 from detectors.sigma import SigmaRules
 from detectors.sigma.grouped import GroupConfig, GroupStage, group_key, stale
-from stream.contract.partitioning import home_partition
+from stream.worker.kafka_output import KafkaOutput, state_table
 from stream.worker.pipeline import Pipeline, Segment, owned
+from stream.worker.step import Record
 
 log = logging.getLogger("custodes.sigma.groups")
 
@@ -171,15 +169,9 @@ def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: 
     raw: dict[str, Any] = {"key_serializer": "raw", "value_serializer": "raw",
                            "partitions": settings.partitions, "retention": timedelta(seconds=settings.retention_s)}
     topic = app.topic(t.sigma_groups, **raw)
-    table = app.Table(
-        "sigma-group-state",
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=bytes,
-        use_partitioner=True,
-        extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": settings.retention_s * 1000},
-        help="Sigma correlation state per group (counts, sketches; never event lists).",
-    )
+    table = state_table(app, settings, "sigma-group-state",
+                        "Sigma correlation state per group (counts, sketches; never event lists).")
+    output = KafkaOutput(app, {"alerts": alerts_out}, table, settings.partitions, exactly_once)
     records_total = Counter("custodes_sigma_group_records_total", "Records of grouped Sigma correlations, by "
                             "outcome (sent by the person pass; counted, redelivered (applied before a restart), "
                             "unreadable or failed in the group stage).",
@@ -187,30 +179,9 @@ def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: 
     for outcome in ("sent", "counted", "redelivered", "unreadable", "failed"):
         records_total.labels(outcome)
 
-    async def produce(target: Any, key: bytes | None, value: bytes | None, *, partition: int | None = None,
-                      timestamp: float | None = None) -> Any:
-        if exactly_once:
-            return await target.send(key=key, value=value, partition=partition, timestamp=timestamp)
-        return await app.producer.send(target.get_topic_name(), key, value, partition, timestamp, None)
-
     hook = GroupedCorrelations(unit)
     watermark = [float("-inf")]
     lock = asyncio.Lock()  # the sweep and the agent never interleave on one group's state
-
-    async def write_state(key: bytes, old: bytes | None, new: bytes | None) -> None:
-        data = table.data
-        if new is None:
-            if old is None:
-                return
-            data.pop(key, None)
-        else:
-            data[key] = new
-        if exactly_once:
-            await table.send_changelog(None, key, new)
-            return
-        sent = await app.producer.send(table.changelog_topic.get_topic_name(), key, new,
-                                       home_partition(key.decode(), settings.partitions), None, None)
-        await sent
 
     @app.agent(topic, name="custodes-sigma-groups")
     async def count_groups(stream: Any) -> None:
@@ -244,13 +215,13 @@ def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: 
             records_total.labels("counted").inc()
         pending = []
         for alert in alerts:
-            pending.append(await produce(alerts_out, alert.subject.encode(), orjson.dumps(alert.to_dict()),
-                                         timestamp=alert.ts))
+            pending.append(await output.send(Record("alerts", alert.subject.encode(), orjson.dumps(alert.to_dict()),
+                                                    timestamp=alert.ts)))
             metrics.alerts.labels(alert.detector, alert.severity).inc()
         if pending:
             await asyncio.gather(*pending)
         if new is not stored:
-            await write_state(key, stored, new)
+            await output.write_states([(key, stored, new)])
         if new is not None:
             watermark[0] = max(watermark[0], orjson.loads(new).get("n", watermark[0]))
 
@@ -263,7 +234,7 @@ def attach(app: Any, settings: Any, pipeline: Pipeline, metrics: Any, registry: 
             for key, value in list(table.data.items()):
                 st = orjson.loads(value)
                 if stale(st, watermark[0]) or st.get("n", 0) < oldest:
-                    await write_state(key, value, None)
+                    await output.write_states([(key, value, None)])
 
     worker = WorkerGroups(hook, topic, records_total.labels("sent"))
     app.custodes_sigma_groups = worker  # type: ignore[attr-defined]

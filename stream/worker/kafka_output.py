@@ -16,6 +16,21 @@ from stream.contract.partitioning import home_partition
 from .step import Record, StateWrite
 
 
+def state_table(app: Any, settings: Any, name: str, help: str) -> Any:  # noqa: A002 - Faust's argument name
+    """A Faust table of bytes per key whose changelog is compacted and also bounded by the retention
+    window (no state entry outlives it); writes, the sweeps' deletes included, go to the key's home
+    partition."""
+    return app.Table(
+        name,
+        partitions=settings.partitions,
+        key_type=bytes,
+        value_type=bytes,
+        use_partitioner=True,
+        extra_topic_configs={"cleanup.policy": "compact,delete", "retention.ms": settings.retention_s * 1000},
+        help=help,
+    )
+
+
 class KafkaOutput:
     def __init__(self, app: Any, topics: dict[str, Any], table: Any, partitions: int, exactly_once: bool) -> None:
         self.app = app
