@@ -206,7 +206,12 @@ def record_disclosure(settings: Settings, disclosure) -> None:
     """The recorder of ``custodes alerts --reveal`` / ``custodes replay --reveal`` (stream/privacy/disclosure.py):
     an audit record per stored alert shown (``reveal`` of alert X, like a reveal in the app), or one
     for an offline replay output (its alert count and a digest of their ids), with the reason, before
-    anything is shown. The reason must be as long as the app asks of reviewers."""
+    anything is shown. The reason must be as long as the app asks of reviewers.
+
+    Once recorded, each alert shown is also emitted as a review event (``reveal_identity``, one per
+    alert, about the alert's subject when known) on the events topic, as a reveal in the app is, so
+    reviewer_watch counts an operator's reveals too. The event's user is the operating-system account
+    running the command. Emission never fails the command (review/events.py)."""
     import hashlib
 
     from .audit import AuditTrail
@@ -220,20 +225,49 @@ def record_disclosure(settings: Settings, disclosure) -> None:
         raise ValueError("reasons are limited to 2,000 characters")
     detail = {"scope": "identity+content", "reason": reason, "via": f"custodes {disclosure.command}"}
     engine = _engine(settings)
+    shown: list[tuple[dict, str, str | None]] = []  # (audit record, alert id, subject)
     try:
         trail = AuditTrail(engine, time.time, key=_audit_key(settings))
         with trail.transaction() as conn:
             if disclosure.stored:
-                for alert_id in disclosure.alert_ids:
-                    trail.append(conn, actor=_cli_actor(), role="operator", action="reveal", target_type="alert",
-                                 target_id=alert_id, detail=detail)
+                subjects = disclosure.subjects or (None,) * len(disclosure.alert_ids)
+                for alert_id, subject in zip(disclosure.alert_ids, subjects, strict=True):
+                    rec = trail.append(conn, actor=_cli_actor(), role="operator", action="reveal",
+                                       target_type="alert", target_id=alert_id, detail=detail)
+                    shown.append((rec, alert_id, subject))
             else:
                 digest = hashlib.sha256("\n".join(sorted(disclosure.alert_ids)).encode()).hexdigest()
-                trail.append(conn, actor=_cli_actor(), role="operator", action="reveal",
-                             target_type="offline", target_id=disclosure.command,
-                             detail={**detail, "alerts": len(disclosure.alert_ids), "alert_ids_sha256": digest})
+                rec = trail.append(conn, actor=_cli_actor(), role="operator", action="reveal",
+                                   target_type="offline", target_id=disclosure.command,
+                                   detail={**detail, "alerts": len(disclosure.alert_ids), "alert_ids_sha256": digest})
+                shown.extend((rec, alert_id, None) for alert_id in disclosure.alert_ids)
     finally:
         engine.dispose()
+    _emit_reveals(settings, shown)
+
+
+def _emit_reveals(settings: Settings, shown: list[tuple[dict, str, str | None]]) -> None:
+    """One ``reveal_identity`` review event per alert shown (committed records only)."""
+    import hashlib
+
+    from .events import emitter_for, review_event
+
+    if not shown:
+        return
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001
+        user = "cli"
+    emitter = emitter_for(settings)
+    try:
+        for rec, alert_id, subject in shown:
+            # one audit record may cover many alerts (an offline output): each event gets its own id
+            digest = hashlib.sha256(f"{rec['hash']}:{alert_id}".encode()).hexdigest()
+            emitter.emit(review_event(seq=rec["seq"], digest=digest, ts=rec["ts"].timestamp(), user_id=user,
+                                      account=_cli_actor(), action="reveal_identity", target_type="alert",
+                                      target_id=alert_id, about=subject))
+    finally:
+        emitter.close()
 
 
 COMMANDS = [review, users, audit]

@@ -37,7 +37,8 @@ def alerts(ctx: Context, limit: int, status: str | None, detector: str | None, o
     finally:
         store.dispose()
     if reveal and rows:
-        record_reveal(settings, "alerts", reason, [r["id"] for r in rows], stored=True)
+        record_reveal(settings, "alerts", reason, [r["id"] for r in rows], stored=True,
+                      subjects=[r.get("subject") for r in rows])
     rows = shown_all(rows, pseudonymiser(settings), reveal)
     if as_json:
         for r in rows:

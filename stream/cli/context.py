@@ -124,7 +124,7 @@ def reveal_options(reveal: bool, reason: str | None) -> None:
 
 
 def record_reveal(settings: Settings, command: str, reason: str | None, alert_ids: list[str],
-                   stored: bool) -> None:
+                   stored: bool, subjects: list[str | None] | None = None) -> None:
     """Record a ``--reveal`` before anything is shown (stream/privacy/disclosure.py); refuse if it cannot be.
     The recorder is the review app's audit trail, wired here (the CLI is where the packages meet)."""
     from stream.privacy.disclosure import Disclosure, NotRecorded, record
@@ -134,6 +134,7 @@ def record_reveal(settings: Settings, command: str, reason: str | None, alert_id
     except ImportError:
         record_disclosure = None
     try:
-        record(settings, Disclosure(command, reason or "", tuple(alert_ids), stored), record_disclosure)
+        record(settings, Disclosure(command, reason or "", tuple(alert_ids), stored, tuple(subjects or ())),
+               record_disclosure)
     except NotRecorded as exc:
         raise click.ClickException(str(exc)) from None

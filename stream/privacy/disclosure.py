@@ -33,6 +33,10 @@ class Disclosure:
     """The alerts shown (for ``alerts``: stored alert ids; for ``replay``: the ids of the offline run)."""
     stored: bool
     """Whether ``alert_ids`` are alerts in the store (``custodes alerts``) or only in an offline output."""
+    subjects: tuple[str | None, ...] = ()
+    """The monitored person each of ``alert_ids`` is about (``alerts``), for the review events the
+    recorder emits, so reviewer_watch sees an operator's reveals as it sees a reviewer's; empty when
+    not known."""
 
 
 Recorder = Callable[[Settings, Disclosure], None]

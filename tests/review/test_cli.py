@@ -121,3 +121,66 @@ def test_a_reveal_that_cannot_be_recorded_shows_nothing(database_url, tmp_path, 
     monkeypatch.setitem(sys.modules, "review.cli", None)  # the review app not installed
     r = run(["alerts", "--reveal", "--reason", "PSD referral 2026/14"], database_url, tmp_path)
     assert r.exit_code == 1 and "review app" in r.output and "u-alice" not in r.output
+
+
+def test_cli_reveals_are_emitted_as_review_events_that_reviewer_watch_counts(database_url, tmp_path, monkeypatch):
+    """An operator's ``custodes alerts --reveal`` is watched like a reviewer's reveal in the app: one
+    ``reveal_identity`` event per alert shown, about the alert's subject, valid canonical events that
+    reviewer_watch counts towards ``max_reveals``."""
+    import getpass
+
+    import orjson
+
+    import review.events
+    from detectors.reviewer_watch import ReviewerWatch, ReviewerWatchConfig
+    from stream.contract.codec import parse
+
+    emitted = review.events.MemoryEmitter()
+    monkeypatch.setattr(review.events, "emitter_for", lambda settings: emitted)
+    _store_alert(database_url)
+    assert run(["alerts"], database_url, tmp_path).exit_code == 0
+    assert emitted.events == []  # nothing revealed, nothing emitted
+    for _ in range(3):
+        r = run(["alerts", "--reveal", "--reason", "PSD referral 2026/14"], database_url, tmp_path)
+        assert r.exit_code == 0, r.output
+    assert len(emitted.events) == 3
+    events = [parse(orjson.dumps(e)) for e in emitted.events]
+    assert {e.kind for e in events} == {"review"} and {e.action for e in events} == {"reveal_identity"}
+    assert {e.user_id for e in events} == {getpass.getuser()}
+    assert all(e.doc["custodes"]["subject"]["id"] == "u-alice" for e in events)
+    assert len({e.id for e in events}) == 3  # three reveals, three events: none folds as a duplicate
+    detector = ReviewerWatch(ReviewerWatchConfig(max_reveals=2))
+    state: dict = {}
+    keys = [h.key for e in events for h in detector.hits(e.user_id, e, state, _no_reference(), e.ts)]
+    assert keys == ["reveals"]  # the third reveal is one more than max_reveals
+
+
+def test_a_replay_reveal_emits_one_event_per_alert_shown(database_url, tmp_path, monkeypatch):
+    import orjson
+
+    import review.events
+    from stream.contract.codec import parse
+
+    emitted = review.events.MemoryEmitter()
+    monkeypatch.setattr(review.events, "emitter_for", lambda settings: emitted)
+    events = tmp_path / "events.jsonl"
+    events.write_bytes(b"\n".join(orjson.dumps({
+        "@timestamp": f"2026-03-02T09:0{i}:00Z", "event": {"id": f"x{i}"}, "user": {"id": u},
+        "custodes": {"activity": "export", "record": {"count": 100},
+                     "dataset": {"name": "pnc", "sensitivity": "high"}}})
+        for u in ("u-alice", "u-bob") for i in range(3)))
+    out = tmp_path / "alerts.jsonl"
+    r = run(["replay", str(events), "--alerts-out", str(out), "--as-of", "2026-03-02T10:00:00Z", "--reveal",
+             "--reason", "check the detector on this file"], database_url, tmp_path)
+    assert r.exit_code == 0, r.output
+    shown = [orjson.loads(line)["id"] for line in out.read_bytes().splitlines()]
+    assert len(shown) == 2
+    parsed = [parse(orjson.dumps(e)) for e in emitted.events]
+    assert sorted(e.doc["custodes"]["record"]["ids"][0] for e in parsed) == sorted(f"alert:{a}" for a in shown)
+    assert len({e.id for e in parsed}) == 2
+
+
+def _no_reference():
+    from detectors.reference import Reference
+
+    return Reference()
