@@ -44,6 +44,7 @@ from .actions import ActionError, Review
 from .audit import AuditTrail
 from .auth import COOKIE, LOGIN_CSRF_COOKIE, Sessions, Throttle, csrf_ok
 from .config import ReviewConfig
+from .directory import directory_for
 from .events import Emitter, emitter_for
 from .metrics import ReviewMetrics
 from .proxies import client_address, over_tls
@@ -82,7 +83,7 @@ def _templates(css: str) -> Jinja2Templates:
 def create_app(settings: Settings, registry: CollectorRegistry | None = None,
                clock: Callable[[], float] = time.time, *, config: ReviewConfig | None = None,
                emitter: Emitter | None = None, engine: Engine | None = None,
-               dead_letters: DeadLetterReader | None = None) -> FastAPI:
+               dead_letters: DeadLetterReader | None = None, directory: Any = None) -> FastAPI:
     config = config or ReviewConfig.from_env()
     registry = registry if registry is not None else CollectorRegistry()
     engine = engine or engine_for(settings.db_url)
@@ -105,6 +106,7 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
         throttle_client=Throttle(config.login_max_failures_per_client, config.login_window_s),
         css_hash=css_hash, head_file=Path(settings.data_dir) / audit_chain.HEAD_FILE,
         dead_letters=dead_letters if dead_letters is not None else kafka_dead_letters(settings),
+        directory=directory if directory is not None else directory_for(settings),
     )
 
     @asynccontextmanager
@@ -123,11 +125,13 @@ def create_app(settings: Settings, registry: CollectorRegistry | None = None,
 
         thread = threading.Thread(target=verifier, name="custodes-audit-verify", daemon=True)
         thread.start()
+        state.directory.start()
         try:
             yield
         finally:
             stop.set()
             thread.join(timeout=10)
+            state.directory.stop()
             emitter.close()
 
     app = FastAPI(title="Custodes review", version="1", lifespan=lifespan, openapi_url=None, docs_url=None,

@@ -54,6 +54,9 @@ class State:
     """The signed audit head, outside the database (``data_dir/audit-head.json``)."""
     dead_letters: DeadLetterReader | None = None
     """Reads recent dead letters for the admin page; None without a broker."""
+    directory: Any = None
+    """The staff reference of the person pages (review/directory.py: files, plus the reference topics
+    with a broker); None: the files of ``settings.reference_dir``."""
 
 
 DeadLetterReader = Callable[[int, "str | None"], "tuple[list[Any], Counter[str]]"]

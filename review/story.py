@@ -209,7 +209,9 @@ def viewed(state: Any, account: Account, pseudonym: str, days: int) -> Story:
         if subject is None:
             raise NotFound("no such person")
         a.log("view", "person", pseudonym, about=subject, days=days)
-        return story(a.conn, account, subject, pseudonym, reference_for(state.settings.reference_dir),
+        reference = (state.directory.current() if state.directory is not None
+                     else reference_for(state.settings.reference_dir))
+        return story(a.conn, account, subject, pseudonym, reference,
                      state.settings.detectors.get("departing_user", {}), state.review.now().date(), days)
 
 
