@@ -197,7 +197,7 @@ def measure_generated(directory: Path) -> dict:
     from stream.detection.reference import detectors_for
     from stream.offline.evaluate import _merged_docs, period_end
     from stream.offline.replay import CHUNK_EVENTS, ReplayResult
-    from stream.sources.files import canonical_bytes
+    from stream.sources.file_records import canonical_bytes
     from stream.worker.gctune import tune_for_throughput
     from stream.worker.pipeline import Pipeline
 

@@ -24,7 +24,7 @@ FORMATS = _formats()
 def input_errors():
     """A file the normalisers cannot read at all (unknown format, bad mapping file) is a clear error,
     not a traceback. (Bad records inside a readable file are dead-lettered, not errors.)"""
-    from stream.sources.files import FormatError
+    from stream.sources.file_records import FormatError
     from stream.sources.mapping import MappingError
 
     try:

@@ -96,7 +96,7 @@ def run_detectors(settings: Settings, directory: Path, as_of: float):
     """The replay of ``directory`` (events + device notifications, merged) -> ReplayResult."""
     from stream.detection.reference import detectors_for
     from stream.offline.replay import CHUNK_EVENTS, ReplayResult, run_messages
-    from stream.sources.files import canonical_bytes
+    from stream.sources.file_records import canonical_bytes
     from stream.worker.gctune import tune_for_throughput
     from stream.worker.pipeline import Pipeline
 

@@ -55,7 +55,8 @@ class ReplayResult:
 
 def _chunks(settings: Settings, paths: Iterable[Path], fmt: str, mapping: Path | None,
             result: ReplayResult, progress: Callable[[int], None] | None) -> Iterator[bytes]:
-    from stream.sources.files import canonical_bytes, read
+    from stream.sources.file_records import canonical_bytes
+    from stream.sources.files import read
 
     lines: list[bytes] = []
     origins: list[tuple[str, int]] = []

@@ -28,13 +28,11 @@ lacks a mapped column) raise when :func:`read` is called, before any record.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import io
 import os
 import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
 from typing import IO, Any
@@ -43,6 +41,8 @@ import orjson
 
 from stream.contract.codec import DEFAULT_LIMITS, Invalid, Limits, check_depth, decode, validate
 from stream.sources import device, ecs, google_workspace, m365, okta
+from stream.sources.csv_rows import csv_records, header_text, split_header
+from stream.sources.file_records import FormatError, Line, Record
 from stream.sources.mapping import FieldMapping, load
 
 FORMATS = ("auto", "canonical", "ecs", "device", "mapping", "m365", "google-workspace", "okta")
@@ -54,34 +54,6 @@ _SNIFF = (("m365", m365.is_m365), ("google-workspace", google_workspace.is_googl
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 CSV_SUFFIXES = (".csv", ".tsv")
 _BOM = b"\xef\xbb\xbf"
-
-Line = tuple[int, bytes, bool]
-"""(1-based line number, the line without its end-of-line, whether it was cut at the size limit)"""
-
-
-class FormatError(ValueError):
-    """The file cannot be read in the requested or detected format (a usage error, not a bad record)."""
-
-
-@dataclass(slots=True)
-class Record:
-    """One record of a file: ``doc`` (canonical) or ``error``; ``raw`` is its original bytes."""
-
-    line: int
-    """1-based number of the line the record starts on (for CSV, the header is line 1)."""
-    raw: bytes
-    doc: dict[str, Any] | None = None
-    error: Invalid | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
-
-
-def canonical_bytes(doc: dict[str, Any]) -> bytes:
-    """A canonical document -> one line of JSON (no newline): the value of a Kafka event message."""
-    return orjson.dumps(doc)
-
 
 def read(
     path: str | os.PathLike[str],
@@ -165,20 +137,20 @@ def _records(kind: str, lines: Iterator[Line], head: Line | None, mapping: Field
     if head is None:
         return iter(())
     header_line = next(lines)
-    header = _header_text(header_line, name)
+    header = header_text(header_line, name)
     if kind == "mapping-csv":
         assert mapping is not None
-        columns = _split_header(header, mapping.delimiter, mapping.quotechar)
+        columns = split_header(header, mapping.delimiter, mapping.quotechar)
         mapping.check_header(columns)
-        return _csv(lines, columns, mapping.normalise, mapping.delimiter, mapping.quotechar)
+        return csv_records(lines, columns, mapping.normalise, mapping.delimiter, mapping.quotechar)
     delimiter = max(",;\t|", key=header.count)
-    columns = _split_header(header, delimiter, '"')
+    columns = split_header(header, delimiter, '"')
     if not device.is_device(columns):
         raise FormatError(
             f"{name}: not a device-notification export (the header lacks Notification Type, "
             "Notification Date/Time and Uid/Owner Name/Device ID); give a mapping file for other CSV logs"
         )
-    return _csv(lines, columns, device.normalise, delimiter, '"')
+    return csv_records(lines, columns, device.normalise, delimiter, '"')
 
 
 def _closing(records: Iterator[Record], close: Callable[[], None]) -> Iterator[Record]:
@@ -354,86 +326,3 @@ def _json(lines: Iterator[Line], normalise: Callable[[Any], dict[str, Any]], lim
 
 def _too_large(limits: Limits) -> Invalid:
     return Invalid("event_too_large", f"record is longer than {limits.max_event_bytes} bytes (raw cut there)")
-
-
-def _header_text(line: Line, name: str) -> str:
-    number, raw, cut = line
-    if cut:
-        raise FormatError(f"{name}: the header line is too long")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise FormatError(f"{name}: the header line is not UTF-8") from None
-
-
-def _split_header(header: str, delimiter: str, quotechar: str) -> list[str]:
-    return [c.strip() for c in next(csv.reader([header], delimiter=delimiter, quotechar=quotechar))]
-
-
-class _Feed:
-    """Text lines for :mod:`csv` that remember the bytes and problems of the record being read."""
-
-    def __init__(self, lines: Iterator[Line]) -> None:
-        self.lines = lines
-        self.start = 0
-        self.pending: list[bytes] = []
-        self.not_utf8 = False
-        self.cut = False
-
-    def __iter__(self) -> _Feed:
-        return self
-
-    def __next__(self) -> str:
-        number, raw, cut = next(self.lines)
-        if not self.pending:
-            self.start = number
-        self.pending.append(raw)
-        self.cut |= cut
-        try:
-            return raw.decode("utf-8") + "\n"
-        except UnicodeDecodeError:
-            self.not_utf8 = True
-            return raw.decode("utf-8", "replace") + "\n"
-
-    def take(self) -> tuple[int, bytes, Invalid | None]:
-        error = None
-        if self.cut:
-            error = Invalid("event_too_large", "a line of the record is longer than the size limit (cut)")
-        elif self.not_utf8:
-            error = Invalid("not_utf8", "the record is not valid UTF-8")
-        out = self.start, b"\n".join(self.pending), error
-        self.pending, self.not_utf8, self.cut = [], False, False
-        return out
-
-
-def _csv(lines: Iterator[Line], columns: list[str], normalise: Callable[[Any], dict[str, Any]],
-         delimiter: str, quotechar: str) -> Iterator[Record]:
-    feed = _Feed(lines)
-    reader = csv.reader(feed, delimiter=delimiter, quotechar=quotechar, strict=True)
-    width = len(columns)
-    while True:
-        try:
-            row = next(reader)
-        except StopIteration:
-            if feed.pending:  # a quoted field still open at the end of the file
-                number, raw, error = feed.take()
-                yield Record(number, raw, error=error or Invalid("bad_value", "the file ends inside a quoted field"))
-            return
-        except csv.Error as exc:
-            number, raw, error = feed.take()
-            reason = "oversized_field" if "field limit" in str(exc) else "bad_value"
-            yield Record(number, raw, error=error or Invalid(reason, f"not valid CSV ({exc})"))
-            continue
-        number, raw, error = feed.take()
-        if error is None and not any(cell.strip() for cell in row):
-            continue
-        try:
-            if error is not None:
-                raise error
-            if len(row) > width:
-                raise Invalid("bad_value", f"the row has {len(row)} cells, the header {width}")
-            doc = normalise(dict(zip(columns, row, strict=False)))
-        except Invalid as exc:
-            yield Record(number, raw, error=exc)
-        else:
-            yield Record(number, raw, doc=doc)

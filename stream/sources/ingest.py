@@ -44,7 +44,8 @@ def ingest(
 ) -> IngestCounts:
     from stream.detection.reference import load_dir
     from stream.sources.activities import load as load_activities
-    from stream.sources.files import canonical_bytes, read
+    from stream.sources.file_records import canonical_bytes
+    from stream.sources.files import read
 
     table = load_activities(settings.activities_file) if settings.activities_file is not None else None
     directory = load_dir(settings.reference_dir)
