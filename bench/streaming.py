@@ -19,7 +19,8 @@ and of Custodes' ratio to each peer. Needs the bench extra (pip install -e '.[be
 Starts its own Apache Kafka broker (KRaft, from the test harness's Maven cache) unless --broker is
 given. Prints a table; --json also writes the figures. Timings are wall-clock on this machine.
 ``worker_peak_rss_mb``: the largest resident set of a worker process, sampled every 0.25 s while it
-consumes.
+consumes. ``worker_cpu_us_per_event``: the workers' CPU seconds (user + system) over the same span as
+the rate, per event: on a shared machine it moves less with the load than the wall-clock rate.
 """
 
 from __future__ import annotations
@@ -217,9 +218,10 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
             consumed = total("custodes_events_consumed_total")
             peak_rss = max(peak_rss, max(w.memory_info().rss for w in workers))
             now = time.perf_counter()
+            cpu = sum(sum(w.cpu_times()[:2]) for w in workers)  # user + system seconds
             if consumed and first is None:
-                first = (now, consumed)
-            last = (now, consumed)
+                first = (now, consumed, cpu)
+            last = (now, consumed, cpu)
             time.sleep(0.25)
         if spy is not None:
             spy.send_signal(signal.SIGINT)
@@ -227,7 +229,8 @@ def streaming(bootstrap: str, prefix: str, workdir: Path, expected_events: int, 
         seconds = total("custodes_processing_seconds_total")
         rate = (last[1] - first[1]) / (last[0] - first[0]) if last and first and last[0] > first[0] else 0.0
         batches = total("custodes_batch_messages_count")
-        return {"events_per_s": rate, "consumed": consumed,
+        cpu_per_event = (last[2] - first[2]) / (last[1] - first[1]) if last and first and last[1] > first[1] else 0.0
+        return {"events_per_s": rate, "consumed": consumed, "cpu_us_per_event": cpu_per_event * 1e6,
                 "cpu_in_handler_s": seconds, "alerts": total("custodes_alerts_raised_total"),
                 "micro_batches": batches, "worker_peak_rss_mb": peak_rss / 2**20,
                 "messages_per_micro_batch": total("custodes_batch_messages_sum") / batches if batches else 0.0}
@@ -449,6 +452,7 @@ def main() -> None:
             "alerts": worker["alerts"], "micro_batches": int(worker["micro_batches"]),
             "messages_per_micro_batch": round(worker["messages_per_micro_batch"], 1),
             "worker_peak_rss_mb": round(worker["worker_peak_rss_mb"]),
+            "worker_cpu_us_per_event": round(worker["cpu_us_per_event"], 1),
             "broker": "given" if args.broker else "Apache Kafka 3.9.1 (KRaft)",
         }
         width = max(len(k) for k in result)

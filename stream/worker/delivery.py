@@ -1,7 +1,8 @@
 """Applying a micro-batch's outcome, in the order that makes a crash at any point lose nothing.
 
 1. every record the outcome sends (alerts, dead letters, re-keyed events, ...) is sent, and all are
-   acknowledged by the broker;
+   acknowledged by the broker (as record batches per topic and partition, :meth:`Output.send_batch`,
+   but for the re-keyed events, each sent alone so that one refused for its size is dead-lettered);
 2. then the changed states are written (to the table's changelog) and acknowledged;
 3. only then are the messages acknowledged (``ack``), so no offset is committed past a message
    whose alerts or state might be lost.
@@ -31,6 +32,11 @@ class Output(Protocol):
     async def send(self, record: Record) -> Awaitable[Any]:
         """Start sending ``record``; the result resolves when the broker acknowledges it."""
 
+    async def send_batch(self, records: Sequence[Record]) -> Awaitable[Any]:
+        """Start sending ``records`` as record batches, each to the partition :meth:`send` would give
+        it, in order within a partition; the result resolves when the broker has acknowledged all of
+        them and raises if it refused or failed any."""
+
     async def write_states(self, writes: Sequence[StateWrite]) -> None:
         """Write the states and return once they are durable (acknowledged on the changelog)."""
 
@@ -50,30 +56,38 @@ async def deliver(outcome: BatchOutcome, output: Output, ack: Callable[[], Await
     """Apply ``outcome`` through ``output`` in the crash-safe order (see the module), then ``ack()``.
     Returns the dead letters sent in place of records the broker refused for their size (a re-keyed
     event larger than the rerouted topic takes would otherwise fail the worker on every restart)."""
-    pending: list[tuple[Record, Awaitable[Any]]] = []
+    pending: list[tuple[Record | None, Awaitable[Any]]] = []
     refused: list[DeadLetter] = []
+    batched: list[Record] = []
     for record in outcome.records(dead_letter_max_bytes):
+        if record.refused is None:
+            batched.append(record)
+            continue
+        # a record the broker may refuse for its size (a re-keyed event) goes alone, so that only it
+        # is dead-lettered if refused
         try:
             sent = await output.send(record)
         except Exception as exc:
-            if record.refused is None or not too_large(exc):
+            if not too_large(exc):
                 raise
             refused.append(record.refused)
             continue
         pending.append((record, sent))
+    if batched:  # alerts, dead letters, activity days, grouped records: a failure is an error
+        pending.append((None, await output.send_batch(batched)))
     if pending:
         results = await asyncio.gather(*(sent for _, sent in pending), return_exceptions=True)
         for (record, _), result in zip(pending, results, strict=True):
             if isinstance(result, BaseException):
-                if record.refused is None or not too_large(result):
+                if record is None or record.refused is None or not too_large(result):
                     raise result
                 refused.append(record.refused)
     if refused:
         letters = []
         for letter in refused:
             value, headers = letter.record(dead_letter_max_bytes)
-            letters.append(await output.send(Record("dead_letter", None, value, headers)))
-        await asyncio.gather(*letters)
+            letters.append(Record("dead_letter", None, value, headers))
+        await (await output.send_batch(letters))
     await output.write_states(outcome.new_states)
     if ack is not None:
         await ack()

@@ -120,18 +120,26 @@ class MicroBatch:
         key_line), by default the message's own (partition, offset)."""
         kp = partition if key_partition is None else key_partition
         ko = offset if key_offset is None else key_offset
-        digests = split.digests
-        for user, events in split.groups.items():
-            seg = Segment(source, kp, ko, key_line, events, (topic, partition, offset), digests.get(user))
-            segs = self.users.get(user)
-            if segs is None:
-                self.users[user] = [seg]
-            else:
-                segs.append(seg)
-        self.dead.extend(split.dead)
+        groups = split.groups
+        if groups:
+            digests = split.digests
+            message = (topic, partition, offset)
+            users = self.users
+            for user, events in groups.items():
+                seg = Segment(source, kp, ko, key_line, events, message, digests.get(user))
+                segs = users.get(user)
+                if segs is None:
+                    users[user] = [seg]
+                else:
+                    segs.append(seg)
+        if split.dead:
+            self.dead.extend(split.dead)
         for user, line, number in split.reroute:
             self.reroute.append((user, line, f"{partition}:{offset}:{number}".encode(), topic))
-        self.consumed[topic] = self.consumed.get(topic, 0) + split.consumed
-        self.expired += split.expired
-        if split.newest_ts is not None and (self.newest_ts is None or split.newest_ts > self.newest_ts):
-            self.newest_ts = split.newest_ts
+        consumed = self.consumed
+        consumed[topic] = consumed.get(topic, 0) + split.consumed
+        if split.expired:
+            self.expired += split.expired
+        newest = split.newest_ts
+        if newest is not None and (self.newest_ts is None or newest > self.newest_ts):
+            self.newest_ts = newest

@@ -114,21 +114,25 @@ def gather(pipeline: Pipeline, messages: Iterable[Any], codes: dict[str, str],
     ``home(user)`` are marked for re-keying), ``r`` (re-keyed events, each at the position it came
     from, its ``custodes.origin`` header), or any other (replay)."""
     batch = MicroBatch()
+    split, add = pipeline.split, batch.add
     for message in messages:
         topic, partition, offset = message.topic, message.partition, message.offset
         source = codes[topic]
-        split = pipeline.split(message.value, topic, partition, offset, home if source == "e" else None)
+        if source == "e":
+            add(split(message.value, topic, partition, offset, home), topic, partition, offset, source)
+            continue
         origin = None
         if source == "r":
             # a re-keyed event's position is where it came from (origin partition, offset, line),
             # so a copy re-sent after a crash (the origin message redelivered) is recognised
             headers = message.headers or ()
             origin = (headers if isinstance(headers, dict) else dict(headers)).get("custodes.origin")
+        parts = split(message.value, topic, partition, offset, None)
         if origin:
             kp, ko, kl = (int(x) for x in origin.decode().split(":"))
-            batch.add(split, topic, partition, offset, f"r{kp}", kp, ko, kl)
+            add(parts, topic, partition, offset, f"r{kp}", kp, ko, kl)
         else:
-            batch.add(split, topic, partition, offset, source)
+            add(parts, topic, partition, offset, source)
     return batch
 
 

@@ -1,6 +1,7 @@
 """The crash-safe order of a micro-batch's effects (stream/worker/delivery.py), with a fake producer:
-records (alerts, dead letters, re-keyed events) acknowledged, then states written, then the messages
-acknowledged; a failure at any step stops before the next."""
+records (alerts, dead letters, re-keyed events, activity days, grouped records) acknowledged, then states
+written, then the messages acknowledged; a failure at any step, a failed record batch included, stops
+before the next."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 
+from detectors.activity_days import DayCounts
 from detectors.alert import Alert
 from stream.telemetry.metrics import PipelineMetrics
 from stream.worker.delivery import deliver, publish, too_large
@@ -27,11 +29,14 @@ def _alert(user: str, n: int = 1) -> Alert:
 
 class FakeOutput:
     """Records every effect in order; ``fail_send`` (a role) or ``fail_states`` make that step fail,
-    ``refuse`` a role the broker refuses for its size; ``when``: at the call ("send") or in the ack."""
+    ``refuse`` a role the broker refuses for its size; ``when``: at the call ("send") or in the ack.
+    A record batch fails as a whole if any of its records' role fails (as a real batch does)."""
 
     def __init__(self, fail_send: str | None = None, fail_states: bool = False, refuse: str | None = None,
                  when: str = "ack") -> None:
         self.log: list[tuple[str, Any]] = []
+        self.batches: list[list[str]] = []
+        """The roles of each send_batch call's records."""
         self.fail_send, self.fail_states, self.refuse, self.when = fail_send, fail_states, refuse, when
 
     async def send(self, record: Record) -> Any:
@@ -50,6 +55,23 @@ class FakeOutput:
             future.set_result(None)
         return future
 
+    async def send_batch(self, records: Sequence[Record]) -> Any:
+        self.batches.append([record.role for record in records])
+        error: BaseException | None = None
+        if any(record.role == self.fail_send for record in records):
+            error = KafkaTimeoutError()
+        elif any(record.role == self.refuse for record in records):
+            error = MessageSizeTooLargeError()
+        if error is not None and self.when == "send":
+            raise error
+        future = asyncio.get_running_loop().create_future()
+        if error is not None:
+            future.set_exception(error)
+        else:
+            self.log.extend(("sent", (record.role, record.key)) for record in records)
+            future.set_result(None)
+        return future
+
     async def write_states(self, writes: Sequence[StateWrite]) -> None:
         if self.fail_states:
             raise KafkaTimeoutError()
@@ -63,6 +85,8 @@ def _outcome() -> BatchOutcome:
         dead_letters=[DeadLetter(b"{bad", "invalid_json", "x", "events", 0, 1, 1)],
         reroute=[("carol", b"{}", b"1:2:1", "events")],
         counts=Counts(consumed={"events": 4}),
+        grouped=[("host-1", {"n": 1})],
+        days=[(b"alice", DayCounts(person="alice", day="2026-12-03", counts={"view": 3}, last_seen=T0))],
     )
 
 
@@ -85,15 +109,27 @@ def test_records_then_states_then_the_messages_are_acknowledged():
     assert refused == []
     assert output.log == [
         ("sent", ("rerouted", b"carol")), ("sent", ("alerts", b"alice")), ("sent", ("dead_letter", None)),
+        ("sent", ("sigma_groups", b"host-1")), ("sent", ("activity_days", b"alice")),
         ("states", [b"alice", b"bob"]), ("ack", None),
     ]
+    # the re-keyed event alone (it may be refused for its size); everything else in one call
+    assert output.batches == [["alerts", "dead_letter", "sigma_groups", "activity_days"]]
 
 
 @pytest.mark.parametrize("when", ["send", "ack"])
-@pytest.mark.parametrize("role", ["alerts", "dead_letter", "rerouted"])
+@pytest.mark.parametrize("role", ["alerts", "dead_letter", "rerouted", "sigma_groups", "activity_days"])
 def test_a_send_that_fails_means_no_state_written_and_no_ack(role, when):
     output = FakeOutput(fail_send=role, when=when)
     with pytest.raises(KafkaTimeoutError):
+        _deliver(output)
+    assert not any(step in ("states", "ack") for step, _ in output.log)
+
+
+@pytest.mark.parametrize("role", ["sigma_groups", "activity_days", "dead_letter"])
+def test_a_record_batch_refused_for_its_size_is_an_error_not_a_silent_loss(role):
+    # only a re-keyed event is dead-lettered in place when refused; a refused batch stops the micro-batch
+    output = FakeOutput(refuse=role)
+    with pytest.raises(MessageSizeTooLargeError):
         _deliver(output)
     assert not any(step in ("states", "ack") for step, _ in output.log)
 
@@ -102,7 +138,7 @@ def test_a_state_write_that_fails_means_no_ack():
     output = FakeOutput(fail_states=True)
     with pytest.raises(KafkaTimeoutError):
         _deliver(output)
-    assert [step for step, _ in output.log] == ["sent", "sent", "sent"]
+    assert [step for step, _ in output.log] == ["sent"] * 5
 
 
 @pytest.mark.parametrize("when", ["send", "ack"])
@@ -110,7 +146,7 @@ def test_a_rekeyed_event_refused_for_its_size_is_dead_lettered_before_the_states
     output = FakeOutput(refuse="rerouted", when=when)
     refused = _deliver(output)
     assert [(d.reason, d.partition, d.offset, d.line) for d in refused] == [("unroutable", 1, 2, 1)]
-    steps = [entry for entry in output.log if entry[0] != "sent" or entry[1][0] != "alerts"]
+    steps = [entry for entry in output.log if entry[0] != "sent" or entry[1][0] == "dead_letter"]
     assert steps == [("sent", ("dead_letter", None)), ("sent", ("dead_letter", None)),
                      ("states", [b"alice", b"bob"]), ("ack", None)]
 

@@ -207,6 +207,11 @@ def test_the_runner_acknowledges_fetched_records_only_after_their_outcome_is_del
             future.set_result(None)
             return future
 
+        async def send_batch(self, records: Any) -> Any:
+            future = asyncio.get_running_loop().create_future()
+            future.set_result(None)
+            return future
+
         async def write_states(self, writes: Any) -> None:
             if self.fail:
                 raise RuntimeError("changelog unavailable")
