@@ -113,6 +113,12 @@ class Settings(BaseModel):
     """The largest record batch the worker's producer builds per partition. Large, so a micro-batch's
     state writes go out in a few requests (the producer has one request in flight per broker);
     must not exceed the broker's ``message.max.bytes`` (1,048,588 by default)."""
+    live_state_max_bytes: int = Field(64 << 20, ge=0, le=1 << 40)
+    """The worker (and replay) keeps the most recently active people's states decoded between
+    micro-batches, so a person's next micro-batch skips decoding their stored state; this bounds the
+    memory those objects take, estimated at 6 bytes per byte of a state's JSON (stream/worker/live.py):
+    64 MiB keeps ~5,800 states of 1.9 KB. Eviction writes nothing (the table holds every state's bytes).
+    0 turns it off."""
     dead_letter_max_bytes: int = Field(262_144, ge=1024, le=900_000)
     """A dead letter keeps at most this many bytes of the bad input (header ``custodes.truncated`` gives
     the original size when cut), so bad input of any size fits the broker's message limit."""
