@@ -155,6 +155,7 @@ def create_app(
     app.custodes_metrics = metrics  # type: ignore[attr-defined]
     app.custodes_registry = registry  # type: ignore[attr-defined]
     app.custodes_pipeline = pipeline  # type: ignore[attr-defined]
+    app.custodes_runner = runner  # type: ignore[attr-defined]
     app.custodes_reference = holder  # type: ignore[attr-defined]
     return app
 
