@@ -73,8 +73,13 @@ class Runner:
         batch = gather(pipeline, messages, self.codes, self.home)
         for message in messages:
             self.positions[(message.topic, message.partition)] = message.offset
-        outcome = run_batch(pipeline, self.table.data.get, batch, self.groups.hook if self.groups else None,
-                            self.live)
+        live = self.live
+        hits, misses = live.hits, live.misses
+        outcome = run_batch(pipeline, self.table.data.get, batch, self.groups.hook if self.groups else None, live)
+        if live.hits > hits:
+            self.metrics.live_state_reads.labels("hit").inc(live.hits - hits)
+        if live.misses > misses:
+            self.metrics.live_state_reads.labels("miss").inc(live.misses - misses)
         refused = await deliver(outcome, self.output, ack,
                                 dead_letter_max_bytes=self.settings.dead_letter_max_bytes)
         if outcome.grouped:
@@ -186,6 +191,8 @@ class Runner:
     async def report_lag(self) -> None:
         metrics = self.metrics
         metrics.state_keys.set(len(self.table))
+        metrics.live_states.set(len(self.live))
+        metrics.live_state_bytes.set(self.live.bytes)
         consumer = self.consumer()
         assigned = consumer.assignment()
         positions = self.positions
