@@ -99,7 +99,10 @@ class Settings(BaseModel):
     batch_max_events: int = Field(20_000, ge=1, le=1_000_000)
     """The worker gathers messages into a micro-batch of up to this many events before running the
     detectors (each user's events in it are run together, and each user's state is read and written
-    once per micro-batch); replay does the same."""
+    once per micro-batch); replay does the same. A micro-batch's events, documents and outcome are held
+    until it is delivered: 5,000 took ~100 MB off the worker's peak RSS (10,000 people) and was not
+    slower, but replay's person_risk and third_party_transfer alerts depend on the cut (bench/README.md,
+    "State and memory"), so the default stays."""
     batch_max_wait_s: float = Field(0.05, ge=0.0, le=10.0)
     """A micro-batch is processed at the latest this long after its first message arrived..."""
     batch_catch_up_wait_s: float = Field(1.0, ge=0.0, le=60.0)
@@ -113,12 +116,13 @@ class Settings(BaseModel):
     """The largest record batch the worker's producer builds per partition. Large, so a micro-batch's
     state writes go out in a few requests (the producer has one request in flight per broker);
     must not exceed the broker's ``message.max.bytes`` (1,048,588 by default)."""
-    live_state_max_bytes: int = Field(64 << 20, ge=0, le=1 << 40)
+    live_state_max_bytes: int = Field(32 << 20, ge=0, le=1 << 40)
     """The worker (and replay) keeps the most recently active people's states decoded between
     micro-batches, so a person's next micro-batch skips decoding their stored state; this bounds the
     memory those objects take, estimated at 6 bytes per byte of a state's JSON (stream/worker/live.py):
-    64 MiB keeps ~5,800 states of 1.9 KB. Eviction writes nothing (the table holds every state's bytes).
-    0 turns it off."""
+    32 MiB keeps ~2,900 states of 1.9 KB (~40 MB of RSS), 64 MiB ~5,800. Part of the worker's memory budget (every
+    person's state is held as bytes besides); raise it to hold the people active at once when memory
+    allows. Eviction writes nothing (the table holds every state's bytes). 0 turns it off."""
     dead_letter_max_bytes: int = Field(262_144, ge=1024, le=900_000)
     """A dead letter keeps at most this many bytes of the bad input (header ``custodes.truncated`` gives
     the original size when cut), so bad input of any size fits the broker's message limit."""
