@@ -116,13 +116,14 @@ class Settings(BaseModel):
     """The largest record batch the worker's producer builds per partition. Large, so a micro-batch's
     state writes go out in a few requests (the producer has one request in flight per broker);
     must not exceed the broker's ``message.max.bytes`` (1,048,588 by default)."""
-    live_state_max_bytes: int = Field(32 << 20, ge=0, le=1 << 40)
-    """The worker (and replay) keeps the most recently active people's states decoded between
-    micro-batches, so a person's next micro-batch skips decoding their stored state; this bounds the
-    memory those objects take, estimated at 6 bytes per byte of a state's JSON (stream/worker/live.py):
-    32 MiB keeps ~2,900 states of 1.9 KB (~40 MB of RSS), 64 MiB ~5,800. Part of the worker's memory budget (every
-    person's state is held as bytes besides); raise it to hold the people active at once when memory
-    allows. Eviction writes nothing (the table holds every state's bytes). 0 turns it off."""
+    live_state_max_bytes: int = Field(0, ge=0, le=1 << 40)
+    """Memory for the most recently active people's decoded states, kept between micro-batches so a
+    person's next micro-batch skips decoding their stored state (stream/worker/live.py; estimated at 6
+    bytes per byte of a state's JSON: 32 MiB keeps ~2,900 states of 1.9 KB, ~40 MB of RSS). Eviction
+    writes nothing (the table holds every state's bytes). 0, the default, keeps none: measured, the
+    decodes saved cost less than CPython's cyclic GC spends rescanning the kept objects (replay with
+    micro-batches of 1,000 events over 5,000 people took 1.4x the CPU with 32 MiB; bench/README.md,
+    "State and memory", session 7)."""
     dead_letter_max_bytes: int = Field(262_144, ge=1024, le=900_000)
     """A dead letter keeps at most this many bytes of the bad input (header ``custodes.truncated`` gives
     the original size when cut), so bad input of any size fits the broker's message limit."""

@@ -282,10 +282,11 @@ def test_the_worker_drops_the_live_states_of_partitions_revoked_or_assigned():
     from stream.contract.partitioning import home_partition
     from stream.worker.app import create_app
 
-    settings = load(env={"CUSTODES_BROKER": "127.0.0.1:9", "CUSTODES_WORKER_PORT": "0"})
+    settings = load(env={"CUSTODES_BROKER": "127.0.0.1:9", "CUSTODES_WORKER_PORT": "0",
+                         "CUSTODES_LIVE_STATE_MAX_BYTES": str(1 << 20)})
     app = create_app(settings)
     live = app.custodes_runner.live
-    assert live.max_bytes == settings.live_state_max_bytes
+    assert live.max_bytes == 1 << 20
     people = [f"person{i}".encode() for i in range(40)]
     on = {p: home_partition(p.decode(), settings.partitions) for p in people}
     events = settings.topics.events
