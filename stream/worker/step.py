@@ -146,6 +146,8 @@ def run_batch(pipeline: Pipeline, read_state: Callable[[bytes], bytes | None], b
     counts = Counts(consumed=dict(batch.consumed), expired=batch.expired, newest_ts=batch.newest_ts)
     out = BatchOutcome(dead_letters=list(batch.dead), reroute=list(batch.reroute), counts=counts)
     processed = counts.processed
+    if live is not None and not live.max_bytes:
+        live = None  # off: nothing to take or put
     for user, segments in batch.users.items():
         key = user.encode()
         stored = read_state(key)
