@@ -32,36 +32,45 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 
-def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
+def measure(users: int, per_user: int, uuid_ids: bool = False, overrides: dict | None = None) -> dict:
     from bench.replay import chunks, make_lines
     from detectors import registry
     from stream.contract.settings import load
+    from stream.offline.replay import _Message
     from stream.worker.gctune import tune_for_throughput
+    from stream.worker.live import LiveStates
     from stream.worker.pipeline import Pipeline
+    from stream.worker.step import gather, run_batch
 
     tune_for_throughput()
     now = time.time()
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     settings = load()
+    if overrides:
+        settings = settings.model_copy(update=overrides)
     pipeline = Pipeline(settings, registry.build(settings.detectors), lambda: now)
-    states: dict[str, bytes] = {}
+    states: dict[bytes, bytes] = {}
+    live = LiveStates(settings.live_state_max_bytes)  # as the worker and replay keep them
     n = users * per_user
     started = time.perf_counter()
-    # generate and apply in slices so the input lines do not dominate peak RSS
+    # generate and apply in slices so the input lines do not dominate peak RSS; micro-batches of
+    # batch_max_events as the worker and replay run them
     step = 100_000
     offset = 0
     for first in range(0, n, step):
         lines = make_lines(min(step, n - first), users, now, seed=first + 1, uuid_ids=uuid_ids, first_id=first)
-        for value in chunks(lines):
-            split = pipeline.split(value, "bench", 0, offset)
-            for user, events in split.groups.items():
-                out = pipeline.apply(user, events, states.get(user), "e", 0, offset,
-                                     digests=split.digests.get(user))
-                if out.state is None:
-                    states.pop(user, None)
+        messages = [_Message(offset + i, value) for i, value in enumerate(chunks(lines))]
+        offset += len(messages)
+        del lines
+        per_batch = max(1, settings.batch_max_events // 500)
+        for at in range(0, len(messages), per_batch):
+            batch = gather(pipeline, messages[at:at + per_batch], {"replay": "e"}, None)
+            outcome = run_batch(pipeline, states.get, batch, live=live)
+            for key, _old, new in outcome.new_states:
+                if new is None:
+                    states.pop(key, None)
                 else:
-                    states[user] = out.state
-            offset += 1
+                    states[key] = new
     seconds = time.perf_counter() - started
     sizes = sorted(len(v) for v in states.values())
     total = sum(sizes)
@@ -73,6 +82,8 @@ def measure(users: int, per_user: int, uuid_ids: bool = False) -> dict:
         "state_bytes_per_user_max": sizes[-1] if sizes else 0,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "rss_before_mb": round(base_rss / 1024, 1), "seconds": round(seconds, 1),
+        "live_states": len(live), "live_state_mb_estimated": round(live.bytes / 2**20, 1),
+        "live_state_hits": live.hits, "live_state_misses": live.misses,
     }
 
 
@@ -87,7 +98,7 @@ def _rss_mb(pid: int) -> dict[str, float]:
 
 
 def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool = False,
-                   partitions: int = 4) -> dict:
+                   partitions: int = 4, overrides: dict | None = None) -> dict:
     """Peak RSS of one real worker that has consumed a day of activity of ``users`` users."""
     import random
     import shutil
@@ -135,7 +146,7 @@ def measure_worker(users: int, per_user: int, broker: str | None, uuid_ids: bool
         producer.close()
         (work / "w").mkdir()
         worker = Custodes(broker, work / "w", prefix, f"sqlite:///{work}/state.db",
-                          {"partitions": partitions, "log_level": "warning"})
+                          {"partitions": partitions, "log_level": "warning", **(overrides or {})})
         proc = worker.start("worker")
         try:
             worker.wait_ready("worker", timeout_s=180)
@@ -242,6 +253,15 @@ def measure_generated(directory: Path) -> dict:
     }
 
 
+def _number(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--users", type=int, action="append", help="repeatable; default 10000 and 100000")
@@ -250,6 +270,8 @@ def main() -> None:
     ap.add_argument("--worker", action="store_true",
                     help="measure a real worker's RSS after consuming the workload from Apache Kafka")
     ap.add_argument("--broker", help="with --worker: use this broker instead of starting Apache Kafka")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="repeatable: a setting other than the shipped config's, e.g. live_state_max_bytes=0")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--generated", type=Path, help="a `custodes generate` directory: state at the end of its period")
@@ -259,17 +281,19 @@ def main() -> None:
         for k, v in row.items():
             print(f"{k:>40}  {v:,}" if isinstance(v, int) else f"{k:>40}  {v}")
         return
+    overrides = {k: _number(v) for k, _, v in (kv.partition("=") for kv in args.set)}
     if args.child:
-        print(json.dumps(measure(args.users[0], args.events_per_user, args.uuid_ids)))
+        print(json.dumps(measure(args.users[0], args.events_per_user, args.uuid_ids, overrides)))
         return
     rows = []
     for users in args.users or [10_000, 100_000]:
         if args.worker:
-            rows.append(measure_worker(users, args.events_per_user, args.broker, args.uuid_ids))
+            rows.append(measure_worker(users, args.events_per_user, args.broker, args.uuid_ids, overrides=overrides))
             continue
         out = subprocess.run([sys.executable, __file__, "--child", "--users", str(users),
                               "--events-per-user", str(args.events_per_user),
-                              *(["--uuid-ids"] if args.uuid_ids else [])],
+                              *(["--uuid-ids"] if args.uuid_ids else []),
+                              *(x for kv in args.set for x in ("--set", kv))],
                              check=True, capture_output=True, text=True)
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
     keys = list(rows[0])

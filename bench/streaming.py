@@ -9,6 +9,7 @@ same run.
     python bench/streaming.py --json bench/results/streaming.json
     python bench/streaming.py --mode single --events 20000 --no-naive --profile /tmp/worker.txt   # py-spy
     python bench/streaming.py --peers --mode single --events 100000   # beside bytewax and quixstreams
+    python bench/streaming.py --events 100000 --variant '' --variant 'batch_max_events=5000'   # settings A/B
 
 ``--peers``: the one-detector workload of bench/peers/ (a sliding 1-hour record count per user, an
 alert over a threshold) on one topic, read in the same run by the Custodes worker (only bulk_export
@@ -388,6 +389,70 @@ def peers_run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict:
     }
 
 
+def variants_run(args: argparse.Namespace, bootstrap: str, work: Path) -> dict:
+    """The worker with each ``--variant`` of its settings (``key=value,key=value``; empty: the shipped
+    config) on one pre-loaded topic, in alternated rounds (the order rotates each round), each run with a
+    fresh app id (its own consumer group, table and alerts topic); every run's alert count must agree."""
+    import statistics
+
+    prefix = f"bench{random.randrange(10**6)}-"
+    topic = f"{prefix}custodes-audit-events"
+    events = make_events(args.events, args.users)
+    preload(bootstrap, topic, events, args.partitions, args.mode, args.batch)
+    reference = write_reference(work / "reference", args.users)
+    variants = args.variant
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    rss: dict[str, list[float]] = {v: [] for v in variants}
+    cpu: dict[str, list[float]] = {v: [] for v in variants}
+    alerts: set[int] = set()
+    for r in range(args.rounds):
+        for i in range(len(variants)):
+            variant = variants[(i + r) % len(variants)]
+            app = f"{prefix}v{variants.index(variant)}-r{r}-"
+            extra = [line.strip() for line in variant.split(",") if line.strip()]
+
+            def edit(text: str, app: str = app, extra: list[str] = extra) -> str:
+                out = []
+                for line in text.splitlines():
+                    if line.startswith("app_id ="):
+                        out += [f'app_id = "{app}custodes"', *(" = ".join(x.split("=", 1)) for x in extra)]
+                    elif line.split(" = ")[0] in {x.split("=", 1)[0] for x in extra}:
+                        continue
+                    else:
+                        out.append(f'alerts = "{app}alerts"' if line.startswith("alerts =") else line)
+                return "\n".join(out) + "\n"
+
+            d = work / f"v{variants.index(variant)}-r{r}"
+            d.mkdir()
+            out = streaming(bootstrap, prefix, d, args.events, args.partitions, reference, edit_config=edit)
+            rates[variant].append(out["events_per_s"])
+            rss[variant].append(out["worker_peak_rss_mb"])
+            cpu[variant].append(out["cpu_in_handler_s"])
+            distinct = distinct_alert_ids(bootstrap, f"{app}alerts")  # an alert re-sent as its count grows: once
+            alerts.add(distinct)
+            print(f"round {r + 1} {variant or '(shipped)':<40} {out['events_per_s']:>10,.0f} ev/s  "
+                  f"{out['cpu_in_handler_s']:.1f} s in micro-batches  peak RSS {out['worker_peak_rss_mb']:.0f} MB  "
+                  f"{distinct} alerts", flush=True)
+    if len(alerts) != 1:
+        raise SystemExit(f"the variants raised different alerts: {sorted(alerts)} distinct ids")
+
+    def mmm(values: list[float], places: int = 0) -> str:
+        return " / ".join(f"{x:.{places}f}" for x in (min(values), statistics.median(values), max(values)))
+
+    result: dict = {"mode": args.mode, "events": args.events, "users": args.users, "rounds": args.rounds,
+                    "alerts_each_run": int(alerts.pop())}
+    first = variants[0]
+    for v in variants:
+        name = v or "(shipped)"
+        result[f"{name}: events/s min/median/max"] = mmm(rates[v])
+        result[f"{name}: s in micro-batches min/median/max"] = mmm(cpu[v], 1)
+        result[f"{name}: peak RSS MB min/median/max"] = mmm(rss[v])
+        if v != first:
+            ratios = [a / b for a, b in zip(rates[v], rates[first], strict=True)]
+            result[f"{name}: events/s to {first or '(shipped)'} min/median/max"] = mmm(ratios, 2)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--events", type=int, default=200_000)
@@ -403,6 +468,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3, help="with --peers: alternated rounds")
     ap.add_argument("--all-detectors", action="store_true",
                     help="with --peers: also the worker with every detector enabled (custodes-all)")
+    ap.add_argument("--variant", action="append",
+                    help="repeatable: worker settings 'key=value,key=value' ('' the shipped config), run in "
+                         "--rounds alternated rounds on one topic")
     ap.add_argument("--json", type=Path)
     ap.add_argument("--profile", type=Path, help="sample the worker with py-spy; collapsed stacks to this file")
     ap.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
@@ -422,8 +490,8 @@ def main() -> None:
 
             broker = start_broker(work)
             bootstrap = broker.bootstrap
-        if args.peers:
-            result = peers_run(args, bootstrap, work)
+        if args.peers or args.variant:
+            result = peers_run(args, bootstrap, work) if args.peers else variants_run(args, bootstrap, work)
             width = max(len(k) for k in result)
             for k, v in result.items():
                 print(f"{k:<{width}}  {v:,}" if isinstance(v, int | float) else f"{k:<{width}}  {v}")

@@ -99,7 +99,10 @@ class Settings(BaseModel):
     batch_max_events: int = Field(20_000, ge=1, le=1_000_000)
     """The worker gathers messages into a micro-batch of up to this many events before running the
     detectors (each user's events in it are run together, and each user's state is read and written
-    once per micro-batch); replay does the same."""
+    once per micro-batch); replay does the same. A micro-batch's events, documents and outcome are held
+    until it is delivered: 5,000 took ~100 MB off the worker's peak RSS (10,000 people) and was not
+    slower, but replay's person_risk and third_party_transfer alerts depend on the cut (bench/README.md,
+    "State and memory"), so the default stays."""
     batch_max_wait_s: float = Field(0.05, ge=0.0, le=10.0)
     """A micro-batch is processed at the latest this long after its first message arrived..."""
     batch_catch_up_wait_s: float = Field(1.0, ge=0.0, le=60.0)
@@ -113,6 +116,14 @@ class Settings(BaseModel):
     """The largest record batch the worker's producer builds per partition. Large, so a micro-batch's
     state writes go out in a few requests (the producer has one request in flight per broker);
     must not exceed the broker's ``message.max.bytes`` (1,048,588 by default)."""
+    live_state_max_bytes: int = Field(0, ge=0, le=1 << 40)
+    """Memory for the most recently active people's decoded states, kept between micro-batches so a
+    person's next micro-batch skips decoding their stored state (stream/worker/live.py; estimated at 6
+    bytes per byte of a state's JSON: 32 MiB keeps ~2,900 states of 1.9 KB, ~40 MB of RSS). Eviction
+    writes nothing (the table holds every state's bytes). 0, the default, keeps none: measured, the
+    decodes saved cost less than CPython's cyclic GC spends rescanning the kept objects (replay with
+    micro-batches of 1,000 events over 5,000 people took 1.4x the CPU with 32 MiB; bench/README.md,
+    "State and memory", session 7)."""
     dead_letter_max_bytes: int = Field(262_144, ge=1024, le=900_000)
     """A dead letter keeps at most this many bytes of the bad input (header ``custodes.truncated`` gives
     the original size when cut), so bad input of any size fits the broker's message limit."""

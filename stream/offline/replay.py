@@ -20,6 +20,7 @@ from stream.contract.settings import Settings
 from stream.sources.summary import Summary
 
 from ..worker.correlation import InMemoryGroups
+from ..worker.live import LiveStates
 from ..worker.microbatch import DeadLetter
 from ..worker.pipeline import Pipeline
 from ..worker.step import gather, run_batch
@@ -112,9 +113,11 @@ def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]
                  keep_dead_letters: bool = False) -> ReplayResult:
     """Feed messages (bytes of newline-delimited events) through the worker's micro-batch step
     (``stream.worker.step``): gathered into micro-batches of up to ``batch_max_events`` events, each
-    user's events in a micro-batch run together against their state, kept here in a dict."""
+    user's events in a micro-batch run together against their state, kept here in a dict (the most
+    recently active decoded too, up to ``live_state_max_bytes``, as the worker keeps them)."""
     result, messages = source
     states: dict[bytes, bytes] = {}
+    live = LiveStates(pipeline.settings.live_state_max_bytes)
     groups = InMemoryGroups.for_pipeline(pipeline)
     limit = pipeline.settings.batch_max_events
     gathered: list[_Message] = []
@@ -123,9 +126,9 @@ def run_messages(pipeline: Pipeline, source: tuple[ReplayResult, Iterator[bytes]
         gathered.append(_Message(offset, value))
         size += value.count(b"\n") + 1
         if size >= limit:
-            _run_batch(pipeline, gathered, states, result, keep_dead_letters, groups)
+            _run_batch(pipeline, gathered, states, result, keep_dead_letters, groups, live)
             gathered, size = [], 0
-    _run_batch(pipeline, gathered, states, result, keep_dead_letters, groups)
+    _run_batch(pipeline, gathered, states, result, keep_dead_letters, groups, live)
     return result
 
 
@@ -143,14 +146,14 @@ _CODES = {"replay": "replay"}
 
 
 def _run_batch(pipeline: Pipeline, messages: list[_Message], states: dict[bytes, bytes], result: ReplayResult,
-               keep_dead_letters: bool, groups: InMemoryGroups | None = None) -> None:
+               keep_dead_letters: bool, groups: InMemoryGroups | None = None, live: LiveStates | None = None) -> None:
     batch = gather(pipeline, messages, _CODES, None)
     summary = result.summary
     for segments in batch.users.values():
         for seg in segments:
             for ev in seg.events:
                 summary.event(ev.doc, ev.kind)
-    outcome = run_batch(pipeline, states.get, batch, groups)
+    outcome = run_batch(pipeline, states.get, batch, groups, live)
     for key, _old, new in outcome.new_states:
         if new is None:
             states.pop(key, None)

@@ -101,6 +101,18 @@ class PipelineMetrics:
             "custodes_detector_state_users", "Users with detector state held by this worker.",
             registry=registry,
         )
+        self.live_states = Gauge(
+            "custodes_live_states", "People whose decoded state this worker keeps between micro-batches.",
+            registry=registry,
+        )
+        self.live_state_bytes = Gauge(
+            "custodes_live_state_bytes", "Memory the live states take, estimated (bounded by "
+            "live_state_max_bytes).", registry=registry,
+        )
+        self.live_state_reads = Counter(
+            "custodes_live_state_reads_total", "Stored states a micro-batch needed: found live (hit) or "
+            "decoded from the table (miss).", ["result"], registry=registry,
+        )
 
 
 class SinkMetrics:

@@ -113,6 +113,19 @@ def create_app(
         app.topics.add(inputs)
         app.consumer.taker = runner
         app.task(runner.flush_gathered)
+
+    @app.on_partitions_revoked.connect
+    async def forget_revoked(sender: Any, revoked: Any, **kwargs: Any) -> None:
+        """After Faust has drained the runner for the revocation: the live states of those partitions
+        are dropped (another worker may write them next)."""
+        runner.forget(revoked)
+
+    @app.on_partitions_assigned.connect
+    async def forget_assigned(sender: Any, assigned: Any, **kwargs: Any) -> None:
+        """The live states of the partitions assigned are dropped too: the table is recovered from
+        the changelog (whoever wrote it last) before any micro-batch runs on them."""
+        runner.forget(assigned)
+
     app.timer(interval=5.0)(runner.report_lag)
     app.timer(interval=float(settings.state_sweep_interval_s))(runner.sweep_state)
 
@@ -142,6 +155,7 @@ def create_app(
     app.custodes_metrics = metrics  # type: ignore[attr-defined]
     app.custodes_registry = registry  # type: ignore[attr-defined]
     app.custodes_pipeline = pipeline  # type: ignore[attr-defined]
+    app.custodes_runner = runner  # type: ignore[attr-defined]
     app.custodes_reference = holder  # type: ignore[attr-defined]
     return app
 

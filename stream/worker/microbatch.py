@@ -6,6 +6,7 @@ gathering: ``stream.worker.pipeline`` fills them, ``stream.worker.step`` runs th
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from detectors.activity_days import DayCounts
 from detectors.alert import Alert
@@ -97,6 +98,9 @@ class Applied:
     for the activity-days topic."""
     late_activity: int = 0
     """Events of a day no longer counted (more than a day before the newest day seen)."""
+    live: Any = None
+    """The decoded state ``state`` is the encoding of (None when there is none): what the worker may
+    keep live for the next micro-batch (stream/worker/live.py)."""
 
 
 @dataclass(slots=True)

@@ -308,13 +308,18 @@ class Pipeline:
         return self.apply_segments(user, [Segment(source, partition, offset, line, events, digests=digests)],
                                    stored)
 
-    def apply_segments(self, user: str, segments: Sequence[Segment], stored: bytes | None) -> Applied:
+    def apply_segments(self, user: str, segments: Sequence[Segment], stored: bytes | None,
+                       live: dict[str, Any] | None = None) -> Applied:
         """Run one user's events from several messages (in arrival order) against their state, as one
         batch: the detectors give the same alerts however a stream is cut into batches, so a
         micro-batch of many messages is run once per user. A segment at or below the position the
         state records for its source is a redelivery and is skipped; the state records the last
-        position applied per source."""
-        wrapper: dict[str, Any] = orjson.loads(stored) if stored else {}
+        position applied per source.
+
+        ``live``: ``stored`` already decoded (kept from an earlier micro-batch, stream/worker/live.py),
+        used instead of decoding it again, and updated in place. ``Applied.live`` is the object the
+        returned state is the encoding of."""
+        wrapper: dict[str, Any] = live if live is not None else orjson.loads(stored) if stored else {}
         positions: dict[str, list[int]] = dict(wrapper.get("o") or {})
         fresh: list[Event] = []
         fresh_digests: list[bytes | None] = []
@@ -328,8 +333,8 @@ class Pipeline:
             positions[seg.source] = [seg.partition, seg.offset, seg.line] if seg.line else [seg.partition, seg.offset]
             fresh.extend(seg.events)
             fresh_digests.extend(seg.digests if seg.digests is not None else [None] * len(seg.events))
-        if redelivered == len(segments):
-            return Applied(stored, [], [], redelivered=redelivered)
+        if redelivered == len(segments):  # the state is unchanged (``positions`` is a copy)
+            return Applied(stored, [], [], redelivered=redelivered, live=wrapper if stored else None)
         events = fresh
         keep = self.settings.dedupe_events
         duplicates = 0
@@ -368,7 +373,7 @@ class Pipeline:
                 wrapper["t"] = newest
         wrapper.pop("r", None)  # recent alerts were kept by an earlier version; no longer needed
         return Applied(owned(orjson.dumps(wrapper)), alerts, failures, redelivered=redelivered, duplicates=duplicates,
-                       days=counted.days, late_activity=counted.late)
+                       days=counted.days, late_activity=counted.late, live=wrapper)
 
     def _run(self, user: str, events: list[Event], det_state: Any, stored: bytes | None
              ) -> tuple[Any, list[Alert], list[Failure]]:

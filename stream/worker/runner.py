@@ -20,6 +20,7 @@ from stream.telemetry.metrics import PipelineMetrics
 
 from .consumer import micro_batch_due, unread
 from .delivery import Output, deliver, publish
+from .live import LiveStates
 from .pipeline import Pipeline
 from .step import gather, run_batch, sweep
 
@@ -58,6 +59,8 @@ class Runner:
         """The Faust consumer (once the app has made it)."""
         self.topics = frozenset((t.events, t.rerouted))
         """The input topics (stream.worker.fetched.Taker)."""
+        self.live = LiveStates(settings.live_state_max_bytes)
+        """The active people's decoded states, kept between micro-batches (stream/worker/live.py)."""
 
     def home(self, user: str) -> int:
         return home_partition(user, self.settings.partitions)
@@ -70,7 +73,13 @@ class Runner:
         batch = gather(pipeline, messages, self.codes, self.home)
         for message in messages:
             self.positions[(message.topic, message.partition)] = message.offset
-        outcome = run_batch(pipeline, self.table.data.get, batch, self.groups.hook if self.groups else None)
+        live = self.live
+        hits, misses = live.hits, live.misses
+        outcome = run_batch(pipeline, self.table.data.get, batch, self.groups.hook if self.groups else None, live)
+        if live.hits > hits:
+            self.metrics.live_state_reads.labels("hit").inc(live.hits - hits)
+        if live.misses > misses:
+            self.metrics.live_state_reads.labels("miss").inc(live.misses - misses)
         refused = await deliver(outcome, self.output, ack,
                                 dead_letter_max_bytes=self.settings.dead_letter_max_bytes)
         if outcome.grouped:
@@ -167,13 +176,23 @@ class Runner:
         reveal something: a leaver still in a group). Delivered like a micro-batch: alerts, then state."""
         async with self.lock:  # no micro-batch runs meanwhile: the states read here are the latest
             outcome = sweep(self.pipeline, list(self.table.data.items()), self.clock())
+            self.live.discard(key for key, _old, _new in outcome.new_states)  # rewritten or deleted
             refused = await deliver(outcome, self.output, dead_letter_max_bytes=self.settings.dead_letter_max_bytes)
         self.pipeline.publish_timings()
         publish(self.metrics, outcome, refused, self.clock())
 
+    def forget(self, tps: Any) -> None:
+        """Drop the live states of these partitions (a rebalance revoked or reassigned them: the next
+        micro-batch of their people decodes what the table holds, recovered from the changelog)."""
+        partitions = {tp.partition for tp in tps}
+        if partitions:
+            self.live.drop_partitions(partitions, lambda key: home_partition(key.decode(), self.settings.partitions))
+
     async def report_lag(self) -> None:
         metrics = self.metrics
         metrics.state_keys.set(len(self.table))
+        metrics.live_states.set(len(self.live))
+        metrics.live_state_bytes.set(self.live.bytes)
         consumer = self.consumer()
         assigned = consumer.assignment()
         positions = self.positions

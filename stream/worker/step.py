@@ -20,6 +20,7 @@ import orjson
 from detectors.activity_days import DayCounts
 from detectors.alert import Alert
 
+from .live import LiveStates
 from .microbatch import DeadLetter, MicroBatch
 from .pipeline import Pipeline
 
@@ -137,18 +138,29 @@ def gather(pipeline: Pipeline, messages: Iterable[Any], codes: dict[str, str],
 
 
 def run_batch(pipeline: Pipeline, read_state: Callable[[bytes], bytes | None], batch: MicroBatch,
-              groups: Any = None) -> BatchOutcome:
+              groups: Any = None, live: LiveStates | None = None) -> BatchOutcome:
     """Run each user's events of ``batch`` together against their state (``read_state(key)``, the key
     being the user id in UTF-8): one read per user. Pure apart from the pipeline's own counters.
     ``groups`` (a :class:`stream.worker.correlation.GroupedCorrelations`, when Sigma rules run) takes
-    the records of correlations grouped by other than the person as each person's events run."""
+    the records of correlations grouped by other than the person as each person's events run.
+    ``live``: decoded states kept between micro-batches (stream/worker/live.py): a user's entry is
+    taken out before their events are applied and put back only once the new state is encoded, so an
+    exception part-way leaves nothing half-updated in it; used only if the stored bytes are the ones
+    it was encoded to."""
     counts = Counts(consumed=dict(batch.consumed), expired=batch.expired, newest_ts=batch.newest_ts)
     out = BatchOutcome(dead_letters=list(batch.dead), reroute=list(batch.reroute), counts=counts)
     processed = counts.processed
+    if live is not None and not live.max_bytes:
+        live = None  # off: nothing to take or put
     for user, segments in batch.users.items():
         key = user.encode()
         stored = read_state(key)
-        result = pipeline.apply_segments(user, segments, stored)
+        if live is None:
+            result = pipeline.apply_segments(user, segments, stored)
+        else:
+            result = pipeline.apply_segments(user, segments, stored, live.take(key, stored))
+            if result.state is not None and result.live is not None:
+                live.put(key, result.state, result.live)
         if groups is not None:
             groups.take(segments)
         if result.state is not stored:
