@@ -130,10 +130,14 @@ class PersonRisk(Detector):
             hold = self._hold
             bucket_s = cfg.bucket_s
             floor = math.floor
+            hours: dict[int, str] = {}  # hour number -> its pending key, repr(bucket start)
             for sig in signals:
                 ts = sig.ts
-                hold(pending, f"{sig.indicator}:{sig.reason}", float(floor(ts / bucket_s) * bucket_s), sig.weight,
-                     sig.event_id, ts, sig.note)
+                n = floor(ts / bucket_s)
+                hour = hours.get(n)
+                if hour is None:
+                    hour = hours[n] = repr(float(n * bucket_s))
+                hold(pending, f"{sig.indicator}:{sig.reason}", hour, sig.weight, sig.event_id, ts, sig.note)
         if alerts:
             known: dict[str, list[Any]] = st.setdefault("a", {})
             for a in alerts:
@@ -173,9 +177,10 @@ class PersonRisk(Detector):
         b = self.config.bucket_s
         return float(math.floor(ts / b) * b)
 
-    def _hold(self, pending: dict[str, dict[str, list[Any]]], key: str, bucket: float, weight: float,
+    def _hold(self, pending: dict[str, dict[str, list[Any]]], key: str, bucket: str, weight: float,
               event_id: str, ts: float, note: str) -> None:
-        hour = pending.setdefault(repr(bucket), {})
+        """Holds one signal in its hour (``bucket``: the hour's start as its pending key, ``repr(float)``)."""
+        hour = pending.setdefault(bucket, {})
         rec = hour.get(key)
         if rec is None:
             if len(hour) >= self.config.max_pending:
@@ -267,8 +272,7 @@ class PersonRisk(Detector):
                 rec = contrib[key] = [0.0, 0, [], last, note]
             rec[0] += points
             rec[1] += n
-            merged = sorted(set(rec[2]) | set(ids))
-            rec[2] = merged[-IDS_KEPT:]
+            rec[2] = sorted({*rec[2], *ids})[-IDS_KEPT:]
             if last >= rec[3]:
                 rec[3], rec[4] = last, note
         for key in [k for k, r in contrib.items() if r[0] < FLOOR]:
