@@ -44,7 +44,7 @@ from .alert import Alert
 from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .peers import bucket_of
-from .signal import DAY, RETENTION_S, Indicator, _hour_of_week, data_out, local_hour_of_week
+from .signal import DATA_OUT_KINDS, DAY, RETENTION_S, Indicator, _hour_of_week, data_out, local_hour_of_week
 
 HOURS = 168
 PENDING = 8
@@ -90,11 +90,16 @@ def unpacked(text: str) -> bytes:
 
 def profile_of(state: dict[str, Any]) -> bytes:
     """The current generation's profile in a state: the packed one plus the hours not yet packed."""
-    profile = bytearray(unpacked(state["p"]))
-    for how in state.get("a") or ():
+    return bytes(_read(state["p"], state.get("a") or ()))
+
+
+def _read(packed: str, added: Sequence[int]) -> bytearray:
+    """A packed profile plus the hours of the week added since it was packed."""
+    profile = bytearray(unpacked(packed))
+    for how in added:
         if profile[how] < 255:
             profile[how] += 1
-    return bytes(profile)
+    return profile
 
 
 @dataclass(frozen=True)
@@ -148,7 +153,9 @@ class OffHours(Indicator):
         cfg = self.config
         st: dict[str, Any] = state if state is not None else {
             "g": math.floor(events[0].ts), "p": EMPTY, "d": 0, "h": None}
-        profile = bytearray(profile_of(st))
+        # the profile is read only when something needs it (a person with history, a late event, a
+        # new generation, packing): until then the hours counted are only noted in ``added``
+        profile: bytearray | None = None
         added: list[int] = st.get("a") or []
         older = unpacked(st["q"]) if "q" in st else None
         ref = self.ref
@@ -164,10 +171,14 @@ class OffHours(Indicator):
         plain = peer is None
         min_days = cfg.min_history_days
         start_hour, end_hour = self._hours
+        w_activity, w_data = self.weight("activity"), self.weight("data")
+        internal_domains = cfg.internal_domains
         for ev in events:
             ts = ev.ts
             hour = floor(ts / 3600)
             if ts - st["g"] >= generation_s:  # a new generation: the oldest one goes
+                if profile is None:
+                    profile = _read(st["p"], added)
                 st["q"], st["dq"] = pack(bytes(profile)), st["d"]
                 older = bytes(profile)
                 profile = bytearray(HOURS)
@@ -180,6 +191,8 @@ class OffHours(Indicator):
                 if plain and st["d"] + st.get("dq", 0) < min_days:
                     verdict = 0 if how < 120 and start_hour <= how % 24 < end_hour else 3
                 else:
+                    if profile is None:
+                        profile = _read(st["p"], added)
                     verdict = self._verdict(profile, older, st, how, ts, peer)
                 new_day = last is None or ts // DAY > (last[0] * 3600) // DAY  # day_of, inlined
                 carry = 0
@@ -187,30 +200,33 @@ class OffHours(Indicator):
                         and ts - last[3] < cfg.session_gap_s):
                     carry = last[2] & ~1  # judged by working_hours alone: each kind once per session
                 st["h"] = last = [hour, verdict, carry, last[3] if last is not None else None]
-                if profile[how] < 255:
+                if profile is not None and profile[how] < 255:
                     profile[how] += 1
                 added.append(how)
                 if new_day:
                     st["d"] += 1
-            verdict = last[1] if hour == last[0] else self._verdict(
-                profile, older, st, local_hour_of_week(ts, cfg.timezone), ts, peer)
+            if hour == last[0]:
+                verdict = last[1]
+            else:  # a late event
+                if profile is None:
+                    profile = _read(st["p"], added)
+                verdict = self._verdict(profile, older, st, local_hour_of_week(ts, cfg.timezone), ts, peer)
             if not verdict:
                 continue
             factor = cfg.peer_usual_factor if verdict == 2 else cfg.no_baseline_factor if verdict == 3 else 1.0
             if hour == last[0] and (last[3] is None or ts - last[3] >= cfg.session_gap_s) and not last[2] & 1:
                 last[2] |= 1
                 last[3] = ts
-                out.append(self.signal(ev, "activity", self.weight("activity") * factor,
-                                       self._note(ev, verdict, "activity")))
-            if data_out(ev, cfg.internal_domains, ref):
+                out.append(self.signal(ev, "activity", w_activity * factor, self._note(ev, verdict, "activity")))
+            kind = ev.kind
+            if kind in DATA_OUT_KINDS or (kind == "message" and data_out(ev, internal_domains, ref)):
                 bit = 2 << _KIND_BITS.get(ev.kind, 5)
                 if hour != last[0] or not last[2] & bit:
                     if hour == last[0]:
                         last[2] |= bit
-                    out.append(self.signal(ev, "data", self.weight("data") * factor,
-                                           self._note(ev, verdict, "data")))
+                    out.append(self.signal(ev, "data", w_data * factor, self._note(ev, verdict, "data")))
         if len(added) >= PENDING:
-            st["p"] = pack(bytes(profile))
+            st["p"] = pack(bytes(profile if profile is not None else _read(st["p"], added)))
             added = []
         if added:
             st["a"] = added
