@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--detectors", default="all", help="comma-separated detector ids, or all")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--passes", type=int, default=5)
+    ap.add_argument("--json", type=Path, help="also write the figures to this file")
     ap.add_argument("--capture", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--play", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -131,9 +132,17 @@ def main() -> None:
     def spread(values: list[float]) -> str:
         return " / ".join(f"{v:.3f}" for v in (min(values), statistics.median(values), max(values)))
 
+    ratio = spread([a / b for a, b in zip(cpu["this"], cpu["other"], strict=True)])
     print(f"detectors {args.detectors}: CPU s min / median / max, this {spread(cpu['this'])}, "
-          f"other {spread(cpu['other'])}; this / other per round "
-          f"{spread([a / b for a, b in zip(cpu['this'], cpu['other'], strict=True)])}; same alerts and states")
+          f"other {spread(cpu['other'])}; this / other per round {ratio}; same alerts and states")
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_bytes(orjson.dumps({
+            "events": args.events, "users": args.users, "now": args.now, "detectors": args.detectors,
+            "rounds": args.rounds, "passes": args.passes, "other_tree": str(trees["other"]),
+            "this_cpu_s_min_median_max": spread(cpu["this"]), "other_cpu_s_min_median_max": spread(cpu["other"]),
+            "this_to_other_cpu_min_median_max": ratio, "cpu_s": cpu, "digest": digests.pop(),
+        }, option=orjson.OPT_INDENT_2))
 
 
 if __name__ == "__main__":
