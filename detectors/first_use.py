@@ -128,10 +128,18 @@ class FirstUse(Indicator):
         keyed = self._keyed
         peer: Any = False  # not looked up yet
         out: list[Any] = []
+        learn_s = cfg.learn_days * DAY
+        generation_s = RETENTION_S / 2
         for ev in events:
-            found = values(ev, internal_domains, ref)
-            if not found:
-                continue
+            if ev.kind == "record_access":  # values(), inlined for the commonest kind
+                dataset = ev.dataset
+                if not dataset:
+                    continue
+                found = [("dataset", dataset)]
+            else:
+                found = values(ev, internal_domains, ref)
+                if not found:
+                    continue
             ts = ev.ts
             if st is None:
                 st = {"f": math.floor(ts), "b": None}
@@ -146,28 +154,28 @@ class FirstUse(Indicator):
                 else:
                     cur = bytearray(bits // 8)
                 old = base64.b64decode(st["o"]) if st.get("o") else None
-            if ts - st.get("g", st["f"]) >= RETENTION_S / 2:
+            if ts - st.get("g", st["f"]) >= generation_s:
                 st["o"] = st["b"] if st.get("b") and not changed else base64.b64encode(bytes(cur)).decode()
                 old, cur, st["g"] = bytes(cur), bytearray(bits // 8), math.floor(ts)
                 changed = True
-            learning = ts - st["f"] < cfg.learn_days * DAY
+            learning = ts - st["f"] < learn_s
             for kind, value in found:
                 key = f"{kind}:{value}"
-                pos = keyed.get(key)
-                if pos is None:
+                masks = keyed.get(key)
+                if masks is None:
                     if len(keyed) >= 16384:
                         keyed.clear()
-                    pos = keyed[key] = positions(key, bits, k)
+                    masks = keyed[key] = tuple((p >> 3, 1 << (p & 7)) for p in positions(key, bits, k))
                 known = True
-                for p in pos:
-                    if not cur[p >> 3] >> (p & 7) & 1:
+                for i, m in masks:
+                    if not cur[i] & m:
                         known = False
                         if not changed:
                             cur = bytearray(cur)  # the decoded filter is shared: copy before the first change
                             changed = True
-                        cur[p >> 3] |= 1 << (p & 7)
+                        cur[i] |= m
                 if not known and old is not None:
-                    known = all(old[p >> 3] >> (p & 7) & 1 for p in pos)
+                    known = all(old[i] & m for i, m in masks)
                 if known or learning:
                     continue
                 if peer is False:
@@ -195,8 +203,8 @@ class FirstUse(Indicator):
         return {}
 
     @cached_property
-    def _keyed(self) -> dict[str, tuple[int, ...]]:
-        """``<kind>:<value>`` -> bit positions at this detector's size."""
+    def _keyed(self) -> dict[str, tuple[tuple[int, int], ...]]:
+        """``<kind>:<value>`` -> its bits at this detector's size, each as (byte index, bit mask)."""
         return {}
 
     def _peer(self, subject: str) -> Any:

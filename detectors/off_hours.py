@@ -44,18 +44,22 @@ from .alert import Alert
 from .base import Clock, DetectorConfig, Needs
 from .event import Event
 from .peers import bucket_of
-from .signal import RETENTION_S, Indicator, data_out, day_of, local_hour_of_week
+from .signal import DATA_OUT_KINDS, DAY, RETENTION_S, Indicator, _hour_of_week, data_out, local_hour_of_week
 
 HOURS = 168
 PENDING = 8
 """Active hours held unpacked (``a``) before the profile is packed again."""
 
 
+_COMPRESSOR = zlib.compressobj(9, zlib.DEFLATED, -9, 1)
+"""A fresh compressor, never fed: :func:`pack` works on copies (copying it costs ~half of setting one up)."""
+
+
 def pack(profile: bytes) -> str:
     """A profile -> base64 of its raw deflate stream (most hours of a week are zero: ~30-80 characters).
     A small window and memory level: the input is 168 bytes, and setting up zlib's default 256 KB of
     state is most of the cost of compressing so little."""
-    c = zlib.compressobj(9, zlib.DEFLATED, -9, 1)
+    c = _COMPRESSOR.copy()
     return base64.b64encode(c.compress(profile) + c.flush()).decode()
 
 
@@ -68,15 +72,34 @@ def unpack(text: str) -> bytes:
 
 
 EMPTY = pack(bytes(HOURS))
+_UNPACKED: dict[str, bytes] = {}
+"""Packed text -> profile, for the texts last read (a profile is repacked once per ``PENDING`` active
+hours, so most calls read the same text again); cleared when full."""
+_UNPACKED_MAX = 8192
+
+
+def unpacked(text: str) -> bytes:
+    """:func:`unpack`, remembered."""
+    profile = _UNPACKED.get(text)
+    if profile is None:
+        if len(_UNPACKED) >= _UNPACKED_MAX:
+            _UNPACKED.clear()
+        profile = _UNPACKED[text] = unpack(text)
+    return profile
 
 
 def profile_of(state: dict[str, Any]) -> bytes:
     """The current generation's profile in a state: the packed one plus the hours not yet packed."""
-    profile = bytearray(unpack(state["p"]))
-    for how in state.get("a") or ():
+    return bytes(_read(state["p"], state.get("a") or ()))
+
+
+def _read(packed: str, added: Sequence[int]) -> bytearray:
+    """A packed profile plus the hours of the week added since it was packed."""
+    profile = bytearray(unpacked(packed))
+    for how in added:
         if profile[how] < 255:
             profile[how] += 1
-    return bytes(profile)
+    return profile
 
 
 @dataclass(frozen=True)
@@ -130,19 +153,32 @@ class OffHours(Indicator):
         cfg = self.config
         st: dict[str, Any] = state if state is not None else {
             "g": math.floor(events[0].ts), "p": EMPTY, "d": 0, "h": None}
-        profile = bytearray(profile_of(st))
+        # the profile is read only when something needs it (a person with history, a late event, a
+        # new generation, packing): until then the hours counted are only noted in ``added``
+        profile: bytearray | None = None
         added: list[int] = st.get("a") or []
-        older = unpack(st["q"]) if "q" in st else None
+        older = unpacked(st["q"]) if "q" in st else None
         ref = self.ref
         person = ref.staff.get(subject)
         peer = ref.peers.get(person.peer_group) if person is not None and person.peer_group else None
         out: list[Any] = []
         if isinstance(st["h"], int):  # a quiet hour, kept as its number alone
             st["h"] = [st["h"], 0, 0, None]
+        tz = cfg.timezone
+        floor = math.floor
+        generation_s = RETENTION_S / 2
+        # judged by working_hours alone while there is no history and no peer baseline (inlined _verdict)
+        plain = peer is None
+        min_days = cfg.min_history_days
+        start_hour, end_hour = self._hours
+        w_activity, w_data = self.weight("activity"), self.weight("data")
+        internal_domains = cfg.internal_domains
         for ev in events:
             ts = ev.ts
-            hour = math.floor(ts / 3600)
-            if ts - st["g"] >= RETENTION_S / 2:  # a new generation: the oldest one goes
+            hour = floor(ts / 3600)
+            if ts - st["g"] >= generation_s:  # a new generation: the oldest one goes
+                if profile is None:
+                    profile = _read(st["p"], added)
                 st["q"], st["dq"] = pack(bytes(profile)), st["d"]
                 older = bytes(profile)
                 profile = bytearray(HOURS)
@@ -151,38 +187,46 @@ class OffHours(Indicator):
                 st["g"], st["d"] = math.floor(ts), 0
             last = st["h"]
             if last is None or hour > last[0]:
-                how = local_hour_of_week(ts, cfg.timezone)
-                verdict = self._verdict(profile, older, st, how, ts, peer)
-                new_day = last is None or day_of(ts) > day_of(last[0] * 3600)
+                how = _hour_of_week(int(ts // 900), tz)  # local_hour_of_week, inlined
+                if plain and st["d"] + st.get("dq", 0) < min_days:
+                    verdict = 0 if how < 120 and start_hour <= how % 24 < end_hour else 3
+                else:
+                    if profile is None:
+                        profile = _read(st["p"], added)
+                    verdict = self._verdict(profile, older, st, how, ts, peer)
+                new_day = last is None or ts // DAY > (last[0] * 3600) // DAY  # day_of, inlined
                 carry = 0
                 if (verdict == 3 and last is not None and last[1] == 3 and last[3] is not None
                         and ts - last[3] < cfg.session_gap_s):
                     carry = last[2] & ~1  # judged by working_hours alone: each kind once per session
                 st["h"] = last = [hour, verdict, carry, last[3] if last is not None else None]
-                if profile[how] < 255:
+                if profile is not None and profile[how] < 255:
                     profile[how] += 1
                 added.append(how)
                 if new_day:
                     st["d"] += 1
-            verdict = last[1] if hour == last[0] else self._verdict(
-                profile, older, st, local_hour_of_week(ts, cfg.timezone), ts, peer)
+            if hour == last[0]:
+                verdict = last[1]
+            else:  # a late event
+                if profile is None:
+                    profile = _read(st["p"], added)
+                verdict = self._verdict(profile, older, st, local_hour_of_week(ts, cfg.timezone), ts, peer)
             if not verdict:
                 continue
             factor = cfg.peer_usual_factor if verdict == 2 else cfg.no_baseline_factor if verdict == 3 else 1.0
             if hour == last[0] and (last[3] is None or ts - last[3] >= cfg.session_gap_s) and not last[2] & 1:
                 last[2] |= 1
                 last[3] = ts
-                out.append(self.signal(ev, "activity", self.weight("activity") * factor,
-                                       self._note(ev, verdict, "activity")))
-            if data_out(ev, cfg.internal_domains, ref):
+                out.append(self.signal(ev, "activity", w_activity * factor, self._note(ev, verdict, "activity")))
+            kind = ev.kind
+            if kind in DATA_OUT_KINDS or (kind == "message" and data_out(ev, internal_domains, ref)):
                 bit = 2 << _KIND_BITS.get(ev.kind, 5)
                 if hour != last[0] or not last[2] & bit:
                     if hour == last[0]:
                         last[2] |= bit
-                    out.append(self.signal(ev, "data", self.weight("data") * factor,
-                                           self._note(ev, verdict, "data")))
+                    out.append(self.signal(ev, "data", w_data * factor, self._note(ev, verdict, "data")))
         if len(added) >= PENDING:
-            st["p"] = pack(bytes(profile))
+            st["p"] = pack(bytes(profile if profile is not None else _read(st["p"], added)))
             added = []
         if added:
             st["a"] = added
@@ -226,6 +270,21 @@ class OffHours(Indicator):
 
     def _note(self, ev: Event, verdict: int, what: str) -> str:
         how = local_hour_of_week(ev.ts, self.config.timezone)
+        key = (how, verdict, what, ev.kind if what == "data" else None)
+        notes = self._notes
+        note = notes.get(key)
+        if note is None:
+            if len(notes) >= 4096:
+                notes.clear()
+            note = notes[key] = self._words(how, ev, verdict, what)
+        return note
+
+    @cached_property
+    def _notes(self) -> dict[tuple[Any, ...], str]:
+        """Notes already written, by (hour of the week, verdict, what, the event's kind for data)."""
+        return {}
+
+    def _words(self, how: int, ev: Event, verdict: int, what: str) -> str:
         day = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")[how // 24]
         seen = "an hour this person rarely or never works" if verdict else ""
         if verdict == 2:

@@ -16,7 +16,9 @@ hour is added to the sum only once the person's newest event is ``grace_s`` past
 signal of the hour as if at the hour's end. An episode opens at the first hour whose sum reaches
 ``threshold``; its alert id is ``alert_id("person_risk", person, "episode:<hour end>")``, so each
 later hour that adds signals updates the same alert (the store upserts it). The episode closes when
-the decayed sum falls below ``close_ratio x threshold``; crossing again opens a new one.
+the decayed sum falls below ``close_ratio x threshold``; crossing again opens a new one. A call that
+settles several hours of one episode returns only its last version (the one the store keeps), so
+``custodes_alerts_raised_total`` counts one per episode and call, not one per hour.
 
 State (bounded): the sum and its reference time, at most ``max_contributions`` contributions (points,
 signal count, last 2 event ids, a 60-character note), pending hours (at most ``(grace_s + bucket_s) / bucket_s + 1`` of
@@ -128,10 +130,14 @@ class PersonRisk(Detector):
             hold = self._hold
             bucket_s = cfg.bucket_s
             floor = math.floor
+            hours: dict[int, str] = {}  # hour number -> its pending key, repr(bucket start)
             for sig in signals:
                 ts = sig.ts
-                hold(pending, f"{sig.indicator}:{sig.reason}", float(floor(ts / bucket_s) * bucket_s), sig.weight,
-                     sig.event_id, ts, sig.note)
+                n = floor(ts / bucket_s)
+                hour = hours.get(n)
+                if hour is None:
+                    hour = hours[n] = repr(float(n * bucket_s))
+                hold(pending, f"{sig.indicator}:{sig.reason}", hour, sig.weight, sig.event_id, ts, sig.note)
         if alerts:
             known: dict[str, list[Any]] = st.setdefault("a", {})
             for a in alerts:
@@ -171,9 +177,10 @@ class PersonRisk(Detector):
         b = self.config.bucket_s
         return float(math.floor(ts / b) * b)
 
-    def _hold(self, pending: dict[str, dict[str, list[Any]]], key: str, bucket: float, weight: float,
+    def _hold(self, pending: dict[str, dict[str, list[Any]]], key: str, bucket: str, weight: float,
               event_id: str, ts: float, note: str) -> None:
-        hour = pending.setdefault(repr(bucket), {})
+        """Holds one signal in its hour (``bucket``: the hour's start as its pending key, ``repr(float)``)."""
+        hour = pending.setdefault(bucket, {})
         rec = hour.get(key)
         if rec is None:
             if len(hour) >= self.config.max_pending:
@@ -206,11 +213,12 @@ class PersonRisk(Detector):
                 if b <= due_before:
                     due.add(b)
                     waiting = True
+        held: list[Any] = []  # the open episode's alert, built only if no later hour of this call updates it
         for b in sorted(due):
             items = pending.pop(repr(b), {})
             if not waiting:
                 if items:
-                    self._add_hour(subject, st, b + cfg.bucket_s, items, out)
+                    self._add_hour(subject, st, b + cfg.bucket_s, items, out, held)
                 continue
             for aid in sorted(known):
                 rec = known[aid]
@@ -219,13 +227,19 @@ class PersonRisk(Detector):
                     items[f"{rec[2]}:alert"] = _merge(items.get(f"{rec[2]}:alert"), [
                         round(rec[1] * cfg.alert_factor, 4), 1, rec[4], rec[0], f"alert: {rec[5]}"[:NOTE_CHARS]])
             if items:
-                self._add_hour(subject, st, b + cfg.bucket_s, items, out)
+                self._add_hour(subject, st, b + cfg.bucket_s, items, out, held)
+        if held:
+            out.append(self._alert(subject, st, *held))
         expired = [k for k, r in known.items() if r[3] and r[0] + cfg.alert_memory_s <= newest]
         for k in expired:
             del known[k]
 
     def _add_hour(self, subject: str, st: dict[str, Any], end: float, items: dict[str, list[Any]],
-                  out: list[Alert]) -> None:
+                  out: list[Alert], held: list[Any]) -> None:
+        """Adds one settled hour. The open episode's alert is not built here but held (``held``: its
+        episode, multiplier and context words); the next hour that updates the same episode replaces
+        it, and it is built (from the state as this hour left it) before anything else changes that
+        state, or when the call ends: one alert per episode and call, the last version."""
         cfg = self.config
         half = cfg.half_life_days * DAY
         total = st.get("s", 0.0)
@@ -234,12 +248,16 @@ class PersonRisk(Detector):
         late = math.pow(0.5, (ref - end) / half) if end < ref else 1.0  # an hour settled out of order
         end = max(end, ref)
         total *= factor
+        episode = st.get("e")
+        closes = episode is not None and total < cfg.close_ratio * cfg.threshold
+        if held and (closes or not any(r[1] for r in items.values())):
+            out.append(self._alert(subject, st, *held))  # this hour will not update the held alert
+            held.clear()
         contrib: dict[str, list[Any]] = st.setdefault("c", {})
         if factor != 1.0:  # (x * 1.0 is x)
             for rec in contrib.values():
                 rec[0] *= factor
-        episode = st.get("e")
-        if episode is not None and total < cfg.close_ratio * cfg.threshold:
+        if closes:
             episode = None
             st.pop("e", None)
         multiplier, why = context(self.ref.staff.get(subject), end, cfg)
@@ -254,8 +272,7 @@ class PersonRisk(Detector):
                 rec = contrib[key] = [0.0, 0, [], last, note]
             rec[0] += points
             rec[1] += n
-            merged = sorted(set(rec[2]) | set(ids))
-            rec[2] = merged[-IDS_KEPT:]
+            rec[2] = sorted({*rec[2], *ids})[-IDS_KEPT:]
             if last >= rec[3]:
                 rec[3], rec[4] = last, note
         for key in [k for k, r in contrib.items() if r[0] < FLOOR]:
@@ -271,7 +288,7 @@ class PersonRisk(Detector):
         if episode is not None and added:
             episode[1] += added
             episode[2] = end
-            out.append(self._alert(subject, st, episode, multiplier, why))
+            held[:] = (episode, multiplier, why)
 
     def _alert(self, subject: str, st: dict[str, Any], episode: list[Any], multiplier: float,
                why: list[str]) -> Alert:

@@ -250,7 +250,7 @@ class BulkExport(DocumentCounting, Detector):
                     if not buckets[-1][0] + bucket_s > horizon:
                         del levels[sens]  # everything goes
                         continue
-                if self._expire(lvl, newest):
+                if _expired(lvl, horizon, bucket_s):
                     del levels[sens]
             if opened:
                 expire_open(opened, newest, max(cfg.window_s + cfg.suppress_s + cfg.grace_s, cfg.suppress_s))
@@ -272,31 +272,8 @@ class BulkExport(DocumentCounting, Detector):
         """Drop what can no longer count; True when nothing is left. An event is still accepted up
         to ``window_s + grace_s`` behind the newest, and its window reaches ``window_s`` further back.
         Every hashed id's bucket is one of the level's buckets, so when no bucket goes no id does."""
-        bucket_s = self.config.bucket_s
-        buckets = lvl["buckets"]
-        horizon = newest - 2 * self.config.window_s - self.config.grace_s
-        size = len(buckets)
-        # the first bucket to keep: b + bucket_s > horizon (monotone in b; bisect, then exact)
-        i = bisect_left(buckets, [horizon - bucket_s])
-        while i < size and not buckets[i][0] + bucket_s > horizon:
-            i += 1
-        while i > 0 and buckets[i - 1][0] + bucket_s > horizon:
-            i -= 1
-        if i == size:
-            return True
-        if i:
-            gone = buckets[i - 1][0]  # every id last seen in a dropped bucket, and no other
-            total = lvl.get("records_at_most")
-            if total is not None:  # still at least the sum of the positive counts left
-                for _, n in buckets[:i]:
-                    if n > 0:
-                        total -= n
-                lvl["records_at_most"] = total
-            del buckets[:i]
-            seen = lvl["record_ids"]
-            if seen and min(seen.values()) <= gone:
-                lvl["record_ids"] = {h: t for h, t in seen.items() if t > gone}
-        return False
+        cfg = self.config
+        return _expired(lvl, newest - 2 * cfg.window_s - cfg.grace_s, cfg.bucket_s)
 
     # -- documents ------------------------------------------------------------------------------
 
@@ -308,8 +285,9 @@ class BulkExport(DocumentCounting, Detector):
         cfg = self.config
         at = ev.ts
         bucket_s = cfg.bucket_s
+        window_s = cfg.window_s
         first = math.floor(at / bucket_s) * bucket_s
-        start = first - cfg.window_s + bucket_s
+        start = first - window_s + bucket_s
         buckets = lvl["buckets"]
         seen = lvl["record_ids"].values()
         total: float = 0
@@ -318,11 +296,11 @@ class BulkExport(DocumentCounting, Detector):
                 break
             if b >= start:
                 total += n
-        distinct = sum(1 for t in seen if start <= t <= at)
+        distinct = len([t for t in seen if start <= t <= at])
         if late:
-            last = first + cfg.window_s - bucket_s
+            last = first + window_s - bucket_s
             for end in [b for b, _ in buckets if first < b <= last]:
-                begin = end - cfg.window_s + bucket_s
+                begin = end - window_s + bucket_s
                 n = sum([c for b, c in buckets if begin <= b <= end])
                 if n > total:
                     total = n
@@ -392,3 +370,32 @@ class BulkExport(DocumentCounting, Detector):
         )
         title = f"Bulk export: {max(records, distinct):,} {sens}-sensitivity records in {minutes} min"
         return title, explanation
+
+
+def _expired(lvl: dict[str, Any], horizon: float, bucket_s: float) -> bool:
+    """:meth:`BulkExport._expire` with the horizon (``newest - 2 x window_s - grace_s``) computed by
+    the caller: drop every bucket ``b`` with ``b + bucket_s <= horizon`` and the ids last seen in them;
+    True when nothing is left."""
+    buckets = lvl["buckets"]
+    size = len(buckets)
+    # the first bucket to keep: b + bucket_s > horizon (monotone in b; bisect, then exact)
+    i = bisect_left(buckets, [horizon - bucket_s])
+    while i < size and not buckets[i][0] + bucket_s > horizon:
+        i += 1
+    while i > 0 and buckets[i - 1][0] + bucket_s > horizon:
+        i -= 1
+    if i == size:
+        return True
+    if i:
+        gone = buckets[i - 1][0]  # every id last seen in a dropped bucket, and no other
+        total = lvl.get("records_at_most")
+        if total is not None:  # still at least the sum of the positive counts left
+            for _, n in buckets[:i]:
+                if n > 0:
+                    total -= n
+            lvl["records_at_most"] = total
+        del buckets[:i]
+        seen = lvl["record_ids"]
+        if seen and min(seen.values()) <= gone:
+            lvl["record_ids"] = {h: t for h, t in seen.items() if t > gone}
+    return False
