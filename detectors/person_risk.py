@@ -35,6 +35,7 @@ from typing import Any
 
 from .alert import EVIDENCE_EVENTS_MAX, Alert, alert_id
 from .base import Clock, Detector, DetectorConfig, Needs
+from .masking import MASKED_FACTS, fill
 from .reference import Staff
 from .signal import DAY, Signal, departing
 from .suppression import duration, severity_for, when
@@ -145,8 +146,10 @@ class PersonRisk(Detector):
                     continue
                 rec = known.get(a.id)
                 if rec is None:
-                    known[a.id] = [a.first_seen, a.score, a.detector, 0, list(a.evidence_event_ids[-IDS_KEPT:]),
-                                   a.title[:NOTE_CHARS]]
+                    # the title's placeholders ({recipient_party}) as masked tokens: the note never
+                    # holds the masked value, nor a placeholder whose value this alert does not carry
+                    note = fill(a.title, a.facts.get(MASKED_FACTS), reveal=False)[:NOTE_CHARS]
+                    known[a.id] = [a.first_seen, a.score, a.detector, 0, list(a.evidence_event_ids[-IDS_KEPT:]), note]
                 elif not rec[3]:  # not yet counted: it may still move (late hits within grace)
                     rec[0] = min(rec[0], a.first_seen)
                     rec[1] = max(rec[1], a.score)

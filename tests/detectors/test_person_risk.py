@@ -101,6 +101,20 @@ def test_a_direct_alert_counts_once_however_often_it_is_updated():
     assert state["c"]["bulk_export:alert"][0] == 40.0  # 0.5 x the peak score seen before it settled (80)
 
 
+def test_a_direct_alert_note_shows_its_title_with_masked_values_as_tokens():
+    """A direct alert's title may hold a placeholder for a masked value ({recipient_party}); the
+    contribution's note shows the masked token, never the value nor the raw placeholder."""
+    det = PersonRisk.configure({}, REF)
+    alert = Alert(id="A2", detector="third_party_transfer", detector_version=1, severity="high", score=70.0,
+                  subject="pc-1001", title="Personal data to an unapproved third party: pnc to {recipient_party}",
+                  explanation="x", ts=T0, first_seen=T0, last_seen=T0, evidence_event_ids=("t1",), count=1,
+                  facts={"masked": {"recipient_party": "Jane Doe Ltd"}})
+    state, _ = feed(det, [([], [alert], T0), ([], [], T0 + 3 * H)])
+    note = state["c"]["third_party_transfer:alert"][4]
+    assert note == "alert: Personal data to an unapproved third party: pnc to [m"  # cut at 60 characters
+    assert "Jane" not in str(state) and "{recipient_party}" not in str(state)
+
+
 def test_state_is_bounded_and_disappears_once_decayed():
     det = PersonRisk.configure({}, REF)
     many = [Signal(f"i{k}", "r", T0 + k, f"e{k}", 1.0, "n") for k in range(100)]
