@@ -311,8 +311,9 @@ class Pipeline:
     def apply_segments(self, user: str, segments: Sequence[Segment], stored: bytes | None,
                        live: dict[str, Any] | None = None) -> Applied:
         """Run one user's events from several messages (in arrival order) against their state, as one
-        batch: the detectors give the same alerts however a stream is cut into batches, so a
-        micro-batch of many messages is run once per user. A segment at or below the position the
+        batch: the detectors give the same alert ids and counts however a stream is cut into batches
+        (docs/worker.md, "Micro-batch cuts", says where the content still differs), so a micro-batch
+        of many messages is run once per user. A segment at or below the position the
         state records for its source is a redelivery and is skipped; the state records the last
         position applied per source.
 
