@@ -19,12 +19,13 @@ checked as its hour's count grows:
 No alert during the first ``warmup_days`` after the user was first seen. Hits fold per rule per
 ``suppress_s``.
 
-State (bounded, about 1 KB): 48 means and 48 variances (kept to ``PLACES`` decimals: far finer than
-a count of events, and a third of the bytes of a full float), 48 observation counts, the first-seen
-time, the last closed hour, counts of the hours still open (at most ``grace_s / 3600 + 2``), the open
-alert windows. It does not expire while the user is active (the baseline is the point); after
-``forget_days`` without events, or once it is older than ``max_age_days`` (the retention window), it
-is reset and warm-up starts again.
+State (bounded, about 0.4 KB after two months of office hours): per bucket its observation count,
+mean and variance (kept to ``PLACES`` decimals: far finer than a count of events), packed as one
+text (``z``, see :func:`pack_buckets`), the first-seen time, the last closed hour, counts of the hours
+still open (at most ``grace_s / 3600 + 2``), the open alert windows. It does not expire while the user
+is active (the baseline is the point); after ``forget_days`` without events, or once it is older than
+``max_age_days`` (the retention window), it is reset and warm-up starts again. A baseline stored by an
+earlier version as three lists (``m``, ``v``, ``k``) is read the same and packed when next used.
 """
 
 from __future__ import annotations
@@ -47,6 +48,105 @@ PLACES = 4
 stored), so the state and the alerts do not depend on how the stream is cut into batches."""
 
 QUARTER = 900.0
+
+SCALE = 10 ** PLACES
+"""A mean or variance is packed as the whole number ``round(x * SCALE)`` when that reads back as
+exactly ``x`` (always for values rounded to ``PLACES`` decimals below ~10**11)."""
+
+DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+"""Base-64 digits of the packed numbers (none of them ``,`` ``.`` ``:``, which separate them)."""
+
+_VALUE = {c: i for i, c in enumerate(DIGITS)}
+
+
+def _digits(n: int) -> str:
+    """``n`` (>= 0) in base 64, most significant digit first."""
+    if n < 64:
+        return DIGITS[n]
+    out = []
+    while n:
+        n, r = divmod(n, 64)
+        out.append(DIGITS[r])
+    return "".join(reversed(out))
+
+
+def _number(text: str) -> int:
+    n = 0
+    for c in text:
+        n = n * 64 + _VALUE[c]
+    return n
+
+
+def _fixed(x: float) -> int | None:
+    """``x`` as a whole number of 1/SCALE when that reads back exactly (not -0.0, inf, nan or below 0)."""
+    if x == 0:
+        return 0 if math.copysign(1.0, x) > 0 else None
+    if not 0 < x < 1e300:
+        return None
+    n = round(x * SCALE)
+    return n if n / SCALE == x else None
+
+
+def bucket_token(k: int, m: float, v: float) -> str:
+    """One bucket: ``k`` alone when its mean and variance are 0 (most of the night for a day worker),
+    else ``k.m.v`` with ``m`` and ``v`` in 1/SCALE units; all three in base 64 (:data:`DIGITS`). A
+    value that is not an exact fixed-point number (never, from :meth:`UnusualVolume._close`) is kept as
+    Python's shortest repr: ``k:m:v``."""
+    fm, fv = _fixed(m), _fixed(v)
+    if fm is None or fv is None:
+        return f"{_digits(k)}:{m!r}:{v!r}"
+    if not fm and not fv:
+        return _digits(k)
+    return f"{_digits(k)}.{_digits(fm)}.{_digits(fv)}"
+
+
+def read_token(token: str) -> tuple[int, float, float]:
+    """(observations, mean, variance) of one :func:`bucket_token`."""
+    if ":" in token:
+        k, m, v = token.split(":")
+        return _number(k), float(m), float(v)
+    if "." in token:
+        k, m, v = token.split(".")
+        return _number(k), _number(m) / SCALE, _number(v) / SCALE
+    return _number(token), 0.0, 0.0
+
+
+def pack_buckets(ks: Sequence[int], ms: Sequence[float], vs: Sequence[float]) -> str:
+    """The 48 buckets' counts, means and variances as one text: their :func:`bucket_token` joined by
+    commas (a day worker's two months: ~350 characters, against ~750 as three JSON lists). Read back
+    exactly (:func:`unpack_buckets`); one bucket can be read and replaced without the others."""
+    return ",".join(map(bucket_token, ks, ms, vs))
+
+
+def unpack_buckets(text: str) -> tuple[list[int], list[float], list[float]]:
+    """(counts, means, variances) of a :func:`pack_buckets` text."""
+    ks: list[int] = []
+    ms: list[float] = []
+    vs: list[float] = []
+    for token in text.split(","):
+        k, m, v = read_token(token)
+        ks.append(k)
+        ms.append(m)
+        vs.append(v)
+    return ks, ms, vs
+
+
+def baseline_lists(st: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:
+    """(counts, means, variances) of a stored baseline ``b``, packed or as an earlier version kept it."""
+    if "z" in st:
+        return unpack_buckets(st["z"])
+    return list(st["k"]), list(st["m"]), list(st["v"])
+
+
+def _packed(st: dict[str, Any]) -> dict[str, Any]:
+    """A baseline stored as three lists (before ``z``), packed; other keys as they were."""
+    out = {key: value for key, value in st.items() if key not in ("m", "v", "k")}
+    out["z"] = pack_buckets(st["k"], st["m"], st["v"])
+    return out
+
+
+EMPTY = ",".join(["0"] * BUCKETS)
+"""A new baseline: no observation in any bucket."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +238,8 @@ class UnusualVolume(RuleDetector):
         counts = dict(open_hours[:k]) if k else None  # type: ignore[arg-type]
         if k:
             del open_hours[:k]
-        ks, ms, vs = st["k"], st["m"], st["v"]
+        parts = st["z"].split(",")
+        touched: dict[int, list[Any]] = {}  # bucket -> [count, mean, variance], packed once at the end
         cache = self._buckets
         first = max(st["c"] + HOUR, upto - (MAX_GAP_HOURS - 1) * HOUR)
         for i in range(max(int(round((upto - first) / HOUR)) + 1, 0)):
@@ -146,17 +247,24 @@ class UnusualVolume(RuleDetector):
             b = cache.get(h // QUARTER)  # self._bucket_of(h): an hour start is never near a quarter's end
             if b is None:
                 b = self._bucket_of(h)
-            n = ks[b] + 1
+            x = touched.get(b)
+            if x is None:
+                x = touched[b] = list(read_token(parts[b]))
+            n = x[0] + 1
             if n > 10_000:
                 n = 10_000
-            ks[b] = n
+            x[0] = n
             a = 1 / n
             alpha = alpha0 if alpha0 >= a else a  # a plain average until 1/alpha observations, then EWMA
-            mean = ms[b]
+            mean = x[1]
             diff = (counts.get(h, 0) if counts else 0) - mean
             incr = alpha * diff
-            ms[b] = round(mean + incr, PLACES)
-            vs[b] = round((1 - alpha) * (vs[b] + diff * incr), PLACES)
+            x[1] = round(mean + incr, PLACES)
+            x[2] = round((1 - alpha) * (x[2] + diff * incr), PLACES)
+        if touched:
+            for b, (n, mean, var) in touched.items():
+                parts[b] = bucket_token(n, mean, var)
+            st["z"] = ",".join(parts)
         st["c"] = upto
 
     def _quick(self, events: Sequence[Event], st: dict[str, Any], newest: float) -> float | None:
@@ -219,6 +327,8 @@ class UnusualVolume(RuleDetector):
         deferred (``pending``) until the baseline is read or the batch ends, which
         folds the same hours in the same order unless the gap cap (MAX_GAP_HOURS) would cut it."""
         st = state.get("b")
+        if st is not None and "z" not in st:
+            st = state["b"] = _packed(st)  # stored by an earlier version
         if st is not None and marks is None and newest is not None:
             top = self._quick(events, st, newest)
             if top is not None:
@@ -241,8 +351,7 @@ class UnusualVolume(RuleDetector):
                 newest = at
             if st is None or ts >= reset_at and (ts - last > forget_s or ts - first > max_age_s):
                 closed = hour_of(ts) - HOUR
-                st = state["b"] = {"m": [0.0] * BUCKETS, "v": [0.0] * BUCKETS, "k": [0] * BUCKETS, "f": ts,
-                                   "l": ts, "c": closed, "h": []}
+                st = state["b"] = {"z": EMPTY, "f": ts, "l": ts, "c": closed, "h": []}
                 last = first = ts
                 pending = None  # the old baseline is gone
                 reset_at = min(last + forget_s, first + max_age_s) - 1.0
@@ -298,7 +407,7 @@ class UnusualVolume(RuleDetector):
         volume = count >= cfg.min_events
         hours = count >= cfg.off_hours_min_events
         b = self._bucket_of(ts)
-        mean, var = st["m"][b], st["v"][b]
+        _, mean, var = read_token(st["z"].split(",")[b])
         sd = math.sqrt(var + cfg.min_variance)
         z = (count - mean) / sd
         out: list[Hit] = []
