@@ -19,13 +19,14 @@ checked as its hour's count grows:
 No alert during the first ``warmup_days`` after the user was first seen. Hits fold per rule per
 ``suppress_s``.
 
-State (bounded, about 0.4 KB after two months of office hours): per bucket its observation count,
-mean and variance (kept to ``PLACES`` decimals: far finer than a count of events), packed as one
-text (``z``, see :func:`pack_buckets`), the first-seen time, the last closed hour, counts of the hours
-still open (at most ``grace_s / 3600 + 2``), the open alert windows. It does not expire while the user
-is active (the baseline is the point); after ``forget_days`` without events, or once it is older than
-``max_age_days`` (the retention window), it is reset and warm-up starts again. A baseline stored by an
-earlier version as three lists (``m``, ``v``, ``k``) is read the same and packed when next used.
+State (bounded, about 0.45 KB after two months of office hours): per bucket its observation count,
+mean and variance (kept to ``PLACES`` decimals: far finer than a count of events), packed as two
+texts (``z`` and ``k``, see :func:`pack_baseline`), the first-seen time, the last closed hour, counts
+of the hours still open (at most ``grace_s / 3600 + 2``), the open alert windows. It does not expire
+while the user is active (the baseline is the point); after ``forget_days`` without events, or once it
+is older than ``max_age_days`` (the retention window), it is reset and warm-up starts again. A
+baseline stored by an earlier version as three lists (``m``, ``v``, ``k``) is read the same and packed
+when next used.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
+from itertools import groupby
 from typing import Any
 
 from .base import Clock, DetectorConfig, Needs
@@ -87,65 +89,81 @@ def _fixed(x: float) -> int | None:
     return n if n / SCALE == x else None
 
 
-def bucket_token(k: int, m: float, v: float) -> str:
-    """One bucket: ``k`` alone when its mean and variance are 0 (most of the night for a day worker),
-    else ``k.m.v`` with ``m`` and ``v`` in 1/SCALE units; all three in base 64 (:data:`DIGITS`). A
-    value that is not an exact fixed-point number (never, from :meth:`UnusualVolume._close`) is kept as
-    Python's shortest repr: ``k:m:v``."""
+def bucket_token(m: float, v: float) -> str:
+    """One bucket's mean and variance: empty when both are 0 (most of the night for a day worker),
+    else ``m.v`` in 1/SCALE units in base 64 (:data:`DIGITS`). A value that is not an exact fixed-point
+    number (never, from :meth:`UnusualVolume._close`) is kept as Python's shortest repr: ``m:v``."""
     fm, fv = _fixed(m), _fixed(v)
     if fm is None or fv is None:
-        return f"{_digits(k)}:{m!r}:{v!r}"
+        return f"{m!r}:{v!r}"
     if not fm and not fv:
-        return _digits(k)
-    return f"{_digits(k)}.{_digits(fm)}.{_digits(fv)}"
+        return ""
+    return f"{_digits(fm)}.{_digits(fv)}"
 
 
-def read_token(token: str) -> tuple[int, float, float]:
-    """(observations, mean, variance) of one :func:`bucket_token`."""
+def read_token(token: str) -> tuple[float, float]:
+    """(mean, variance) of one :func:`bucket_token`."""
+    if not token:
+        return 0.0, 0.0
     if ":" in token:
-        k, m, v = token.split(":")
-        return _number(k), float(m), float(v)
-    if "." in token:
-        k, m, v = token.split(".")
-        return _number(k), _number(m) / SCALE, _number(v) / SCALE
-    return _number(token), 0.0, 0.0
+        m, v = token.split(":")
+        return float(m), float(v)
+    m, v = token.split(".")
+    return _number(m) / SCALE, _number(v) / SCALE
 
 
-def pack_buckets(ks: Sequence[int], ms: Sequence[float], vs: Sequence[float]) -> str:
-    """The 48 buckets' counts, means and variances as one text: their :func:`bucket_token` joined by
-    commas (a day worker's two months: ~350 characters, against ~750 as three JSON lists). Read back
-    exactly (:func:`unpack_buckets`); one bucket can be read and replaced without the others."""
-    return ",".join(map(bucket_token, ks, ms, vs))
+def pack_counts(ks: Sequence[int]) -> str:
+    """The buckets' observation counts, run-length coded: runs joined by commas, each ``k`` or
+    ``k*length`` in base 64 (all 48 buckets of a day worker in ~20 characters)."""
+    runs = []
+    for k, same in groupby(ks):
+        n = sum(1 for _ in same)
+        runs.append(_digits(k) if n == 1 else f"{_digits(k)}*{_digits(n)}")
+    return ",".join(runs)
 
 
-def unpack_buckets(text: str) -> tuple[list[int], list[float], list[float]]:
-    """(counts, means, variances) of a :func:`pack_buckets` text."""
+def unpack_counts(text: str) -> list[int]:
     ks: list[int] = []
-    ms: list[float] = []
-    vs: list[float] = []
-    for token in text.split(","):
-        k, m, v = read_token(token)
-        ks.append(k)
-        ms.append(m)
-        vs.append(v)
-    return ks, ms, vs
+    for run in text.split(","):
+        if "*" in run:
+            k, n = run.split("*")
+            ks += [_number(k)] * _number(n)
+        else:
+            ks.append(_number(run))
+    if len(ks) != BUCKETS:
+        raise ValueError(f"unusual_volume: {len(ks)} bucket counts in a baseline, not {BUCKETS}")
+    return ks
+
+
+def pack_baseline(ks: Sequence[int], ms: Sequence[float], vs: Sequence[float]) -> dict[str, str]:
+    """The 48 buckets as stored: ``z``, their :func:`bucket_token` joined by commas (one bucket can be
+    read and replaced without decoding the others), and ``k``, their :func:`pack_counts` (a day worker's
+    two months: ~330 characters, against ~750 as three JSON lists). Read back exactly by
+    :func:`baseline_lists`."""
+    return {"z": ",".join(map(bucket_token, ms, vs)), "k": pack_counts(ks)}
 
 
 def baseline_lists(st: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:
     """(counts, means, variances) of a stored baseline ``b``, packed or as an earlier version kept it."""
-    if "z" in st:
-        return unpack_buckets(st["z"])
-    return list(st["k"]), list(st["m"]), list(st["v"])
+    if "z" not in st:
+        return list(st["k"]), list(st["m"]), list(st["v"])
+    ms: list[float] = []
+    vs: list[float] = []
+    for token in st["z"].split(","):
+        m, v = read_token(token)
+        ms.append(m)
+        vs.append(v)
+    return unpack_counts(st["k"]), ms, vs
 
 
 def _packed(st: dict[str, Any]) -> dict[str, Any]:
     """A baseline stored as three lists (before ``z``), packed; other keys as they were."""
     out = {key: value for key, value in st.items() if key not in ("m", "v", "k")}
-    out["z"] = pack_buckets(st["k"], st["m"], st["v"])
+    out.update(pack_baseline(st["k"], st["m"], st["v"]))
     return out
 
 
-EMPTY = ",".join(["0"] * BUCKETS)
+EMPTY = pack_baseline([0] * BUCKETS, [0.0] * BUCKETS, [0.0] * BUCKETS)
 """A new baseline: no observation in any bucket."""
 
 
@@ -239,7 +257,8 @@ class UnusualVolume(RuleDetector):
         if k:
             del open_hours[:k]
         parts = st["z"].split(",")
-        touched: dict[int, list[Any]] = {}  # bucket -> [count, mean, variance], packed once at the end
+        ks = unpack_counts(st["k"])
+        touched: dict[int, list[float]] = {}  # bucket -> [mean, variance], packed once at the end
         cache = self._buckets
         first = max(st["c"] + HOUR, upto - (MAX_GAP_HOURS - 1) * HOUR)
         for i in range(max(int(round((upto - first) / HOUR)) + 1, 0)):
@@ -250,21 +269,22 @@ class UnusualVolume(RuleDetector):
             x = touched.get(b)
             if x is None:
                 x = touched[b] = list(read_token(parts[b]))
-            n = x[0] + 1
+            n = ks[b] + 1
             if n > 10_000:
                 n = 10_000
-            x[0] = n
+            ks[b] = n
             a = 1 / n
             alpha = alpha0 if alpha0 >= a else a  # a plain average until 1/alpha observations, then EWMA
-            mean = x[1]
+            mean = x[0]
             diff = (counts.get(h, 0) if counts else 0) - mean
             incr = alpha * diff
-            x[1] = round(mean + incr, PLACES)
-            x[2] = round((1 - alpha) * (x[2] + diff * incr), PLACES)
+            x[0] = round(mean + incr, PLACES)
+            x[1] = round((1 - alpha) * (x[1] + diff * incr), PLACES)
         if touched:
-            for b, (n, mean, var) in touched.items():
-                parts[b] = bucket_token(n, mean, var)
+            for b, (mean, var) in touched.items():
+                parts[b] = bucket_token(mean, var)
             st["z"] = ",".join(parts)
+            st["k"] = pack_counts(ks)
         st["c"] = upto
 
     def _quick(self, events: Sequence[Event], st: dict[str, Any], newest: float) -> float | None:
@@ -351,7 +371,7 @@ class UnusualVolume(RuleDetector):
                 newest = at
             if st is None or ts >= reset_at and (ts - last > forget_s or ts - first > max_age_s):
                 closed = hour_of(ts) - HOUR
-                st = state["b"] = {"z": EMPTY, "f": ts, "l": ts, "c": closed, "h": []}
+                st = state["b"] = {**EMPTY, "f": ts, "l": ts, "c": closed, "h": []}
                 last = first = ts
                 pending = None  # the old baseline is gone
                 reset_at = min(last + forget_s, first + max_age_s) - 1.0
@@ -407,7 +427,7 @@ class UnusualVolume(RuleDetector):
         volume = count >= cfg.min_events
         hours = count >= cfg.off_hours_min_events
         b = self._bucket_of(ts)
-        _, mean, var = read_token(st["z"].split(",")[b])
+        mean, var = read_token(st["z"].split(",")[b])
         sd = math.sqrt(var + cfg.min_variance)
         z = (count - mean) / sd
         out: list[Hit] = []
