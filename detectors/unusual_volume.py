@@ -163,6 +163,43 @@ def _packed(st: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _whole(x: float) -> float | int:
+    """A whole number of seconds as an integer (shorter in JSON); anything else (and -0.0) as it is."""
+    if type(x) is float and x.is_integer() and abs(x) < 2**53 and (x or math.copysign(1.0, x) > 0):
+        return int(x)
+    return x
+
+
+def hours_stored(st: dict[str, Any]) -> None:
+    """The baseline's last closed hour (``c``, a time) as its hour number ``C`` and the open hours
+    (``h``: ``[[hour start, events], ...]``) as ``H``: ``[[hours after C, events], ...]``; the first-seen
+    and last times (``f``, ``l``) as integers when whole. In place; left as times when they are not
+    whole hours (they always are)."""
+    c = st["c"]
+    number = c / HOUR
+    if not (type(c) is float and number.is_integer() and abs(c) < 2**53 and number * HOUR == c):
+        return
+    after = []
+    for h, n in st["h"]:
+        d = (h - c) / HOUR
+        if not (type(h) is float and d.is_integer() and c + d * HOUR == h):
+            return
+        after.append([int(d), n])
+    del st["c"], st["h"]
+    st["C"] = int(number)
+    st["H"] = after
+    st["f"] = _whole(st["f"])
+    st["l"] = _whole(st["l"])
+
+
+def hours_read(st: dict[str, Any]) -> None:
+    """:func:`hours_stored` undone: ``c`` and ``h`` as times again (``f`` and ``l`` compare and subtract
+    the same as integers)."""
+    c = float(st.pop("C")) * HOUR
+    st["c"] = c
+    st["h"] = [[c + d * HOUR, n] for d, n in st.pop("H")]
+
+
 EMPTY = pack_baseline([0] * BUCKETS, [0.0] * BUCKETS, [0.0] * BUCKETS)
 """A new baseline: no observation in any bucket."""
 
@@ -341,14 +378,29 @@ class UnusualVolume(RuleDetector):
     def scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
              state: dict[str, Any], ref: Reference, newest: float | None
              ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
+        """:meth:`_scan` on the baseline with its hours as times (``c``, ``h``), stored again as hour
+        numbers (``C``, ``H``: :func:`hours_stored`) afterwards."""
+        st = state.get("b")
+        if st is not None:
+            if "z" not in st:
+                st = state["b"] = _packed(st)  # stored by an earlier version
+            if "C" in st:
+                hours_read(st)
+        out = self._scan(subject, events, marks, state, ref, newest)
+        st = state.get("b")
+        if st is not None:
+            hours_stored(st)
+        return out
+
+    def _scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
+              state: dict[str, Any], ref: Reference, newest: float | None
+              ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
         """Every event, in one loop (the detector sees all of a user's events). Checks whose outcome
         is certain are skipped: the close check while the watermark is over a second short of the next
         hour to close, the reset check while the event is over a second short of it. Closing hours is
         deferred (``pending``) until the baseline is read or the batch ends, which
         folds the same hours in the same order unless the gap cap (MAX_GAP_HOURS) would cut it."""
         st = state.get("b")
-        if st is not None and "z" not in st:
-            st = state["b"] = _packed(st)  # stored by an earlier version
         if st is not None and marks is None and newest is not None:
             top = self._quick(events, st, newest)
             if top is not None:
