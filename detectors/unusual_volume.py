@@ -91,14 +91,19 @@ def _fixed(x: float) -> int | None:
 
 def bucket_token(m: float, v: float) -> str:
     """One bucket's mean and variance: empty when both are 0 (most of the night for a day worker),
-    else ``m.v`` in 1/SCALE units in base 64 (:data:`DIGITS`). A value that is not an exact fixed-point
-    number (never, from :meth:`UnusualVolume._close`) is kept as Python's shortest repr: ``m:v``."""
+    else ``m`` then ``v`` in 1/SCALE units, in base 64 (:data:`DIGITS`), the shorter left-padded with
+    ``0`` so that each is half the token. A value that is not an exact fixed-point number (never, from
+    :meth:`UnusualVolume._close`) is kept as Python's shortest repr: ``m:v``."""
     fm, fv = _fixed(m), _fixed(v)
     if fm is None or fv is None:
         return f"{m!r}:{v!r}"
     if not fm and not fv:
         return ""
-    return f"{_digits(fm)}.{_digits(fv)}"
+    dm, dv = _digits(fm), _digits(fv)
+    if len(dm) != len(dv):
+        width = max(len(dm), len(dv))
+        return dm.rjust(width, "0") + dv.rjust(width, "0")
+    return dm + dv
 
 
 def read_token(token: str) -> tuple[float, float]:
@@ -108,8 +113,8 @@ def read_token(token: str) -> tuple[float, float]:
     if ":" in token:
         m, v = token.split(":")
         return float(m), float(v)
-    m, v = token.split(".")
-    return _number(m) / SCALE, _number(v) / SCALE
+    half = len(token) // 2
+    return _number(token[:half]) / SCALE, _number(token[half:]) / SCALE
 
 
 def pack_counts(ks: Sequence[int]) -> str:
