@@ -3,7 +3,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.peers import PeerAggregator, bucket_of
@@ -260,3 +260,46 @@ def test_hours_stored_as_hour_numbers_read_back_exactly(closed, open_hours, firs
     odd = {"c": c + 0.5, "h": [], "f": first, "l": first}
     hours_stored(odd)  # not a whole hour (never, from the detector): kept as it is
     assert odd == {"c": c + 0.5, "h": [], "f": first, "l": first}
+
+
+def as_stored_before(state):
+    """A packed state written back in the form stored before ``z`` (three lists, times for hours)."""
+    b = orjson.loads(orjson.dumps(state["b"]))
+    ks, ms, vs = baseline_lists(b)
+    if "C" in b:
+        hours_read(b)
+    for key in ("z", "k"):
+        b.pop(key)
+    b.update(m=ms, v=vs, k=ks, f=float(b["f"]), l=float(b["l"]))
+    return {**state, "b": b}
+
+
+def meaning(state):
+    """What a state says, whichever form it is stored in."""
+    if state is None:
+        return None
+    b = orjson.loads(orjson.dumps(state["b"]))
+    if "C" in b:
+        hours_read(b)
+    return {**state, "b": (baseline_lists(b), b["c"], b["h"], b["f"], b["l"])}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 27), st.integers(0, 23), st.integers(1, 14)), min_size=1, max_size=40),
+       st.integers(0, 40))
+def test_a_state_in_the_earlier_form_continues_exactly_as_the_packed_one(bursts, cut):
+    """Behaviour, not only bytes: random weeks of bursts cut in two; the second half run from the state as
+    packed and from the same state in the earlier form gives the same alerts and the same state."""
+    det = UnusualVolume.configure({"warmup_days": 2, "min_events": 6, "off_hours_min_events": 3,
+                                   "z_threshold": 1.0})
+    events = sorted((e for day, hour, n in bursts for e in burst(day, hour, n)), key=lambda e: e.ts)
+    cut = min(cut, len(events))
+    state, _ = run(det, [events[:cut]]) if cut else (None, {})
+    rest = [events[cut:]]
+    packed, packed_alerts = run(det, rest, state)
+    before, before_alerts = run(det, rest, as_stored_before(state) if state else None)
+    assert packed == before or (not events[cut:] and meaning(packed) == meaning(before))
+    if events[cut:]:
+        assert "z" in packed["b"] and packed == before  # the earlier form is packed when used
+    assert ({i: (a.count, a.score, a.title, a.explanation, a.facts) for i, a in packed_alerts.items()}
+            == {i: (a.count, a.score, a.title, a.explanation, a.facts) for i, a in before_alerts.items()})
