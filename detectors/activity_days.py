@@ -99,6 +99,7 @@ def pack_day(last: float, kinds: Mapping[str, int]) -> list[Any]:
     ``{kind: n}`` for kinds not in :data:`KIND_ORDER`; a whole-second ``last_seen`` as an integer."""
     row = [0] * len(KIND_ORDER)
     extra: dict[str, int] | None = None
+    end = 0
     for kind, n in kinds.items():
         i = _POSITION.get(kind)
         if i is None:
@@ -107,8 +108,9 @@ def pack_day(last: float, kinds: Mapping[str, int]) -> list[Any]:
             extra[kind] = n
         else:
             row[i] = n
-    while row and not row[-1]:
-        row.pop()
+            if i >= end and n:
+                end = i + 1
+    del row[end:]
     when: float | int = int(last) if type(last) is float and last.is_integer() and abs(last) < 2**53 else last
     return [when, row] if extra is None else [when, row, extra]
 
@@ -141,10 +143,14 @@ def count(person: str, state: list[Any] | None, events: Iterable[Event], now: fl
     """Add ``events`` (in arrival order) to the person's day counts. ``state``: as returned last time
     (a list of :func:`pack_day` entries, JSON-serialisable), or None. Days whose newest event is older
     than ``now - retention_s`` are forgotten."""
-    days: dict[int, list[Any]] = {}
+    days: dict[int, list[Any]] = {}  # day -> [last_seen, {kind: n} or None until touched, stored entry]
     for entry in state or ():
-        day, last, counts = unpack_day(entry)
-        days[day] = [last, counts]
+        if type(entry[1]) is list:  # counts decoded only if the day is touched; else stored as it was
+            last = float(entry[0])
+            days[day_of(last)] = [last, None, entry]
+        else:
+            day, last, counts = unpack_day(entry)
+            days[day] = [last, counts, None]
     newest = max(days, default=None)
     touched: set[int] = set()
     done: dict[int, list[Any]] = {}  # touched days dropped in this call (a newer day began): still sent
@@ -162,21 +168,24 @@ def count(person: str, state: list[Any] | None, events: Iterable[Event], now: fl
                     done[old] = entry
         entry = days.get(d)
         if entry is None:
-            entry = days[d] = [ev.ts, {}]
+            entry = days[d] = [ev.ts, {}, None]
         elif ev.ts > entry[0]:
             entry[0] = ev.ts
         kinds = entry[1]
+        if kinds is None:
+            kinds = entry[1] = unpack_day(entry[2])[2]
+            entry[2] = None
         kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
         touched.add(d)
     oldest = now - retention_s
-    for d in [k for k, (last, _) in days.items() if last < oldest]:
+    for d in [k for k, (last, _, _) in days.items() if last < oldest]:
         del days[d]
         touched.discard(d)
     sent = {**done, **{d: days[d] for d in touched if d in days}}
     out = [DayCounts(person, iso_day(d), dict(sent[d][1]), sent[d][0]) for d in sorted(sent)
            if sent[d][0] >= oldest]
-    new_state = [pack_day(*days[d]) for d in sorted(days)] or None
-    return Counted(new_state, out, late)
+    new_state = [e[2] if e[2] is not None else pack_day(e[0], e[1]) for e in (days[d] for d in sorted(days))]
+    return Counted(new_state or None, out, late)
 
 
 def latest(records: Iterable[DayCounts]) -> dict[tuple[str, str], DayCounts]:

@@ -36,7 +36,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
-from itertools import groupby
 from typing import Any
 
 from .base import Clock, DetectorConfig, Needs
@@ -61,10 +60,15 @@ DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
 _VALUE = {c: i for i, c in enumerate(DIGITS)}
 
 
+_PAIR = {a + b: i * 64 + j for i, a in enumerate(DIGITS) for j, b in enumerate(DIGITS)}
+
+
 def _digits(n: int) -> str:
     """``n`` (>= 0) in base 64, most significant digit first."""
-    if n < 64:
-        return DIGITS[n]
+    if n < 4096:
+        return DIGITS[n] if n < 64 else DIGITS[n >> 6] + DIGITS[n & 63]
+    if n < 262144:
+        return DIGITS[n >> 12] + DIGITS[(n >> 6) & 63] + DIGITS[n & 63]
     out = []
     while n:
         n, r = divmod(n, 64)
@@ -73,6 +77,13 @@ def _digits(n: int) -> str:
 
 
 def _number(text: str) -> int:
+    size = len(text)
+    if size == 2:
+        return _PAIR[text]
+    if size == 1:
+        return _VALUE[text]
+    if size == 3:
+        return _VALUE[text[0]] * 4096 + _PAIR[text[1:]]
     n = 0
     for c in text:
         n = n * 64 + _VALUE[c]
@@ -119,25 +130,50 @@ def read_token(token: str) -> tuple[float, float]:
 
 def pack_counts(ks: Sequence[int]) -> str:
     """The buckets' observation counts, run-length coded: runs joined by commas, each ``k`` or
-    ``k*length`` in base 64 (all 48 buckets of a day worker in ~20 characters)."""
-    runs = []
-    for k, same in groupby(ks):
-        n = sum(1 for _ in same)
-        runs.append(_digits(k) if n == 1 else f"{_digits(k)}*{_digits(n)}")
-    return ",".join(runs)
+    ``k*length`` in base 64 (all 48 buckets of a day worker in ~20 characters). Most people's counts
+    are those of others who started in the same hour: recent texts are kept (:data:`_COUNTS_KEPT`)."""
+    key = tuple(ks)
+    text = _count_texts.get(key)
+    if text is None:
+        runs = []
+        prev, n = ks[0], 0
+        for k in ks:
+            if k == prev:
+                n += 1
+                continue
+            runs.append(_digits(prev) if n == 1 else f"{_digits(prev)}*{_digits(n)}")
+            prev, n = k, 1
+        runs.append(_digits(prev) if n == 1 else f"{_digits(prev)}*{_digits(n)}")
+        text = ",".join(runs)
+        if len(_count_texts) >= _COUNTS_KEPT:
+            _count_texts.clear()
+        _count_texts[key] = text
+    return text
 
 
 def unpack_counts(text: str) -> list[int]:
-    ks: list[int] = []
-    for run in text.split(","):
-        if "*" in run:
-            k, n = run.split("*")
-            ks += [_number(k)] * _number(n)
-        else:
-            ks.append(_number(run))
-    if len(ks) != BUCKETS:
-        raise ValueError(f"unusual_volume: {len(ks)} bucket counts in a baseline, not {BUCKETS}")
-    return ks
+    ks = _count_lists.get(text)
+    if ks is None:
+        got: list[int] = []
+        for run in text.split(","):
+            if "*" in run:
+                k, n = run.split("*")
+                got += [_number(k)] * _number(n)
+            else:
+                got.append(_number(run))
+        if len(got) != BUCKETS:
+            raise ValueError(f"unusual_volume: {len(got)} bucket counts in a baseline, not {BUCKETS}")
+        ks = tuple(got)
+        if len(_count_lists) >= _COUNTS_KEPT:
+            _count_lists.clear()
+        _count_lists[text] = ks
+    return list(ks)
+
+
+_COUNTS_KEPT = 4096
+"""Count texts (and their lists) kept per process, each way: ~2 MB at most."""
+_count_texts: dict[tuple[int, ...], str] = {}
+_count_lists: dict[str, tuple[int, ...]] = {}
 
 
 def pack_baseline(ks: Sequence[int], ms: Sequence[float], vs: Sequence[float]) -> dict[str, str]:
@@ -181,20 +217,25 @@ def hours_stored(st: dict[str, Any]) -> None:
     and last times (``f``, ``l``) as integers when whole. In place; left as times when they are not
     whole hours (they always are)."""
     c = st["c"]
-    number = c / HOUR
-    if not (type(c) is float and number.is_integer() and abs(c) < 2**53 and number * HOUR == c):
+    if type(c) is not float or not -2e15 < c < 2e15:
+        return
+    number = int(c // HOUR)
+    if number * HOUR != c:
         return
     after = []
     for h, n in st["h"]:
-        d = (h - c) / HOUR
-        if not (type(h) is float and d.is_integer() and c + d * HOUR == h):
+        d = int((h - c) // HOUR)
+        if c + d * HOUR != h or type(h) is not float:
             return
-        after.append([int(d), n])
+        after.append([d, n])
     del st["c"], st["h"]
-    st["C"] = int(number)
+    st["C"] = number
     st["H"] = after
-    st["f"] = _whole(st["f"])
-    st["l"] = _whole(st["l"])
+    f, last = st["f"], st["l"]
+    if type(f) is float:
+        st["f"] = _whole(f)
+    if type(last) is float:
+        st["l"] = _whole(last)
 
 
 def hours_read(st: dict[str, Any]) -> None:
