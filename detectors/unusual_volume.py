@@ -204,48 +204,6 @@ def _packed(st: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _whole(x: float) -> float | int:
-    """A whole number of seconds as an integer (shorter in JSON); anything else (and -0.0) as it is."""
-    if type(x) is float and x.is_integer() and abs(x) < 2**53 and (x or math.copysign(1.0, x) > 0):
-        return int(x)
-    return x
-
-
-def hours_stored(st: dict[str, Any]) -> None:
-    """The baseline's last closed hour (``c``, a time) as its hour number ``C`` and the open hours
-    (``h``: ``[[hour start, events], ...]``) as ``H``: ``[[hours after C, events], ...]``; the first-seen
-    and last times (``f``, ``l``) as integers when whole. In place; left as times when they are not
-    whole hours (they always are)."""
-    c = st["c"]
-    if type(c) is not float or not -2e15 < c < 2e15:
-        return
-    number = int(c // HOUR)
-    if number * HOUR != c:
-        return
-    after = []
-    for h, n in st["h"]:
-        d = int((h - c) // HOUR)
-        if c + d * HOUR != h or type(h) is not float:
-            return
-        after.append([d, n])
-    del st["c"], st["h"]
-    st["C"] = number
-    st["H"] = after
-    f, last = st["f"], st["l"]
-    if type(f) is float:
-        st["f"] = _whole(f)
-    if type(last) is float:
-        st["l"] = _whole(last)
-
-
-def hours_read(st: dict[str, Any]) -> None:
-    """:func:`hours_stored` undone: ``c`` and ``h`` as times again (``f`` and ``l`` compare and subtract
-    the same as integers)."""
-    c = float(st.pop("C")) * HOUR
-    st["c"] = c
-    st["h"] = [[c + d * HOUR, n] for d, n in st.pop("H")]
-
-
 EMPTY = pack_baseline([0] * BUCKETS, [0.0] * BUCKETS, [0.0] * BUCKETS)
 """A new baseline: no observation in any bucket."""
 
@@ -424,19 +382,11 @@ class UnusualVolume(RuleDetector):
     def scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
              state: dict[str, Any], ref: Reference, newest: float | None
              ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
-        """:meth:`_scan` on the baseline with its hours as times (``c``, ``h``), stored again as hour
-        numbers (``C``, ``H``: :func:`hours_stored`) afterwards."""
+        """:meth:`_scan` on a packed baseline (one stored by an earlier version is packed first)."""
         st = state.get("b")
-        if st is not None:
-            if "z" not in st:
-                st = state["b"] = _packed(st)  # stored by an earlier version
-            if "C" in st:
-                hours_read(st)
-        out = self._scan(subject, events, marks, state, ref, newest)
-        st = state.get("b")
-        if st is not None:
-            hours_stored(st)
-        return out
+        if st is not None and "z" not in st:
+            state["b"] = _packed(st)
+        return self._scan(subject, events, marks, state, ref, newest)
 
     def _scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
               state: dict[str, Any], ref: Reference, newest: float | None

@@ -13,8 +13,6 @@ from detectors.unusual_volume import (
     UnusualVolume,
     baseline_lists,
     bucket_token,
-    hours_read,
-    hours_stored,
     pack_baseline,
     read_token,
 )
@@ -200,10 +198,8 @@ def test_a_baseline_stored_as_three_lists_reads_and_alerts_the_same():
     new, alerts = run(UnusualVolume(), [_history()])
     assert not alerts and "z" in new["b"] and type(new["b"]["k"]) is str and not {"m", "v"} & set(new["b"])
     assert baseline_lists(new["b"]) == baseline_lists(old["b"])  # the same numbers, exactly
-    c = new["b"]["C"] * 3600  # the last closed hour and the open ones as hour numbers
-    assert c == old["b"]["c"] and [[c + d * 3600, n] for d, n in new["b"]["H"]] == old["b"]["h"]
-    assert {k: v for k, v in new["b"].items() if k not in ("z", "k", "C", "H")} == {
-        k: v for k, v in old["b"].items() if k not in ("m", "v", "k", "c", "h")}
+    assert {k: v for k, v in new["b"].items() if k not in ("z", "k")} == {
+        k: v for k, v in old["b"].items() if k not in ("m", "v", "k")}
     assert len(orjson.dumps(new)) < len(STATE_V1.read_bytes()) / 2
     later = burst(23, 3, 12) + burst(23, 10, 60)  # Wednesday: a night hour and a busy 10:00
     from_old, old_alerts = run(UnusualVolume(), [later], old)
@@ -246,31 +242,14 @@ def test_a_bucket_of_fixed_point_values_is_packed_as_base_64_digits(m, v):
     assert len(token) <= 9 * 2 and len(token) % 2 == 0 and (token == "") is (m == v == 0)
 
 
-@given(st.integers(0, 10**6), st.lists(st.tuples(st.integers(1, 24), st.integers(1, 10**6)), max_size=4),
-       st.one_of(st.floats(0, 4e9), st.integers(0, 4 * 10**9).map(float)))
-def test_hours_stored_as_hour_numbers_read_back_exactly(closed, open_hours, first):
-    c = closed * 3600.0
-    b = {"c": c, "h": [[c + d * 3600.0, n] for d, n in open_hours], "f": first, "l": first + 1.0}
-    stored = orjson.loads(orjson.dumps({**b, "h": [list(x) for x in b["h"]]}))
-    hours_stored(stored)
-    assert set(stored) == {"C", "H", "f", "l"} and stored["C"] == closed
-    stored = orjson.loads(orjson.dumps(stored))
-    hours_read(stored)
-    assert stored == b and all(type(t) is float for t in [stored["c"]] + [h for h, _ in stored["h"]])
-    odd = {"c": c + 0.5, "h": [], "f": first, "l": first}
-    hours_stored(odd)  # not a whole hour (never, from the detector): kept as it is
-    assert odd == {"c": c + 0.5, "h": [], "f": first, "l": first}
-
 
 def as_stored_before(state):
     """A packed state written back in the form stored before ``z`` (three lists, times for hours)."""
     b = orjson.loads(orjson.dumps(state["b"]))
     ks, ms, vs = baseline_lists(b)
-    if "C" in b:
-        hours_read(b)
     for key in ("z", "k"):
         b.pop(key)
-    b.update(m=ms, v=vs, k=ks, f=float(b["f"]), l=float(b["l"]))
+    b.update(m=ms, v=vs, k=ks)
     return {**state, "b": b}
 
 
@@ -278,9 +257,7 @@ def meaning(state):
     """What a state says, whichever form it is stored in."""
     if state is None:
         return None
-    b = orjson.loads(orjson.dumps(state["b"]))
-    if "C" in b:
-        hours_read(b)
+    b = state["b"]
     return {**state, "b": (baseline_lists(b), b["c"], b["h"], b["f"], b["l"])}
 
 
