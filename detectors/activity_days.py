@@ -119,7 +119,7 @@ def unpack_day(entry: Sequence[Any]) -> tuple[int, float, dict[str, int]]:
     """(day, last_seen, {kind: n}) of one stored day: :func:`pack_day`'s form, or ``[day, last_seen,
     {kind: n}]`` as stored before it."""
     if type(entry[1]) is list:
-        kinds = {kind: n for kind, n in zip(KIND_ORDER, entry[1]) if n}
+        kinds = {kind: n for kind, n in zip(KIND_ORDER, entry[1], strict=False) if n}  # trailing 0s left out
         if len(entry) > 2:
             kinds.update(entry[2])
         last = float(entry[0])
