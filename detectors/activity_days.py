@@ -97,33 +97,22 @@ class DayCounts:
 def pack_day(last: float, kinds: Mapping[str, int]) -> list[Any]:
     """One kept day as stored: ``[last_seen, [n by KIND_ORDER, trailing zeros left out]]``, plus
     ``{kind: n}`` for kinds not in :data:`KIND_ORDER`; a whole-second ``last_seen`` as an integer."""
-    row = [0] * len(KIND_ORDER)
-    extra: dict[str, int] | None = None
-    end = 0
-    for kind, n in kinds.items():
-        i = _POSITION.get(kind)
-        if i is None:
-            if extra is None:
-                extra = {}
-            extra[kind] = n
-        else:
-            row[i] = n
-            if i >= end and n:
-                end = i + 1
-    del row[end:]
-    when: float | int = int(last) if type(last) is float and last.is_integer() and abs(last) < 2**53 else last
-    return [when, row] if extra is None else [when, row, extra]
+    row = [kinds.get(kind, 0) for kind in KIND_ORDER]
+    while row and not row[-1]:
+        row.pop()
+    if type(last) is float and last.is_integer() and -2**53 < last < 2**53:
+        last = int(last)
+    if kinds.keys() <= _POSITION.keys():
+        return [last, row]
+    return [last, row, {kind: n for kind, n in kinds.items() if kind not in _POSITION}]
 
 
 def unpack_day(entry: Sequence[Any]) -> tuple[int, float, dict[str, int]]:
     """(day, last_seen, {kind: n}) of one stored day: :func:`pack_day`'s form, or ``[day, last_seen,
     {kind: n}]`` as stored before it."""
     if type(entry[1]) is list:
-        kinds = {kind: n for kind, n in zip(KIND_ORDER, entry[1], strict=False) if n}  # trailing 0s left out
-        if len(entry) > 2:
-            kinds.update(entry[2])
         last = float(entry[0])
-        return day_of(last), last, kinds
+        return day_of(last), last, _kinds(entry[1], entry[2] if len(entry) > 2 else None)
     day, last, counts = entry
     return int(day), float(last), dict(counts)
 
@@ -143,18 +132,20 @@ def count(person: str, state: list[Any] | None, events: Iterable[Event], now: fl
     """Add ``events`` (in arrival order) to the person's day counts. ``state``: as returned last time
     (a list of :func:`pack_day` entries, JSON-serialisable), or None. Days whose newest event is older
     than ``now - retention_s`` are forgotten."""
-    days: dict[int, list[Any]] = {}  # day -> [last_seen, {kind: n} or None until touched, stored entry]
+    days: dict[int, list[Any]] = {}  # day -> [last_seen, [n by KIND_ORDER], {other kind: n} or None]
     for entry in state or ():
-        if type(entry[1]) is list:  # counts decoded only if the day is touched; else stored as it was
+        if type(entry[1]) is list:
             last = float(entry[0])
-            days[day_of(last)] = [last, None, entry]
-        else:
-            day, last, counts = unpack_day(entry)
-            days[day] = [last, counts, None]
+            days[day_of(last)] = [last, entry[1][:], dict(entry[2]) if len(entry) > 2 else None]
+        else:  # [day, last_seen, {kind: n}], as stored before
+            day, last, kinds = unpack_day(entry)
+            packed = pack_day(last, kinds)
+            days[day] = [last, packed[1], packed[2] if len(packed) > 2 else None]
     newest = max(days, default=None)
     touched: set[int] = set()
     done: dict[int, list[Any]] = {}  # touched days dropped in this call (a newer day began): still sent
     late = 0
+    position = _POSITION
     for ev in events:
         d = day_of(ev.ts)
         if newest is not None and d < newest - (DAYS_KEPT - 1):
@@ -168,24 +159,42 @@ def count(person: str, state: list[Any] | None, events: Iterable[Event], now: fl
                     done[old] = entry
         entry = days.get(d)
         if entry is None:
-            entry = days[d] = [ev.ts, {}, None]
+            entry = days[d] = [ev.ts, [], None]
         elif ev.ts > entry[0]:
             entry[0] = ev.ts
-        kinds = entry[1]
-        if kinds is None:
-            kinds = entry[1] = unpack_day(entry[2])[2]
-            entry[2] = None
-        kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
+        i = position.get(ev.kind)
+        if i is None:
+            extra = entry[2]
+            if extra is None:
+                extra = entry[2] = {}
+            extra[ev.kind] = extra.get(ev.kind, 0) + 1
+        else:
+            row = entry[1]
+            if i >= len(row):
+                row.extend([0] * (i + 1 - len(row)))
+            row[i] += 1
         touched.add(d)
     oldest = now - retention_s
-    for d in [k for k, (last, _, _) in days.items() if last < oldest]:
+    for d in [k for k, entry in days.items() if entry[0] < oldest]:
         del days[d]
         touched.discard(d)
     sent = {**done, **{d: days[d] for d in touched if d in days}}
-    out = [DayCounts(person, iso_day(d), dict(sent[d][1]), sent[d][0]) for d in sorted(sent)
+    out = [DayCounts(person, iso_day(d), _kinds(sent[d][1], sent[d][2]), sent[d][0]) for d in sorted(sent)
            if sent[d][0] >= oldest]
-    new_state = [e[2] if e[2] is not None else pack_day(e[0], e[1]) for e in (days[d] for d in sorted(days))]
+    new_state = []
+    for d in sorted(days):
+        last, row, extra = days[d]
+        if type(last) is float and last.is_integer() and -2**53 < last < 2**53:
+            last = int(last)
+        new_state.append([last, row] if extra is None else [last, row, extra])
     return Counted(new_state or None, out, late)
+
+
+def _kinds(row: list[int], extra: dict[str, int] | None) -> dict[str, int]:
+    kinds = {kind: n for kind, n in zip(KIND_ORDER, row, strict=False) if n}
+    if extra:
+        kinds.update(extra)
+    return kinds
 
 
 def latest(records: Iterable[DayCounts]) -> dict[tuple[str, str], DayCounts]:
