@@ -6,11 +6,15 @@ see, so a redelivered message or a re-sent event is not counted twice.
 
 State, kept in the person's detector-state entry: the absolute counts of the person's **current day**
 (the newest UTC day seen) and **the day before**, by activity kind, and the newest event time of each
-day: at most two small dicts of counts, never an event. Each call returns the absolute counts of every
-day it touched (:class:`DayCounts`): a record that says "on this day this person had these counts",
-which the store upserts. Sending the same record again, or an older copy of it, changes nothing (the
-store keeps the copy with the larger total), so records are idempotent and the worker may resend them
-after a crash.
+day: at most two short lists of counts, never an event. Each day is stored as ``[last_seen, counts]``
+(:func:`pack_day`): the counts by position in :data:`KIND_ORDER`, trailing zeros left out, a kind not
+in that order (none today) in a third element ``{kind: n}``; the day is the UTC day of ``last_seen``.
+States stored before (``[day, last_seen, {kind: n}]`` per day) are read as they were.
+
+Each call returns the absolute counts of every day it touched (:class:`DayCounts`): a record that
+says "on this day this person had these counts", which the store upserts. Sending the same record
+again, or an older copy of it, changes nothing (the store keeps the copy with the larger total), so
+records are idempotent and the worker may resend them after a crash.
 
 An event more than a day older than the newest day seen (a source delivering days late) cannot be
 counted absolutely (its day's counts are no longer kept): it is counted as ``late`` and left out of the
@@ -21,7 +25,7 @@ so in practice this is a back-fill of old files after newer events; replaying th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -30,7 +34,14 @@ from .event import Event
 
 DAY_S = 86400
 DAYS_KEPT = 2
-"""The current day and the previous one (state per person: two dicts of counts)."""
+"""The current day and the previous one (state per person: two short lists of counts)."""
+
+KIND_ORDER = ("record_access", "message", "logon", "logoff", "other", "export", "share", "print",
+              "removable_media", "web_upload", "membership", "review", "mail_forward")
+"""Positions of the activity kinds in a stored day's counts, the most common first. Stored states depend
+on it: append new kinds at the end, never reorder or remove."""
+
+_POSITION = {kind: i for i, kind in enumerate(KIND_ORDER)}
 
 
 def day_of(ts: float) -> int:
@@ -83,6 +94,29 @@ class DayCounts:
         return datetime.fromisoformat(self.day).replace(tzinfo=UTC)
 
 
+def pack_day(last: float, kinds: Mapping[str, int]) -> list[Any]:
+    """One kept day as stored: ``[last_seen, [n by KIND_ORDER, trailing zeros left out]]``, plus
+    ``{kind: n}`` for kinds not in :data:`KIND_ORDER`; a whole-second ``last_seen`` as an integer."""
+    row = [kinds.get(kind, 0) for kind in KIND_ORDER]
+    while row and not row[-1]:
+        row.pop()
+    if type(last) is float and last.is_integer() and -2**53 < last < 2**53:
+        last = int(last)
+    if kinds.keys() <= _POSITION.keys():
+        return [last, row]
+    return [last, row, {kind: n for kind, n in kinds.items() if kind not in _POSITION}]
+
+
+def unpack_day(entry: Sequence[Any]) -> tuple[int, float, dict[str, int]]:
+    """(day, last_seen, {kind: n}) of one stored day: :func:`pack_day`'s form, or ``[day, last_seen,
+    {kind: n}]`` as stored before it."""
+    if type(entry[1]) is list:
+        last = float(entry[0])
+        return day_of(last), last, _kinds(entry[1], entry[2] if len(entry) > 2 else None)
+    day, last, counts = entry
+    return int(day), float(last), dict(counts)
+
+
 @dataclass(slots=True)
 class Counted:
     state: list[Any] | None
@@ -96,15 +130,22 @@ class Counted:
 def count(person: str, state: list[Any] | None, events: Iterable[Event], now: float,
           retention_s: float) -> Counted:
     """Add ``events`` (in arrival order) to the person's day counts. ``state``: as returned last time
-    (``[[day, last_seen, {kind: n}], ...]``, JSON-serialisable), or None. Days whose newest event is
-    older than ``now - retention_s`` are forgotten."""
-    days: dict[int, list[Any]] = {}
-    for day, last, counts in state or ():
-        days[int(day)] = [float(last), dict(counts)]
+    (a list of :func:`pack_day` entries, JSON-serialisable), or None. Days whose newest event is older
+    than ``now - retention_s`` are forgotten."""
+    days: dict[int, list[Any]] = {}  # day -> [last_seen, [n by KIND_ORDER], {other kind: n} or None]
+    for entry in state or ():
+        if type(entry[1]) is list:
+            last = float(entry[0])
+            days[day_of(last)] = [last, entry[1][:], dict(entry[2]) if len(entry) > 2 else None]
+        else:  # [day, last_seen, {kind: n}], as stored before
+            day, last, kinds = unpack_day(entry)
+            packed = pack_day(last, kinds)
+            days[day] = [last, packed[1], packed[2] if len(packed) > 2 else None]
     newest = max(days, default=None)
     touched: set[int] = set()
     done: dict[int, list[Any]] = {}  # touched days dropped in this call (a newer day began): still sent
     late = 0
+    position = _POSITION
     for ev in events:
         d = day_of(ev.ts)
         if newest is not None and d < newest - (DAYS_KEPT - 1):
@@ -118,21 +159,42 @@ def count(person: str, state: list[Any] | None, events: Iterable[Event], now: fl
                     done[old] = entry
         entry = days.get(d)
         if entry is None:
-            entry = days[d] = [ev.ts, {}]
+            entry = days[d] = [ev.ts, [], None]
         elif ev.ts > entry[0]:
             entry[0] = ev.ts
-        kinds = entry[1]
-        kinds[ev.kind] = kinds.get(ev.kind, 0) + 1
+        i = position.get(ev.kind)
+        if i is None:
+            extra = entry[2]
+            if extra is None:
+                extra = entry[2] = {}
+            extra[ev.kind] = extra.get(ev.kind, 0) + 1
+        else:
+            row = entry[1]
+            if i >= len(row):
+                row.extend([0] * (i + 1 - len(row)))
+            row[i] += 1
         touched.add(d)
     oldest = now - retention_s
-    for d in [k for k, (last, _) in days.items() if last < oldest]:
+    for d in [k for k, entry in days.items() if entry[0] < oldest]:
         del days[d]
         touched.discard(d)
     sent = {**done, **{d: days[d] for d in touched if d in days}}
-    out = [DayCounts(person, iso_day(d), dict(sent[d][1]), sent[d][0]) for d in sorted(sent)
+    out = [DayCounts(person, iso_day(d), _kinds(sent[d][1], sent[d][2]), sent[d][0]) for d in sorted(sent)
            if sent[d][0] >= oldest]
-    new_state = [[d, days[d][0], days[d][1]] for d in sorted(days)] or None
-    return Counted(new_state, out, late)
+    new_state = []
+    for d in sorted(days):
+        last, row, extra = days[d]
+        if type(last) is float and last.is_integer() and -2**53 < last < 2**53:
+            last = int(last)
+        new_state.append([last, row] if extra is None else [last, row, extra])
+    return Counted(new_state or None, out, late)
+
+
+def _kinds(row: list[int], extra: dict[str, int] | None) -> dict[str, int]:
+    kinds = {kind: n for kind, n in zip(KIND_ORDER, row, strict=False) if n}
+    if extra:
+        kinds.update(extra)
+    return kinds
 
 
 def latest(records: Iterable[DayCounts]) -> dict[tuple[str, str], DayCounts]:

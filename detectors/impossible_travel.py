@@ -9,7 +9,10 @@ more than ``max_speed_kmh``, that is a hit. Hits within ``suppress_s`` fold into
 State (bounded): the last ``max_points`` located events as ``[time, lat, lon]`` (no event ids; the
 coordinates to ``PLACES`` decimals, about a metre, rounded as each is kept), kept
 only while a pair with a newer event could still be impossible: ``max(grace_s, half the Earth's
-circumference / max_speed_kmh)`` (about 22 hours at 900 km/h); plus the open alert window.
+circumference / max_speed_kmh)`` (about 22 hours at 900 km/h); plus the open alert window. Stored
+flat as ``q``: ``[time, lat, lon, gap, lat, lon, ...]``, each point's time as the gap after the one
+before (whole seconds as integers; :func:`pack_points`); a state stored as ``p`` (``[[time, lat, lon],
+...]``, as before, and kept so when the gaps would not add back up to the same times) is read as it is.
 """
 
 from __future__ import annotations
@@ -31,6 +34,43 @@ EARTH_RADIUS_KM = 6371.0088
 HALF_CIRCUMFERENCE_KM = math.pi * EARTH_RADIUS_KM
 PLACES = 5
 """Decimals a kept location's latitude and longitude are rounded to (1e-5 degrees: about a metre)."""
+
+
+def _whole(x: float) -> float | int:
+    """A whole number of seconds as an integer (shorter in JSON); anything else (and -0.0) as it is."""
+    if type(x) is float and x.is_integer() and abs(x) < 2**53 and (x or math.copysign(1.0, x) > 0):
+        return int(x)
+    return x
+
+
+def pack_points(points: list[list[float]]) -> list[float | int] | None:
+    """``[[time, lat, lon], ...]`` (in time order) flat, each time after the first as the gap after the
+    one before: ``[t0, lat0, lon0, t1 - t0, lat1, lon1, ...]``. None when a gap added to the time before
+    would not give exactly the point's time (times of very different magnitudes)."""
+    out: list[float | int] = []
+    prev: float | None = None
+    for t, lat, lon in points:
+        if not t and math.copysign(1.0, t) < 0:
+            return None  # -0.0: no gap gives it back
+        if prev is None:
+            out += (_whole(t), lat, lon)
+        else:
+            gap = t - prev
+            if prev + gap != t:
+                return None
+            out += (_whole(gap), lat, lon)
+        prev = t
+    return out
+
+
+def unpack_points(flat: list[float | int]) -> list[list[float]]:
+    """:func:`pack_points`' points, with the same times."""
+    points: list[list[float]] = []
+    t = 0.0
+    for i in range(0, len(flat), 3):
+        t = float(flat[i]) if i == 0 else t + flat[i]
+        points.append([t, flat[i + 1], flat[i + 2]])
+    return points
 
 
 def haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -81,7 +121,10 @@ class ImpossibleTravel(RuleDetector):
         horizon = newest - self._memory_s
         if ev.ts <= horizon:
             return ()
-        points: list[list[float]] = state.get("p", [])
+        points: list[list[float]] | None = state.get("p")
+        if points is None:
+            flat = state.pop("q", None)  # unpacked here for the batch; packed again by tidy
+            points = unpack_points(flat) if flat else []
         if points and points[0][0] <= horizon:
             points = [p for p in points if p[0] > horizon]
         i = bisect.bisect_right(points, [ev.ts, math.inf, math.inf])
@@ -121,12 +164,26 @@ class ImpossibleTravel(RuleDetector):
 
     def tidy(self, subject: str, state: dict[str, Any], ref: Reference, newest: float | None,
              clock: Clock, fold: Folding | None) -> bool:
-        points = state.get("p")
+        points = state.pop("p", None)
+        if points is None:
+            flat = state.get("q")
+            if not flat:
+                state.pop("q", None)
+                return False
+            if newest is None or flat[0] > newest - self._memory_s:
+                return True  # nothing expired (the first time is the oldest): left packed
+            points = unpack_points(state.pop("q"))
         if points and newest is not None:
             horizon = newest - self._memory_s
             if points[0][0] <= horizon:  # sorted by time
-                points = state["p"] = [p for p in points if p[0] > horizon]
+                points = [p for p in points if p[0] > horizon]
         if not points:
-            state.pop("p", None)
+            state.pop("q", None)
             return False
+        flat = pack_points(points)
+        if flat is None:
+            state["p"] = points
+            state.pop("q", None)
+        else:
+            state["q"] = flat
         return True

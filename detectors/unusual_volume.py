@@ -19,12 +19,14 @@ checked as its hour's count grows:
 No alert during the first ``warmup_days`` after the user was first seen. Hits fold per rule per
 ``suppress_s``.
 
-State (bounded, about 1 KB): 48 means and 48 variances (kept to ``PLACES`` decimals: far finer than
-a count of events, and a third of the bytes of a full float), 48 observation counts, the first-seen
-time, the last closed hour, counts of the hours still open (at most ``grace_s / 3600 + 2``), the open
-alert windows. It does not expire while the user is active (the baseline is the point); after
-``forget_days`` without events, or once it is older than ``max_age_days`` (the retention window), it
-is reset and warm-up starts again.
+State (bounded, about 0.45 KB after two months of office hours): per bucket its observation count,
+mean and variance (kept to ``PLACES`` decimals: far finer than a count of events), packed as two
+texts (``z`` and ``k``, see :func:`pack_baseline`), the first-seen time, the last closed hour, counts
+of the hours still open (at most ``grace_s / 3600 + 2``), the open alert windows. It does not expire
+while the user is active (the baseline is the point); after ``forget_days`` without events, or once it
+is older than ``max_age_days`` (the retention window), it is reset and warm-up starts again. A
+baseline stored by an earlier version as three lists (``m``, ``v``, ``k``) is read the same and packed
+when next used.
 """
 
 from __future__ import annotations
@@ -47,6 +49,163 @@ PLACES = 4
 stored), so the state and the alerts do not depend on how the stream is cut into batches."""
 
 QUARTER = 900.0
+
+SCALE = 10 ** PLACES
+"""A mean or variance is packed as the whole number ``round(x * SCALE)`` when that reads back as
+exactly ``x`` (always for values rounded to ``PLACES`` decimals below ~10**11)."""
+
+DIGITS = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_"
+"""Base-64 digits of the packed numbers (none of them ``,`` ``.`` ``:``, which separate them)."""
+
+_VALUE = {c: i for i, c in enumerate(DIGITS)}
+
+
+_PAIR = {a + b: i * 64 + j for i, a in enumerate(DIGITS) for j, b in enumerate(DIGITS)}
+
+
+def _digits(n: int) -> str:
+    """``n`` (>= 0) in base 64, most significant digit first."""
+    if n < 4096:
+        return DIGITS[n] if n < 64 else DIGITS[n >> 6] + DIGITS[n & 63]
+    if n < 262144:
+        return DIGITS[n >> 12] + DIGITS[(n >> 6) & 63] + DIGITS[n & 63]
+    out = []
+    while n:
+        n, r = divmod(n, 64)
+        out.append(DIGITS[r])
+    return "".join(reversed(out))
+
+
+def _number(text: str) -> int:
+    size = len(text)
+    if size == 2:
+        return _PAIR[text]
+    if size == 1:
+        return _VALUE[text]
+    if size == 3:
+        return _VALUE[text[0]] * 4096 + _PAIR[text[1:]]
+    n = 0
+    for c in text:
+        n = n * 64 + _VALUE[c]
+    return n
+
+
+def _fixed(x: float) -> int | None:
+    """``x`` as a whole number of 1/SCALE when that reads back exactly (not -0.0, inf, nan or below 0)."""
+    if x == 0:
+        return 0 if math.copysign(1.0, x) > 0 else None
+    if not 0 < x < 1e300:
+        return None
+    n = round(x * SCALE)
+    return n if n / SCALE == x else None
+
+
+def bucket_token(m: float, v: float) -> str:
+    """One bucket's mean and variance: empty when both are 0 (most of the night for a day worker),
+    else ``m`` then ``v`` in 1/SCALE units, in base 64 (:data:`DIGITS`), the shorter left-padded with
+    ``0`` so that each is half the token. A value that is not an exact fixed-point number (never, from
+    :meth:`UnusualVolume._close`) is kept as Python's shortest repr: ``m:v``."""
+    fm, fv = _fixed(m), _fixed(v)
+    if fm is None or fv is None:
+        return f"{m!r}:{v!r}"
+    if not fm and not fv:
+        return ""
+    dm, dv = _digits(fm), _digits(fv)
+    if len(dm) != len(dv):
+        width = max(len(dm), len(dv))
+        return dm.rjust(width, "0") + dv.rjust(width, "0")
+    return dm + dv
+
+
+def read_token(token: str) -> tuple[float, float]:
+    """(mean, variance) of one :func:`bucket_token`."""
+    if not token:
+        return 0.0, 0.0
+    if ":" in token:
+        m, v = token.split(":")
+        return float(m), float(v)
+    half = len(token) // 2
+    return _number(token[:half]) / SCALE, _number(token[half:]) / SCALE
+
+
+def pack_counts(ks: Sequence[int]) -> str:
+    """The buckets' observation counts, run-length coded: runs joined by commas, each ``k`` or
+    ``k*length`` in base 64 (all 48 buckets of a day worker in ~20 characters). Most people's counts
+    are those of others who started in the same hour: recent texts are kept (:data:`_COUNTS_KEPT`)."""
+    key = tuple(ks)
+    text = _count_texts.get(key)
+    if text is None:
+        runs = []
+        prev, n = ks[0], 0
+        for k in ks:
+            if k == prev:
+                n += 1
+                continue
+            runs.append(_digits(prev) if n == 1 else f"{_digits(prev)}*{_digits(n)}")
+            prev, n = k, 1
+        runs.append(_digits(prev) if n == 1 else f"{_digits(prev)}*{_digits(n)}")
+        text = ",".join(runs)
+        if len(_count_texts) >= _COUNTS_KEPT:
+            _count_texts.clear()
+        _count_texts[key] = text
+    return text
+
+
+def unpack_counts(text: str) -> list[int]:
+    ks = _count_lists.get(text)
+    if ks is None:
+        got: list[int] = []
+        for run in text.split(","):
+            if "*" in run:
+                k, n = run.split("*")
+                got += [_number(k)] * _number(n)
+            else:
+                got.append(_number(run))
+        if len(got) != BUCKETS:
+            raise ValueError(f"unusual_volume: {len(got)} bucket counts in a baseline, not {BUCKETS}")
+        ks = tuple(got)
+        if len(_count_lists) >= _COUNTS_KEPT:
+            _count_lists.clear()
+        _count_lists[text] = ks
+    return list(ks)
+
+
+_COUNTS_KEPT = 4096
+"""Count texts (and their lists) kept per process, each way: ~2 MB at most."""
+_count_texts: dict[tuple[int, ...], str] = {}
+_count_lists: dict[str, tuple[int, ...]] = {}
+
+
+def pack_baseline(ks: Sequence[int], ms: Sequence[float], vs: Sequence[float]) -> dict[str, str]:
+    """The 48 buckets as stored: ``z``, their :func:`bucket_token` joined by commas (one bucket can be
+    read and replaced without decoding the others), and ``k``, their :func:`pack_counts` (a day worker's
+    two months: ~330 characters, against ~750 as three JSON lists). Read back exactly by
+    :func:`baseline_lists`."""
+    return {"z": ",".join(map(bucket_token, ms, vs)), "k": pack_counts(ks)}
+
+
+def baseline_lists(st: dict[str, Any]) -> tuple[list[int], list[float], list[float]]:
+    """(counts, means, variances) of a stored baseline ``b``, packed or as an earlier version kept it."""
+    if "z" not in st:
+        return list(st["k"]), list(st["m"]), list(st["v"])
+    ms: list[float] = []
+    vs: list[float] = []
+    for token in st["z"].split(","):
+        m, v = read_token(token)
+        ms.append(m)
+        vs.append(v)
+    return unpack_counts(st["k"]), ms, vs
+
+
+def _packed(st: dict[str, Any]) -> dict[str, Any]:
+    """A baseline stored as three lists (before ``z``), packed; other keys as they were."""
+    out = {key: value for key, value in st.items() if key not in ("m", "v", "k")}
+    out.update(pack_baseline(st["k"], st["m"], st["v"]))
+    return out
+
+
+EMPTY = pack_baseline([0] * BUCKETS, [0.0] * BUCKETS, [0.0] * BUCKETS)
+"""A new baseline: no observation in any bucket."""
 
 
 @dataclass(frozen=True)
@@ -138,7 +297,9 @@ class UnusualVolume(RuleDetector):
         counts = dict(open_hours[:k]) if k else None  # type: ignore[arg-type]
         if k:
             del open_hours[:k]
-        ks, ms, vs = st["k"], st["m"], st["v"]
+        parts = st["z"].split(",")
+        ks = unpack_counts(st["k"])
+        touched: dict[int, list[float]] = {}  # bucket -> [mean, variance], packed once at the end
         cache = self._buckets
         first = max(st["c"] + HOUR, upto - (MAX_GAP_HOURS - 1) * HOUR)
         for i in range(max(int(round((upto - first) / HOUR)) + 1, 0)):
@@ -146,17 +307,25 @@ class UnusualVolume(RuleDetector):
             b = cache.get(h // QUARTER)  # self._bucket_of(h): an hour start is never near a quarter's end
             if b is None:
                 b = self._bucket_of(h)
+            x = touched.get(b)
+            if x is None:
+                x = touched[b] = list(read_token(parts[b]))
             n = ks[b] + 1
             if n > 10_000:
                 n = 10_000
             ks[b] = n
             a = 1 / n
             alpha = alpha0 if alpha0 >= a else a  # a plain average until 1/alpha observations, then EWMA
-            mean = ms[b]
+            mean = x[0]
             diff = (counts.get(h, 0) if counts else 0) - mean
             incr = alpha * diff
-            ms[b] = round(mean + incr, PLACES)
-            vs[b] = round((1 - alpha) * (vs[b] + diff * incr), PLACES)
+            x[0] = round(mean + incr, PLACES)
+            x[1] = round((1 - alpha) * (x[1] + diff * incr), PLACES)
+        if touched:
+            for b, (mean, var) in touched.items():
+                parts[b] = bucket_token(mean, var)
+            st["z"] = ",".join(parts)
+            st["k"] = pack_counts(ks)
         st["c"] = upto
 
     def _quick(self, events: Sequence[Event], st: dict[str, Any], newest: float) -> float | None:
@@ -213,6 +382,15 @@ class UnusualVolume(RuleDetector):
     def scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
              state: dict[str, Any], ref: Reference, newest: float | None
              ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
+        """:meth:`_scan` on a packed baseline (one stored by an earlier version is packed first)."""
+        st = state.get("b")
+        if st is not None and "z" not in st:
+            state["b"] = _packed(st)
+        return self._scan(subject, events, marks, state, ref, newest)
+
+    def _scan(self, subject: str, events: Sequence[Event], marks: Sequence[float] | None,
+              state: dict[str, Any], ref: Reference, newest: float | None
+              ) -> tuple[float | None, list[tuple[Hit, float]] | None]:
         """Every event, in one loop (the detector sees all of a user's events). Checks whose outcome
         is certain are skipped: the close check while the watermark is over a second short of the next
         hour to close, the reset check while the event is over a second short of it. Closing hours is
@@ -241,8 +419,7 @@ class UnusualVolume(RuleDetector):
                 newest = at
             if st is None or ts >= reset_at and (ts - last > forget_s or ts - first > max_age_s):
                 closed = hour_of(ts) - HOUR
-                st = state["b"] = {"m": [0.0] * BUCKETS, "v": [0.0] * BUCKETS, "k": [0] * BUCKETS, "f": ts,
-                                   "l": ts, "c": closed, "h": []}
+                st = state["b"] = {**EMPTY, "f": ts, "l": ts, "c": closed, "h": []}
                 last = first = ts
                 pending = None  # the old baseline is gone
                 reset_at = min(last + forget_s, first + max_age_s) - 1.0
@@ -298,7 +475,7 @@ class UnusualVolume(RuleDetector):
         volume = count >= cfg.min_events
         hours = count >= cfg.off_hours_min_events
         b = self._bucket_of(ts)
-        mean, var = st["m"][b], st["v"][b]
+        mean, var = read_token(st["z"].split(",")[b])
         sd = math.sqrt(var + cfg.min_variance)
         z = (count - mean) / sd
         out: list[Hit] = []

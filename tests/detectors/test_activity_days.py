@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from detectors.activity_days import DAY_S, DayCounts, count, iso_day, latest
+from detectors.activity_days import DAY_S, KIND_ORDER, DayCounts, count, iso_day, latest, pack_day, unpack_day
 
 from .helpers import T0, ev
 
@@ -130,3 +130,34 @@ def test_batching_does_not_change_what_the_store_keeps(events, cuts):
         expected.setdefault(key, {})
         expected[key][kind] = expected[key].get(kind, 0) + 1
     assert {day: dict(r.counts) for (_, day), r in ordered.items()} == expected
+
+
+# -- the stored form: [last_seen, counts by KIND_ORDER], and the form stored before it ---------------------
+
+STATE_V1 = [[20514, 1772495999.0, {"logon": 1, "export": 2, "record_access": 1}],
+            [20515, 1772532000.0, {"mail_forward": 1, "logon": 1}]]
+"""As stored by commit 8d3268b ([day, last_seen, {kind: n}] per day) after :data:`V1_EVENTS`."""
+V1_EVENTS = [(0, "logon"), (60, "export"), (120, "export"), (DAY_S - 9 * H - 1, "record_access"),
+             (DAY_S, "mail_forward"), (DAY_S + H, "logon")]
+
+
+def test_a_state_stored_before_counts_on_the_same():
+    new, _, _ = run([V1_EVENTS])
+    assert new == [[1772495999, [1, 0, 1, 0, 0, 2]], [1772532000, [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]]]
+    assert len(orjson.dumps(new)) < len(orjson.dumps(STATE_V1)) * 0.7
+    later = [[(DAY_S + 2 * H, "export"), (DAY_S + 3 * H, "share"), (H, "logon")]]
+    from_old, old_records, _ = run(later, state=STATE_V1)
+    from_new, new_records, _ = run(later, state=new)
+    assert from_old == from_new
+    assert [r.to_dict() for r in old_records] == [r.to_dict() for r in new_records]
+    assert {r.day: dict(r.counts) for r in new_records} == {
+        D0: {"logon": 2, "export": 2, "record_access": 1}, D1: {"mail_forward": 1, "logon": 1, "export": 1, "share": 1}}
+
+
+@given(last=st.one_of(st.floats(0, 4e9), st.integers(0, 4 * 10**9).map(float)),
+       kinds=st.dictionaries(st.sampled_from([*KIND_ORDER, "a_future_kind"]), st.integers(1, 10**9)))
+def test_a_stored_day_reads_back_exactly(last, kinds):
+    packed = orjson.loads(orjson.dumps(pack_day(last, kinds)))
+    day, got_last, got = unpack_day(packed)
+    assert (day, got_last, got) == (int(last // DAY_S), last, kinds)
+    assert type(got_last) is float

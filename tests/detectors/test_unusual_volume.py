@@ -1,11 +1,21 @@
 from datetime import UTC, datetime
+from pathlib import Path
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.peers import PeerAggregator, bucket_of
 from detectors.reference import Reference
-from detectors.unusual_volume import PLACES, UnusualVolume
+from detectors.unusual_volume import (
+    PLACES,
+    UnusualVolume,
+    baseline_lists,
+    bucket_token,
+    pack_baseline,
+    read_token,
+)
 
 from .helpers import ev, example_reference, one_by_one, run
 
@@ -90,9 +100,9 @@ def test_means_and_variances_are_kept_to_a_few_decimals():
     # irregular hours, so the running means are not round numbers
     events = [e for d in range(16) for e in burst(d, 9 + d % 5, 3 + (d * 7) % 11)]
     state, _ = run(UnusualVolume(), [events])
-    b = state["b"]
-    assert any(m != round(m) for m in b["m"])  # the baseline did move by fractions
-    assert all(x == round(x, PLACES) for x in b["m"] + b["v"])
+    _, means, variances = baseline_lists(state["b"])
+    assert any(m != round(m) for m in means)  # the baseline did move by fractions
+    assert all(x == round(x, PLACES) for x in means + variances)
 
 
 def test_out_of_order_within_grace_counts_after_it_does_not(baseline):
@@ -136,7 +146,7 @@ def test_a_baseline_older_than_the_retention_window_is_reset(baseline):
                        active_until(at))
         assert (state["b"]["f"] == first) is not reset, age_days
         if reset:
-            assert state["b"]["f"] == at and state["b"]["k"] == [0] * len(state["b"]["k"])
+            assert state["b"]["f"] == at and baseline_lists(state["b"])[0] == [0] * 48
 
 
 @pytest.mark.parametrize("peer_mean, fires", [(0.0, True), (0.029, True), (0.03, False), (0.5, False)])
@@ -168,3 +178,105 @@ def test_unusual_hours_peer_spread_counts_nearby_hours_of_either_kind_of_day(bas
     det = UnusualVolume.configure({"off_hours_peer_spread_h": spread}, ref)
     _, alerts = run(det, [burst(22, 3, 10)], baseline)
     assert bool(alerts) is fires
+
+
+# -- the packed baseline (``z``) and the three lists stored before it ----------------------------------
+
+STATE_V1 = Path(__file__).with_name("unusual_volume_state_v1.json")
+"""The state stored by unusual_volume as of commit 8d3268b (means, variances and counts as three lists
+``m``, ``v``, ``k``) after :func:`_history`: ``run(UnusualVolume(), [_history()])``, orjson."""
+
+
+def _history():
+    """Three weeks of office hours, then two days of irregular hours (means that are not round)."""
+    return office_days(21) + [e for d in range(21, 23) for e in burst(d, 9 + d % 5, 3 + (d * 7) % 11)]
+
+
+def test_a_baseline_stored_as_three_lists_reads_and_alerts_the_same():
+    old = orjson.loads(STATE_V1.read_bytes())
+    assert set(old["b"]) == {"m", "v", "k", "f", "l", "c", "h"}  # the earlier form, literally
+    new, alerts = run(UnusualVolume(), [_history()])
+    assert not alerts and "z" in new["b"] and type(new["b"]["k"]) is str and not {"m", "v"} & set(new["b"])
+    assert baseline_lists(new["b"]) == baseline_lists(old["b"])  # the same numbers, exactly
+    assert {k: v for k, v in new["b"].items() if k not in ("z", "k")} == {
+        k: v for k, v in old["b"].items() if k not in ("m", "v", "k")}
+    assert len(orjson.dumps(new)) < len(STATE_V1.read_bytes()) / 2
+    later = burst(23, 3, 12) + burst(23, 10, 60)  # Wednesday: a night hour and a busy 10:00
+    from_old, old_alerts = run(UnusualVolume(), [later], old)
+    from_new, new_alerts = run(UnusualVolume(), [later], new)
+    assert sorted(a.facts["key"] for a in new_alerts.values()) == ["hours", "volume"]
+    assert ({i: (a.count, a.score, a.title, a.explanation, a.facts) for i, a in old_alerts.items()}
+            == {i: (a.count, a.score, a.title, a.explanation, a.facts) for i, a in new_alerts.items()})
+    assert from_old == from_new  # the old state is packed when used
+
+
+def _same(a, b):
+    return repr(a) == repr(b)  # nan == nan, -0.0 != 0.0
+
+
+fixed_point = st.integers(0, 10**15).map(lambda n: round(n / 10**PLACES, PLACES))
+
+
+counts = st.one_of(st.integers(0, 10_000), st.sampled_from([0, 19, 20, 42, 43]))
+
+
+@given(st.lists(st.tuples(counts, st.one_of(fixed_point, st.floats()), st.one_of(fixed_point, st.floats())),
+                min_size=48, max_size=48))
+def test_packed_buckets_read_back_exactly(buckets):
+    ks, ms, vs = (list(x) for x in zip(*buckets, strict=True))
+    packed = pack_baseline(ks, ms, vs)
+    assert orjson.loads(orjson.dumps(packed)) == packed
+    assert not any(c in text for text in packed.values() for c in '"\\')
+    got = baseline_lists(packed)
+    assert got[0] == ks
+    assert all(_same(a, b) for a, b in zip(got[1] + got[2], ms + vs, strict=True))
+    for b in (0, 17, 47):  # one bucket alone
+        m, v = read_token(packed["z"].split(",")[b])
+        assert _same(m, ms[b]) and _same(v, vs[b])
+
+
+@given(fixed_point, fixed_point)
+def test_a_bucket_of_fixed_point_values_is_packed_as_base_64_digits(m, v):
+    token = bucket_token(m, v)
+    assert ":" not in token  # never the repr fallback for values the detector keeps
+    assert len(token) <= 9 * 2 and len(token) % 2 == 0 and (token == "") is (m == v == 0)
+
+
+
+def as_stored_before(state):
+    """A packed state written back in the form stored before ``z`` (three lists, times for hours)."""
+    b = orjson.loads(orjson.dumps(state["b"]))
+    ks, ms, vs = baseline_lists(b)
+    for key in ("z", "k"):
+        b.pop(key)
+    b.update(m=ms, v=vs, k=ks)
+    return {**state, "b": b}
+
+
+def meaning(state):
+    """What a state says, whichever form it is stored in."""
+    if state is None:
+        return None
+    b = state["b"]
+    return {**state, "b": (baseline_lists(b), b["c"], b["h"], b["f"], b["l"])}
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 27), st.integers(0, 23), st.integers(1, 14)), min_size=1, max_size=40),
+       st.integers(0, 40))
+def test_a_state_in_the_earlier_form_continues_exactly_as_the_packed_one(bursts, cut):
+    """Behaviour, not only bytes: random weeks of bursts cut in two; the second half run from the state as
+    packed and from the same state in the earlier form gives the same alerts and the same state."""
+    det = UnusualVolume.configure({"warmup_days": 2, "min_events": 6, "off_hours_min_events": 3,
+                                   "z_threshold": 1.0})
+    events = sorted((e for day, hour, n in bursts for e in burst(day, hour, n)), key=lambda e: e.ts)
+    cut = min(cut, len(events))
+    state, _ = run(det, [events[:cut]]) if cut else (None, {})
+    rest = [events[cut:]]
+    packed, packed_alerts = run(det, rest, state)
+    before, before_alerts = run(det, rest, as_stored_before(state) if state else None)
+    assert packed == before or (not events[cut:] and meaning(packed) == meaning(before))
+    if events[cut:]:
+        assert "z" in packed["b"] and packed == before  # the earlier form is packed when used
+    assert ({i: (a.count, a.score, a.title, a.explanation, a.facts) for i, a in packed_alerts.items()}
+            == {i: (a.count, a.score, a.title, a.explanation, a.facts) for i, a in before_alerts.items()})

@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select
 
-from detectors.activity_days import DayCounts
+from detectors.activity_days import DayCounts, unpack_day
 from detectors.registry import build
 from stream.contract.settings import load
 from stream.store.alerts import AlertStore
@@ -51,7 +51,9 @@ def test_the_pipeline_counts_fresh_events_only_and_sends_absolute_days(pipeline)
                    2, first.state)
     assert again.duplicates == 1
     assert [dict(d.counts) for d in again.days] == [{"export": 3}]  # absolute: 2 before + 1 new
-    assert orjson.loads(again.state)["a"] == [[20514, T0 + 120, {"export": 3}]]  # counts only
+    # counts only: [last_seen, counts by activity_days.KIND_ORDER] (export is sixth), the day 20514's
+    assert orjson.loads(again.state)["a"] == [[T0 + 120, [0, 0, 0, 0, 0, 3]]]
+    assert unpack_day(orjson.loads(again.state)["a"][0]) == (20514, T0 + 120, {"export": 3})
 
 
 @pytest.fixture
