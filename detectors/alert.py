@@ -40,6 +40,10 @@ class Alert:
     """How many hits are folded into this alert (suppression folds repeats into one alert)."""
     facts: dict[str, Any] = field(default_factory=dict)
     """Bounded, structured figures behind the explanation (observed value, threshold, window)."""
+    hits: tuple[tuple[float, float, str], ...] = field(default=(), compare=False, repr=False)
+    """(event time, score, event id) of each hit this version folded in, in arrival order; for
+    person_risk within the run that raised it (never serialised). Empty: the version's own
+    ``(ts, score)`` stands for it."""
 
     def __post_init__(self) -> None:
         if self.severity not in SEVERITIES:

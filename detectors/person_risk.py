@@ -2,8 +2,12 @@
 
 Indicators (:class:`detectors.signal.Indicator`) return weighted signals, not reviewer alerts; every
 other detector's alerts (bulk export, third-party transfer, ...) go to the reviewers as before and
-also count here, once per alert id, as ``alert_factor`` x their score. The engine hands this detector
-each batch's signals and alerts (:meth:`PersonRisk.accumulate`); it never sees events.
+also count here, ``alert_factor`` x their peak score per alert id. A rule detector's alert lists its
+hits (:attr:`detectors.alert.Alert.hits`): each hit that raises the alert's peak adds the rise in that
+hit's hour, so the points do not depend on how the stream was cut into calls (a version's score
+holds every hit of its call, later ones included). Other alerts count once, with the peak their
+versions show by the time the alert's first hour settles. The engine hands this detector each batch's
+signals and alerts (:meth:`PersonRisk.accumulate`); it never sees events.
 
 Risk = sum over signals of ``weight x context multiplier x 0.5 ** (age / half_life)``. The context
 multiplier comes from the staff directory at the signal's time: inside the departure window (from
@@ -144,6 +148,9 @@ class PersonRisk(Detector):
             for a in alerts:
                 if a.detector == self.id:
                     continue
+                if a.hits:
+                    self._hold_hits(st, pending, a)
+                    continue
                 rec = known.get(a.id)
                 if rec is None:
                     # the title's placeholders ({recipient_party}) as masked tokens: the note never
@@ -175,6 +182,32 @@ class PersonRisk(Detector):
                         not r[3] for r in (st.get("a") or {}).values()):
                     return None, out  # everything has decayed away
         return self._tidy(st), out
+
+    def _hold_hits(self, st: dict[str, Any], pending: dict[str, dict[str, list[Any]]], a: Alert) -> None:
+        """A direct alert that lists its hits (rule detectors): each hit that raises the alert's peak
+        score is held in its own hour as ``alert_factor`` x the rise, so the alert counts
+        ``alert_factor`` x its peak in all, each part at the hour of the hit that brought it, however
+        the stream was cut into calls (a version's score already holds every hit of its call, later
+        ones included). ``h``: alert id -> [peak counted, newest hit time], bounded like ``a``."""
+        cfg = self.config
+        peaks: dict[str, list[Any]] = st.setdefault("h", {})
+        rec = peaks.get(a.id)
+        if rec is None:
+            rec = peaks[a.id] = [0.0, a.first_seen]
+            if len(peaks) > cfg.max_alerts:
+                for k in sorted(peaks, key=lambda k: peaks[k][1])[: len(peaks) - cfg.max_alerts]:
+                    if k != a.id:
+                        del peaks[k]
+        note = "alert: " + fill(a.title, a.facts.get(MASKED_FACTS), reveal=False)
+        bucket_s = cfg.bucket_s
+        for ts, score, event_id in a.hits:
+            if ts > rec[1]:
+                rec[1] = ts
+            if score > rec[0]:
+                hour = repr(float(math.floor(ts / bucket_s) * bucket_s))
+                self._hold(pending, f"{a.detector}:alert", hour, round((score - rec[0]) * cfg.alert_factor, 4),
+                           event_id, ts, note)
+                rec[0] = score
 
     def _bucket(self, ts: float) -> float:
         b = self.config.bucket_s
@@ -236,6 +269,10 @@ class PersonRisk(Detector):
         expired = [k for k, r in known.items() if r[3] and r[0] + cfg.alert_memory_s <= newest]
         for k in expired:
             del known[k]
+        peaks = st.get("h")
+        if peaks:
+            for k in [k for k, r in peaks.items() if r[1] + cfg.alert_memory_s <= newest]:
+                del peaks[k]
 
     def _add_hour(self, subject: str, st: dict[str, Any], end: float, items: dict[str, list[Any]],
                   out: list[Alert], held: list[Any]) -> None:
@@ -331,13 +368,15 @@ class PersonRisk(Detector):
             st.pop("p", None)
         if not st.get("a"):
             st.pop("a", None)
+        if not st.get("h"):
+            st.pop("h", None)
         if not st.get("c"):
             st.pop("c", None)
         if st.get("s", 0.0) < FLOOR and "e" not in st:
             st.pop("s", None)
             st.pop("r", None)
             st.pop("c", None)
-        if not any(k in st for k in ("p", "a", "c", "s", "e")):
+        if not any(k in st for k in ("p", "a", "h", "c", "s", "e")):
             return None
         return st
 

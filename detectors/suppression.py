@@ -199,6 +199,7 @@ class Folding:
                 count=n,
                 facts={**best.facts, "key": best.label or key, "suppress_s": self.suppress_s,
                        **({"tags": list(rec["t"])} if rec["t"] else {})},
+                hits=tuple((h.event.ts, clamp(h.score), h.event.id) for h in hits),
             ))
         return out
 

@@ -101,6 +101,30 @@ def test_a_direct_alert_counts_once_however_often_it_is_updated():
     assert state["c"]["bulk_export:alert"][0] == 40.0  # 0.5 x the peak score seen before it settled (80)
 
 
+def test_a_rule_alert_counts_each_rise_of_its_peak_at_the_hour_of_the_hit():
+    """A rule detector's alert lists its hits: each hit that raises the alert's peak adds
+    alert_factor x the rise in that hit's hour, so the alert counts alert_factor x its peak in all,
+    and one version holding all hits counts the same as three versions of one hit each."""
+    det = PersonRisk.configure({}, REF)
+
+    def version(count, score, hits):
+        return Alert(id="T1", detector="third_party_transfer", detector_version=1, severity="high", score=score,
+                     subject="pc-1001", title="t", explanation="x", ts=hits[-1][0], first_seen=T0,
+                     last_seen=hits[-1][0], evidence_event_ids=tuple(h[2] for h in hits), count=count, hits=hits)
+
+    hits = ((T0, 60.0, "s1"), (T0 + 2 * H, 50.0, "s2"), (T0 + 5 * H, 80.0, "s3"))
+    one, _ = feed(det, [([], [version(3, 80.0, hits)], T0 + 5 * H), ([], [], T0 + 8 * H)])
+    three, _ = feed(det, [([], [version(1, 60.0, hits[:1])], T0), ([], [version(2, 60.0, hits[:2])], T0 + 2 * H),
+                          ([], [version(3, 80.0, hits)], T0 + 5 * H), ([], [], T0 + 8 * H)])
+    assert one == three
+    rec = one["c"]["third_party_transfer:alert"]
+    assert rec[1] == 2  # two rises: 0 -> 60 at T0, 60 -> 80 at T0 + 5 h (the 50 adds nothing)
+    # 0.5 x 60 decayed from the first hour's end, plus 0.5 x 20 from the sixth's, to the sixth hour's end
+    decay = math.pow(0.5, 5 * H / (7 * DAY))
+    assert math.isclose(rec[0], 30.0 * decay + 10.0, rel_tol=1e-3)
+    assert rec[2] == ["s1", "s3"]
+
+
 def test_a_direct_alert_note_shows_its_title_with_masked_values_as_tokens():
     """A direct alert's title may hold a placeholder for a masked value ({recipient_party}); the
     contribution's note shows the masked token, never the value nor the raw placeholder."""
@@ -125,7 +149,7 @@ def test_state_is_bounded_and_disappears_once_decayed():
 
 
 ENGINE_DETECTORS = [cls.configure({}, REF) for cls in CATALOG]
-KINDS = ["logon", "removable_media", "web_upload", "message", "other", "record_access", "export"]
+KINDS = ["logon", "removable_media", "web_upload", "message", "other", "record_access", "export", "share"]
 
 
 @st.composite
@@ -146,6 +170,12 @@ def stream(draw):
                 url_domain=draw(st.sampled_from([None, "pastebin.com", "www.indeed.co.uk"])),
                 email_to=draw(st.sampled_from([(), ("me@gmail.com",)])),
                 host_id=draw(st.sampled_from([None, "LT-1", "LT-2"])),
+                # shares of a register dataset to an unapproved domain: third_party_transfer's alerts
+                # (their score rises with the records sent) feed person_risk as direct alerts
+                dataset=draw(st.sampled_from([None, "firearm-certificates"])),
+                sensitivity=draw(st.sampled_from([None, "high", "special"])),
+                record_count=draw(st.sampled_from([None, 1, 40, 5000])),
+                destination_domain=draw(st.sampled_from([None, "example.org"])),
             )
         )
     return out
@@ -161,7 +191,13 @@ def test_engine_person_alerts_do_not_depend_on_batching(events, cuts):
             state, got, failures = engine.run("st-3001", batch, roundtrip(state))
             assert not failures
             for a in got:
-                alerts[a.id] = (a.count, round(a.facts.get("risk", a.score), 3))
+                if a.detector == "person_risk":  # the whole alert: points, contributions, evidence
+                    alerts[a.id] = (a.count, a.score, a.first_seen, a.last_seen, a.evidence_event_ids,
+                                    round(a.facts["risk"], 3),
+                                    [(c["indicator"], c["reason"], c["points"], c["signals"])
+                                     for c in a.facts["contributions"]])
+                else:
+                    alerts[a.id] = (a.count, a.score)
         return alerts
 
     whole = run([events])
