@@ -2,12 +2,12 @@
 
 Indicators (:class:`detectors.signal.Indicator`) return weighted signals, not reviewer alerts; every
 other detector's alerts (bulk export, third-party transfer, ...) go to the reviewers as before and
-also count here, ``alert_factor`` x their peak score per alert id. A rule detector's alert lists its
-hits (:attr:`detectors.alert.Alert.hits`): each hit that raises the alert's peak adds the rise in that
+also count here, ``alert_factor`` x their peak score per alert id. An alert lists its hits
+(:attr:`detectors.alert.Alert.hits`): each hit that raises the alert's peak adds the rise in that
 hit's hour, so the points do not depend on how the stream was cut into calls (a version's score
-holds every hit of its call, later ones included). Other alerts count once, with the peak their
-versions show by the time the alert's first hour settles. The engine hands this detector each batch's
-signals and alerts (:meth:`PersonRisk.accumulate`); it never sees events.
+holds every hit of its call, later ones included). The engine hands this detector each batch's
+signals and alerts (:meth:`PersonRisk.accumulate`); it never sees events. States stored before keep
+direct alerts not yet counted under ``a``; they are still counted when their hour settles.
 
 Risk = sum over signals of ``weight x context multiplier x 0.5 ** (age / half_life)``. The context
 multiplier comes from the staff directory at the signal's time: inside the departure window (from
@@ -144,26 +144,9 @@ class PersonRisk(Detector):
                     hour = hours[n] = repr(float(n * bucket_s))
                 hold(pending, f"{sig.indicator}:{sig.reason}", hour, sig.weight, sig.event_id, ts, sig.note)
         if alerts:
-            known: dict[str, list[Any]] = st.setdefault("a", {})
             for a in alerts:
-                if a.detector == self.id:
-                    continue
-                if a.hits:
+                if a.detector != self.id:
                     self._hold_hits(st, pending, a)
-                    continue
-                rec = known.get(a.id)
-                if rec is None:
-                    # the title's placeholders ({recipient_party}) as masked tokens: the note never
-                    # holds the masked value, nor a placeholder whose value this alert does not carry
-                    note = fill(a.title, a.facts.get(MASKED_FACTS), reveal=False)[:NOTE_CHARS]
-                    known[a.id] = [a.first_seen, a.score, a.detector, 0, list(a.evidence_event_ids[-IDS_KEPT:]), note]
-                elif not rec[3]:  # not yet counted: it may still move (late hits within grace)
-                    rec[0] = min(rec[0], a.first_seen)
-                    rec[1] = max(rec[1], a.score)
-                    rec[4] = list(a.evidence_event_ids[-IDS_KEPT:])
-            if len(known) > cfg.max_alerts:
-                for k in sorted(known, key=lambda k: (known[k][3] == 0, known[k][0]))[: len(known) - cfg.max_alerts]:
-                    del known[k]
         if top is not None and (st.get("n") is None or top > st["n"]):
             st["n"] = top
         newest = st.get("n")
@@ -184,11 +167,13 @@ class PersonRisk(Detector):
         return self._tidy(st), out
 
     def _hold_hits(self, st: dict[str, Any], pending: dict[str, dict[str, list[Any]]], a: Alert) -> None:
-        """A direct alert that lists its hits (rule detectors): each hit that raises the alert's peak
-        score is held in its own hour as ``alert_factor`` x the rise, so the alert counts
-        ``alert_factor`` x its peak in all, each part at the hour of the hit that brought it, however
-        the stream was cut into calls (a version's score already holds every hit of its call, later
-        ones included). ``h``: alert id -> [peak counted, newest hit time], bounded like ``a``."""
+        """A direct alert: each of its hits (:attr:`Alert.hits`, in arrival order; an alert that lists
+        none stands for one hit at its ``ts`` and score) that raises the alert's peak score is held in
+        its own hour as ``alert_factor`` x the rise. So the alert counts ``alert_factor`` x its peak in
+        all, each part at the hour of the hit that brought it, however the stream was cut into calls
+        (a version's score already holds every hit of its call, later ones included).
+        ``h``: alert id -> [peak counted, newest hit time], at most ``max_alerts``, each kept for
+        ``alert_memory_s`` after its newest hit."""
         cfg = self.config
         peaks: dict[str, list[Any]] = st.setdefault("h", {})
         rec = peaks.get(a.id)
@@ -198,15 +183,16 @@ class PersonRisk(Detector):
                 for k in sorted(peaks, key=lambda k: peaks[k][1])[: len(peaks) - cfg.max_alerts]:
                     if k != a.id:
                         del peaks[k]
-        note = "alert: " + fill(a.title, a.facts.get(MASKED_FACTS), reveal=False)
-        bucket_s = cfg.bucket_s
-        for ts, score, event_id in a.hits:
+        hits = a.hits or ((a.ts, a.score, a.evidence_event_ids[-1] if a.evidence_event_ids else a.id),)
+        note = None
+        for ts, score, event_id in hits:
             if ts > rec[1]:
                 rec[1] = ts
             if score > rec[0]:
-                hour = repr(float(math.floor(ts / bucket_s) * bucket_s))
-                self._hold(pending, f"{a.detector}:alert", hour, round((score - rec[0]) * cfg.alert_factor, 4),
-                           event_id, ts, note)
+                if note is None:  # the title's placeholders ({recipient_party}) as masked tokens
+                    note = "alert: " + fill(a.title, a.facts.get(MASKED_FACTS), reveal=False)
+                self._hold(pending, f"{a.detector}:alert", repr(self._bucket(ts)),
+                           round((score - rec[0]) * cfg.alert_factor, 4), event_id, ts, note)
                 rec[0] = score
 
     def _bucket(self, ts: float) -> float:

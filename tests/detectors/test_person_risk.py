@@ -68,7 +68,7 @@ def test_context_multipliers_from_the_staff_directory():
     assert none == {}
 
 
-def test_a_direct_alert_counts_once_however_often_it_is_updated():
+def test_a_direct_alert_counts_its_peak_each_rise_in_its_own_hour():
     det = PersonRisk.configure({}, REF)
 
     def alert(count, score, last):
@@ -98,7 +98,22 @@ def test_a_direct_alert_counts_once_however_often_it_is_updated():
             ([], [], T0 + 8 * H),
         ],
     )
-    assert state["c"]["bulk_export:alert"][0] == 40.0  # 0.5 x the peak score seen before it settled (80)
+    # an alert listing no hits stands for one at its ts and score: 0.5 x 70, then 0.5 x 10 more in the
+    # first hour (40), and 0.5 x 10 more in the fifth; the first decayed to the fifth hour's end
+    rec = state["c"]["bulk_export:alert"]
+    assert math.isclose(rec[0], 40.0 * math.pow(0.5, 4 * H / (7 * DAY)) + 5.0, rel_tol=1e-6)
+    assert rec[1] == 3  # three rises of the peak
+    again, _ = feed(det, [([], [alert(3, 90, T0 + 4 * H)], T0 + 9 * H), ([], [], T0 + 12 * H)], state)
+    assert again["c"]["bulk_export:alert"][1] == 3  # a version that does not raise the peak adds nothing
+
+
+def test_a_state_stored_before_still_counts_its_uncounted_direct_alert():
+    """States written before alerts listed their hits keep a direct alert not yet counted under
+    ``a`` ([first seen, peak, detector, counted?, ids, note]): it is counted when its hour settles."""
+    det = PersonRisk.configure({}, REF)
+    old = {"a": {"A1": [T0, 80.0, "bulk_export", 0, ["b1"], "t"]}, "n": T0}
+    state, _ = feed(det, [([], [], T0 + 3 * H)], old)
+    assert state["c"]["bulk_export:alert"][:3] == [40.0, 1, ["b1"]]
 
 
 def test_a_rule_alert_counts_each_rise_of_its_peak_at_the_hour_of_the_hit():
