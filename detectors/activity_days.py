@@ -100,8 +100,7 @@ def pack_day(last: float, kinds: Mapping[str, int]) -> list[Any]:
     row = [kinds.get(kind, 0) for kind in KIND_ORDER]
     while row and not row[-1]:
         row.pop()
-    if type(last) is float and last.is_integer() and -2**53 < last < 2**53:
-        last = int(last)
+    last = _seconds(last)
     if kinds.keys() <= _POSITION.keys():
         return [last, row]
     return [last, row, {kind: n for kind, n in kinds.items() if kind not in _POSITION}]
@@ -184,10 +183,16 @@ def count(person: str, state: list[Any] | None, events: Iterable[Event], now: fl
     new_state = []
     for d in sorted(days):
         last, row, extra = days[d]
-        if type(last) is float and last.is_integer() and -2**53 < last < 2**53:
-            last = int(last)
+        last = _seconds(last)
         new_state.append([last, row] if extra is None else [last, row, extra])
     return Counted(new_state or None, out, late)
+
+
+def _seconds(ts: float) -> float | int:
+    """A whole-second time as an integer (shorter in JSON; read back as the same float)."""
+    if type(ts) is float and ts.is_integer() and -2**53 < ts < 2**53:
+        return int(ts)
+    return ts
 
 
 def _kinds(row: list[int], extra: dict[str, int] | None) -> dict[str, int]:
